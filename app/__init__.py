@@ -1,0 +1,1 @@
+"""ProPETL Studio: the dashboard, registry and job queue around the `propetl` engine."""

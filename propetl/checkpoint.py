@@ -1,0 +1,313 @@
+"""ProPETL model folders: safetensors and JSON only, one folder per task.
+
+```
+model/
+  propetl_config.json         format, backbone name, ProPETL config, bank shapes
+  prototype.safetensors       the shared fp32 prototype (+ shared layer masks, bit-packed)
+  tasks/<task>/task.json      the task's labels
+  tasks/<task>/masks.safetensors   its masks, 1 bit per entry (sharing 'none': its fp32 modules)
+  tasks/<task>/head.safetensors    its head (fp32)
+```
+A task can be added, exported or deleted by adding, copying or deleting its folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from transformers import PreTrainedModel
+
+from .config import ConfigError, PropetlConfig, TaskHeadSpec
+from .masks import pack_bits, unpack_bits
+
+FORMAT = "propetl"
+FORMAT_VERSION = 1
+CONFIG_FILE = "propetl_config.json"
+PROTOTYPE_FILE = "prototype.safetensors"
+TASKS_DIR = "tasks"
+
+
+class CheckpointError(ValueError):
+    """A model folder is missing, incomplete, tampered with or of another format."""
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path,
+                 metadata: dict[str, str] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        # Always some metadata: safetensors writes an unreadable header for {} tensors + {} metadata.
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
+                  metadata={"format": "pt", **(metadata or {})})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    return data
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file "
+                              f"(truncated or tampered?): {err}") from err
+
+
+# ------------------------------------------------------------------ save
+
+def model_manifest(model) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "backbone": model.backbone_name,
+        "model_type": model.backbone.config.model_type,
+        "num_layers": model.num_layers,
+        "hidden_size": model.hidden_size,
+        "config": model.config.to_dict(),
+        "banks": {name: {"masked": {k: list(v) for k, v in bank.masked.items()}}
+                  for name, bank in model.banks.items()},
+    }
+
+
+def save_model(model, directory: Path) -> None:
+    """Write the config, the shared prototype and every task's folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(json.dumps(model_manifest(model), indent=2), directory / CONFIG_FILE)
+    tensors: dict[str, torch.Tensor] = {}
+    metadata: dict[str, str] = {}
+    for bank_name, bank in model.banks.items():
+        for name, value in bank.stored_prototype().items():
+            tensors[f"{bank_name}.{name}"] = value.float().cpu()
+        if bank.layer_masks is not None:
+            with torch.no_grad():
+                for name, mask in bank.layer_masks().items():
+                    key = f"layer_mask.{bank_name}.{name}"
+                    tensors[key] = pack_bits(mask)
+                    metadata[key] = json.dumps(list(mask.shape))
+    _atomic_save(tensors, directory / PROTOTYPE_FILE, metadata)
+    for task in model.task_names:
+        save_task(model, task, directory)
+
+
+def save_task(model, task: str, directory: Path) -> Path:
+    """Write one task's folder (masks bit-packed, head in fp32)."""
+    model._check_task(task)
+    folder = directory / TASKS_DIR / task
+    spec = model.task_specs[task]
+    masks: dict[str, torch.Tensor] = {}
+    metadata: dict[str, str] = {}
+    with torch.no_grad():
+        for bank_name, bank in model.banks.items():
+            if bank.sharing == "none":
+                for name, value in bank.stored_task_tensors(task).items():
+                    masks[f"{bank_name}.{name}"] = value.float().cpu()
+                continue
+            for name, mask in bank.tasks[task]().items():
+                key = f"{bank_name}.{name}"
+                masks[key] = pack_bits(mask)
+                metadata[key] = json.dumps(list(mask.shape))
+    _atomic_save(masks, folder / "masks.safetensors", metadata)
+    head = {k: v.float().cpu() for k, v in model.heads[task].state_dict().items()}
+    _atomic_save(head, folder / "head.safetensors")
+    _atomic_write_text(json.dumps({"task": spec.to_dict(), "keep": model.config.keep_ratio},
+                                  indent=2), folder / "task.json")
+    return folder
+
+
+def delete_task(directory: Path, task: str) -> None:
+    folder = directory / TASKS_DIR / task
+    if not folder.is_dir():
+        raise CheckpointError(f"no task {task!r} in {directory}")
+    shutil.rmtree(folder)
+
+
+def saved_tasks(directory: Path) -> list[str]:
+    root = directory / TASKS_DIR
+    return sorted(p.name for p in root.iterdir() if (p / "task.json").is_file()) \
+        if root.is_dir() else []
+
+
+# ------------------------------------------------------------------ load
+
+def read_manifest(directory: Path) -> dict:
+    if not directory.is_dir():
+        raise CheckpointError(f"model folder {directory} does not exist")
+    manifest = _read_json(directory / CONFIG_FILE)
+    if manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{directory} is not a ProPETL model folder (format "
+                              f"{manifest.get('format')!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{directory}: unsupported format version "
+                              f"{manifest.get('format_version')!r}")
+    return manifest
+
+
+def load_model(directory: Path, backbone: PreTrainedModel | str | None = None,
+               tasks: Iterable[str] | None = None):
+    """Rebuild a ProPETL model for inference: backbone, prototype, then each task's folder."""
+    from .backbones import BackboneError, load_backbone_model
+    from .model import ProPETLModel
+
+    manifest = read_manifest(directory)
+    try:
+        config = PropetlConfig.from_dict(manifest["config"])
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad config: {err}") from err
+    if backbone is None or isinstance(backbone, str):
+        name = backbone or manifest.get("backbone")
+        if not name:
+            raise CheckpointError(f"{directory}: no backbone recorded; pass one explicitly")
+        try:
+            backbone = load_backbone_model(str(name))
+        except BackboneError as err:
+            raise CheckpointError(f"{directory}: {err}") from err
+        backbone_name = str(name)
+    else:
+        backbone_name = manifest.get("backbone") or ""
+    model = ProPETLModel(backbone, config, backbone_name=backbone_name)
+    if model.num_layers != manifest.get("num_layers") or \
+            model.hidden_size != manifest.get("hidden_size"):
+        raise CheckpointError(f"{directory} was trained for {manifest.get('num_layers')} layers of "
+                              f"width {manifest.get('hidden_size')}, the backbone has "
+                              f"{model.num_layers} x {model.hidden_size}")
+    _load_prototype(model, directory)
+    for task in (list(tasks) if tasks is not None else saved_tasks(directory)):
+        load_task(model, directory, task)
+    model.eval()
+    return model
+
+
+def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str,
+            expected: tuple[int, ...], source: Path) -> torch.Tensor:
+    if key not in tensors or key not in metadata:
+        raise CheckpointError(f"{source}: missing mask {key!r}")
+    shape = tuple(json.loads(metadata[key]))
+    if shape != expected:
+        raise CheckpointError(f"{source}: mask {key!r} has shape {shape}, expected {expected}")
+    try:
+        return unpack_bits(tensors[key], shape)
+    except ValueError as err:
+        raise CheckpointError(f"{source}: {err}") from err
+
+
+def _load_prototype(model, directory: Path) -> None:
+    from .banks import Prototype
+
+    path = directory / PROTOTYPE_FILE
+    tensors, metadata = _read_tensors(path)
+    for bank_name, bank in model.banks.items():
+        if bank.sharing == "none":
+            continue
+        expected = {n: tuple(v.shape) for n, v in bank.stored_prototype().items()}
+        loaded = {}
+        for name, shape in expected.items():
+            value = tensors.get(f"{bank_name}.{name}")
+            if value is None or tuple(value.shape) != shape:
+                raise CheckpointError(f"{path}: prototype tensor {bank_name}.{name} missing or "
+                                      f"not of shape {shape}")
+            loaded[name] = value
+        bank.prototype = Prototype.from_tensors(loaded)
+        if bank.layer_masks is not None:
+            fixed = {name: _unpack(tensors, metadata, f"layer_mask.{bank_name}.{name}",
+                                   (bank.num_layers, *shape), path)
+                     for name, shape in bank.masked.items()}
+            bank.layer_masks.set_fixed(fixed)
+
+
+def load_task(model, directory: Path, task: str) -> None:
+    """Add one saved task (masks + head) to a loaded model."""
+    folder = directory / TASKS_DIR / task
+    if not folder.is_dir():
+        raise CheckpointError(f"no task {task!r} in {directory} (have: "
+                              f"{', '.join(saved_tasks(directory)) or 'none'})")
+    info = _read_json(folder / "task.json")
+    try:
+        spec = TaskHeadSpec.from_dict(info["task"])
+    except (ConfigError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / 'task.json'}: bad task description: {err}") from err
+    if spec.name != task:
+        raise CheckpointError(f"{folder}: folder name {task!r} does not match task {spec.name!r}")
+    masks_path = folder / "masks.safetensors"
+    tensors, metadata = _read_tensors(masks_path)
+    head, _ = _read_tensors(folder / "head.safetensors")
+    model.add_task(spec, trainable=False)
+    try:
+        for bank_name, bank in model.banks.items():
+            if bank.sharing == "none":
+                own = {}
+                for name, value in bank.stored_task_tensors(task).items():
+                    saved = tensors.get(f"{bank_name}.{name}")
+                    if saved is None or saved.shape != value.shape:
+                        raise CheckpointError(f"{masks_path}: {bank_name}.{name} missing or "
+                                              f"not of shape {tuple(value.shape)}")
+                    own[name] = saved
+                from .banks import Prototype
+
+                bank.tasks[task] = Prototype.from_tensors(own)
+                continue
+            rows = 1 if bank.sharing == "propetl-or" else bank.num_layers
+            bank.tasks[task].set_fixed({
+                name: _unpack(tensors, metadata, f"{bank_name}.{name}", (rows, *shape), masks_path)
+                for name, shape in bank.masked.items()})
+            bank.clear_cache()
+        try:
+            model.heads[task].load_state_dict(head)
+        except RuntimeError as err:
+            raise CheckpointError(f"{folder / 'head.safetensors'}: does not fit the head: {err}") \
+                from err
+    except BaseException:
+        model.remove_task(task)
+        raise
+    device = next(model.backbone.parameters()).device
+    model.banks.to(device)
+    model.heads.to(device)
+
+
+def file_sizes(directory: Path) -> dict[str, int]:
+    """Bytes on disk: the shared files and each task's folder."""
+    out = {"config": (directory / CONFIG_FILE).stat().st_size,
+           "prototype": (directory / PROTOTYPE_FILE).stat().st_size}
+    for task in saved_tasks(directory):
+        folder = directory / TASKS_DIR / task
+        out[f"task:{task}:masks"] = (folder / "masks.safetensors").stat().st_size
+        out[f"task:{task}:head"] = (folder / "head.safetensors").stat().st_size
+        out[f"task:{task}:meta"] = (folder / "task.json").stat().st_size
+    return out
+
+
+def expected_mask_bytes(bits: int) -> int:
+    return math.ceil(bits / 8)

@@ -1,0 +1,241 @@
+"""Configuration of a ProPETL model: what prototype, how it is shared, how masks are kept."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+PetlKind = Literal["adapter", "lora", "prefix"]
+SharingMode = Literal["propetl", "propetl-or", "none"]
+HeadKind = Literal["linear", "roberta"]
+Pooling = Literal["cls", "mean"]
+
+PETL_KINDS: tuple[str, ...] = ("adapter", "lora", "prefix")
+SHARING_MODES: tuple[str, ...] = ("propetl", "propetl-or", "none")
+HEAD_KINDS: tuple[str, ...] = ("linear", "roberta")
+POOLINGS: tuple[str, ...] = ("cls", "mean")
+
+#: Keep ratios used by the public ProPETL scripts.
+DEFAULT_KEEP: dict[str, float] = {"adapter": 0.5, "lora": 0.1, "prefix": 0.1}
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+@dataclass
+class PropetlConfig:
+    """Everything that shapes the trainable part of a ProPETL model (not the training run).
+
+    `keep` is the fraction of each masked tensor's entries that a mask keeps (the public code
+    calls it "sparsity").
+    """
+
+    petl: PetlKind = "adapter"
+    sharing: SharingMode = "propetl"
+    keep: float | None = None
+    bottleneck: int = 64
+    lora_r: int = 32
+    lora_alpha: float = 48.0
+    lora_targets: tuple[str, ...] = ("query", "value")
+    prefix_len: int = 64
+    prefix_hidden: int = 512
+    head: HeadKind = "linear"
+    pooling: Pooling = "cls"
+    head_dropout: float = 0.1
+    init_std: float = 0.02
+    seed: int = 42
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lora_targets = tuple(self.lora_targets)
+        if self.keep is None:
+            self.keep = DEFAULT_KEEP.get(self.petl, 0.5)
+        self.validate()
+
+    @property
+    def keep_ratio(self) -> float:
+        assert self.keep is not None
+        return self.keep
+
+    @property
+    def masked(self) -> bool:
+        return self.sharing != "none"
+
+    def validate(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        need(self.petl in PETL_KINDS, f"petl must be one of {PETL_KINDS}, got {self.petl!r}")
+        need(self.sharing in SHARING_MODES,
+             f"sharing must be one of {SHARING_MODES}, got {self.sharing!r}")
+        need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
+        need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        need(0.0 < self.keep_ratio <= 1.0, f"keep must be in (0, 1], got {self.keep}")
+        need(self.bottleneck >= 1, f"bottleneck must be >= 1, got {self.bottleneck}")
+        need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
+        need(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
+        need(len(self.lora_targets) > 0 and set(self.lora_targets) <= {"query", "value"},
+             f"lora_targets must be a non-empty subset of ('query', 'value'), got {self.lora_targets}")
+        need(self.prefix_len >= 1, f"prefix_len must be >= 1, got {self.prefix_len}")
+        need(self.prefix_hidden >= 1, f"prefix_hidden must be >= 1, got {self.prefix_hidden}")
+        need(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lora_targets"] = list(self.lora_targets)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PropetlConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PropetlConfig:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> PropetlConfig:
+        return cls.from_json(Path(path).read_text())
+
+
+@dataclass
+class TaskHeadSpec:
+    """What a task needs from the model: a name and an output size (1 = regression)."""
+
+    name: str
+    num_labels: int
+    label_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ConfigError(f"invalid task name {self.name!r}")
+        if self.num_labels < 1:
+            raise ConfigError(f"task {self.name!r}: num_labels must be >= 1")
+        if self.label_names is not None:
+            self.label_names = tuple(self.label_names)
+            if len(self.label_names) != self.num_labels:
+                raise ConfigError(f"task {self.name!r}: {len(self.label_names)} label names "
+                                  f"for {self.num_labels} labels")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "num_labels": self.num_labels,
+                "label_names": list(self.label_names) if self.label_names else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskHeadSpec:
+        return cls(name=data["name"], num_labels=int(data["num_labels"]),
+                   label_names=tuple(data["label_names"]) if data.get("label_names") else None)
+
+
+#: Mask learning rates of the public ProPETL scripts, by PETL kind.
+DEFAULT_MASK_LR: dict[str, float] = {"adapter": 3e-3, "lora": 3e-2, "prefix": 1e-4}
+SAMPLING: tuple[str, ...] = ("temperature", "proportional", "uniform")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """A training job: backbone, tasks, the ProPETL config and the hyperparameters.
+
+    This is the one description of a job; the CLI reads it from YAML, the dashboard builds its
+    form from it and the registry stores it as JSON.
+    """
+
+    backbone: str = "minilm-l6"
+    tasks: list[str] = field(default_factory=lambda: ["rotten_tomatoes"])
+    propetl: PropetlConfig = field(default_factory=PropetlConfig)
+    lr: float = 1e-3
+    mask_lr: float | None = None
+    weight_decay: float = 0.1
+    warmup_ratio: float = 0.1
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    max_length: int = 64
+    eval_every: int | None = None
+    early_stopping_patience: int | None = None
+    sampling: str = "temperature"
+    temperature: float = 10.0
+    max_examples: int | None = None
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 42
+    save_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.propetl, dict):
+            self.propetl = PropetlConfig.from_dict(self.propetl)
+        self.tasks = list(self.tasks)
+        if self.mask_lr is None:
+            self.mask_lr = DEFAULT_MASK_LR[self.propetl.petl]
+        self.validate()
+
+    def validate(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        need(bool(self.backbone), "backbone must not be empty")
+        need(len(self.tasks) > 0, "tasks: give at least one task")
+        need(len(set(self.tasks)) == len(self.tasks), f"tasks: duplicates in {self.tasks}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(self.mask_lr is not None and self.mask_lr > 0, f"mask_lr must be > 0, got {self.mask_lr}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        need(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
+        need(self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
+        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        need(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        need(8 <= self.max_length <= 4096, f"max_length must be in [8, 4096], got {self.max_length}")
+        need(self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        need(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+             f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
+        need(self.sampling in SAMPLING, f"sampling must be one of {SAMPLING}, got {self.sampling!r}")
+        need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        need(self.max_examples is None or self.max_examples >= 4,
+             f"max_examples must be >= 4, got {self.max_examples}")
+        need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+        need(self.save_every is None or self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["propetl"] = self.propetl.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,49 @@
+"""Tiny random backbones and tokenizers, built in memory (tests, demos, smoke benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoConfig, AutoModel, PreTrainedModel, PreTrainedTokenizerFast
+
+TINY_FAMILIES: tuple[str, ...] = ("bert", "roberta", "electra", "distilbert")
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_config(model_type: str = "bert", vocab_size: int = 256, hidden: int = 32,
+                layers: int = 2, heads: int = 4):
+    if model_type == "distilbert":
+        return AutoConfig.for_model("distilbert", vocab_size=vocab_size, dim=hidden,
+                                    n_layers=layers, n_heads=heads, hidden_dim=2 * hidden,
+                                    max_position_embeddings=128, pad_token_id=0)
+    extra = {"embedding_size": hidden} if model_type == "electra" else {}
+    return AutoConfig.for_model(model_type, vocab_size=vocab_size, hidden_size=hidden,
+                                num_hidden_layers=layers, num_attention_heads=heads,
+                                intermediate_size=2 * hidden, max_position_embeddings=128,
+                                type_vocab_size=2, pad_token_id=0, **extra)
+
+
+def tiny_backbone(model_type: str = "bert", seed: int = 0, **kwargs) -> PreTrainedModel:
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(tiny_config(model_type, **kwargs))
+    model.name_or_path = f"tiny-{model_type}"
+    return model.eval()
+
+
+def tiny_tokenizer(corpus: Iterable[str], vocab_size: int = 256) -> PreTrainedTokenizerFast:
+    """A WordPiece tokenizer trained in memory on `corpus`, with BERT's special tokens."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL)
+    tokenizer.train_from_iterator(list(corpus), trainer=trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]",
+                                   unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                                   mask_token="[MASK]")
