@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/propetl storage --backbone minilm-l6 --petl adapter --bottleneck 64 --keep 0.5
+	$(VENV)/bin/propetl demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, PropetlConfig
+from .config import ConfigError, PropetlConfig, TrainConfig
 
 
 class CliError(click.ClickException):
@@ -77,7 +77,231 @@ def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottlene
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
 
 
+# ------------------------------------------------------------------ training and inference
+
+PROPETL_FLAGS = ("petl", "sharing", "keep", "bottleneck", "lora_r", "lora_alpha", "prefix_len",
+                 "head", "pooling")
+TRAIN_FLAGS = ("backbone", "lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_length",
+               "eval_every", "max_examples", "sampling", "seed", "device", "precision",
+               "early_stopping_patience")
+
+
+def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
+    """A TrainConfig from an optional YAML file, with command-line flags on top."""
+    import yaml
+
+    data: dict = {}
+    if config_file:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text())
+        except yaml.YAMLError as err:
+            raise CliError(f"{config_file}: not valid YAML: {err}") from err
+        if not isinstance(loaded, dict):
+            raise CliError(f"{config_file}: expected a mapping of config fields")
+        data = loaded
+    propetl = dict(data.pop("propetl", None) or {})
+    for key in PROPETL_FLAGS:
+        if overrides.get(key) is not None:
+            propetl[key] = overrides[key]
+    for key in TRAIN_FLAGS:
+        if overrides.get(key) is not None:
+            data[key] = overrides[key]
+    if overrides.get("tasks"):
+        data["tasks"] = [t.strip() for t in overrides["tasks"].split(",") if t.strip()]
+    try:
+        return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(propetl)})
+    except (ConfigError, TypeError) as err:
+        raise CliError(f"invalid config: {err}") from err
+
+
+@cli.command()
+@click.argument("config_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--backbone", help="bundled name (minilm-l6), tiny-<family>, hub id or folder")
+@click.option("--tasks", help="comma-separated task names or data files")
+@click.option("--petl", type=click.Choice(["adapter", "lora", "prefix"]))
+@click.option("--sharing", type=click.Choice(["propetl", "propetl-or", "none"]))
+@click.option("--keep", type=float)
+@click.option("--bottleneck", type=int)
+@click.option("--lora-r", type=int)
+@click.option("--lora-alpha", type=float)
+@click.option("--prefix-len", type=int)
+@click.option("--head", type=click.Choice(["linear", "roberta"]))
+@click.option("--pooling", type=click.Choice(["cls", "mean"]))
+@click.option("--lr", type=float)
+@click.option("--mask-lr", type=float)
+@click.option("--epochs", type=float)
+@click.option("--max-steps", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--max-length", type=int)
+@click.option("--eval-every", type=int)
+@click.option("--early-stopping-patience", type=int)
+@click.option("--max-examples", type=int, help="cap each split (quick runs)")
+@click.option("--sampling", type=click.Choice(["temperature", "proportional", "uniform"]))
+@click.option("--seed", type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="run folder (default runs/<backbone>-<petl>-<tasks>)")
+@click.option("--fresh", is_flag=True, help="ignore checkpoints in the run folder")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@fail_cleanly
+def train(config_file: str | None, run_dir: str | None, fresh: bool, as_json: bool,
+          **overrides) -> None:
+    """Train ProPETL (resumes from the run folder's last checkpoint)."""
+    from .training import train as run_training
+
+    config = build_train_config(config_file, overrides)
+    if run_dir is None:
+        label = "-".join(Path(t).stem for t in config.tasks)
+        run_dir = f"runs/{Path(config.backbone).name}-{config.propetl.petl}-{label}"
+    result = run_training(config, Path(run_dir), resume=not fresh, show_progress=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{result.status} after {result.steps}/{result.total_steps} steps "
+               f"in {result.train_seconds:.0f} s; run folder {result.run_dir}")
+    for task, metrics in result.test_metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        click.echo(f"  test {task}: {shown}")
+    if result.model_dir:
+        click.echo(f"model: {result.model_dir}")
+
+
+def _load_for_inference(model_dir: str):
+    from .checkpoint import read_manifest
+    from .model import ProPETLModel
+
+    manifest = read_manifest(Path(model_dir))
+    return ProPETLModel.from_pretrained(model_dir), manifest["backbone"]
+
+
+@cli.command(name="eval")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--task", required=True, help="a task of the model (catalog name or data file)")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="test")
+@click.option("--max-length", type=int, default=64)
+@click.option("--max-examples", type=int, default=None)
+@click.option("--seed", type=int, default=42, help="the split seed used in training")
+@click.option("--json", "as_json", is_flag=True)
+@fail_cleanly
+def evaluate(model_dir: str, task: str, split: str, max_length: int, max_examples: int | None,
+             seed: int, as_json: bool) -> None:
+    """Evaluate a trained task on its dev or test split."""
+    from .backbones import load_tokenizer
+    from .data import MultiTaskCollator, load_task, tokenize_task
+    from .evaluation import evaluate_task
+
+    model, backbone = _load_for_inference(model_dir)
+    data = load_task(task, seed=seed, max_examples=max_examples)
+    model._check_task(data.info.name)
+    tokenizer = load_tokenizer(backbone)
+    dataset = tokenize_task(data, tokenizer, max_length, model.task_index(data.info.name))[split]
+    metrics = evaluate_task(model, dataset, MultiTaskCollator(tokenizer), data.info)
+    click.echo(json.dumps(metrics, indent=2) if as_json else
+               ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--task", required=True)
+@click.argument("text")
+@click.argument("text_pair", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@fail_cleanly
+def predict(model_dir: str, task: str, text: str, text_pair: str | None, as_json: bool) -> None:
+    """Predict the label of TEXT (or TEXT TEXT_PAIR) for one task."""
+    from .backbones import load_tokenizer
+    from .inference import Predictor
+
+    model, backbone = _load_for_inference(model_dir)
+    predictor = Predictor(model, load_tokenizer(backbone))
+    result = predictor.predict(task, [(text, text_pair)])[0]
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{task}: {result['label']}")
+    for label, prob in sorted(result["scores"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {label:<20} {prob:.3f}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@fail_cleanly
+def tasks(as_json: bool) -> None:
+    """The task catalog, with split sizes where known."""
+    from .data import list_tasks
+
+    infos = list_tasks()
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    for info in infos:
+        sizes = info.sizes or {}
+        size = "/".join(str(sizes.get(k, "?")) for k in ("train", "dev", "test")) \
+            if sizes else "hub"
+        labels = "regression" if info.is_regression else f"{info.num_labels} labels"
+        click.echo(f"{info.name:<18} {info.source:<8} {labels:<11} {size:<18} "
+                   f"{', '.join(info.metrics)}")
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--task", "task_names", multiple=True, help="tasks to export (default: all)")
+@click.option("--format", "fmt", type=click.Choice(["propetl"]), default="propetl")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@fail_cleanly
+def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> None:
+    """Copy the shared prototype and the chosen tasks into a new model folder."""
+    import shutil
+
+    from .checkpoint import CONFIG_FILE, PROTOTYPE_FILE, TASKS_DIR, read_manifest, saved_tasks
+
+    source, target = Path(model_dir), Path(out)
+    read_manifest(source)
+    available = saved_tasks(source)
+    chosen = list(task_names) or available
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        raise CliError(f"unknown task(s) {unknown}; the model has: {', '.join(available)}")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_FILE, PROTOTYPE_FILE):
+        shutil.copy2(source / name, target / name)
+    for task in chosen:
+        shutil.copytree(source / TASKS_DIR / task, target / TASKS_DIR / task, dirs_exist_ok=True)
+    click.echo(f"exported {len(chosen)} task(s) to {target}")
+
+
+@cli.command()
+@click.option("--steps", type=int, default=30)
+@click.option("--run-dir", type=click.Path(file_okay=False), default="runs/demo")
+@fail_cleanly
+def demo(steps: int, run_dir: str) -> None:
+    """A short real run: bundled MiniLM + ProPETL adapter on a slice of rotten_tomatoes."""
+    from .backbones import load_tokenizer
+    from .inference import Predictor
+    from .model import ProPETLModel
+    from .storage import storage_report
+    from .training import train as run_training
+
+    config = TrainConfig(backbone="minilm-l6", tasks=["rotten_tomatoes"],
+                         propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
+                         lr=2e-3, max_steps=steps, batch_size=16, max_length=48,
+                         max_examples=640, eval_every=max(1, steps // 2))
+    click.echo(f"training ProPETL adapter for {steps} steps on 640 rotten_tomatoes reviews ...")
+    result = run_training(config, Path(run_dir), resume=False, show_progress=True)
+    click.echo(f"test accuracy: {result.test_metrics['rotten_tomatoes']['accuracy']:.3f}")
+    model = ProPETLModel.from_pretrained(result.model_dir)
+    predictor = Predictor(model, load_tokenizer("minilm-l6"))
+    for text in ("a warm, funny and beautifully acted film", "a dull, lifeless mess"):
+        answer = predictor.predict("rotten_tomatoes", [(text, None)])[0]
+        click.echo(f"  {text!r}: {answer['label']} ({answer['scores'][answer['label']]:.2f})")
+    click.echo(storage_report(model, result.model_dir).summary())
+
+
 def main() -> None:
+    import datasets
+
+    datasets.disable_progress_bars()
     cli(prog_name="propetl")
 
 

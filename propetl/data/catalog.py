@@ -1,0 +1,77 @@
+"""The task catalog: bundled and GLUE tasks by name, or a user file by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .bundled import BUNDLED, bundled_info, load_bundled
+from .errors import UnknownTaskError
+from .glue import GLUE, glue_info, load_glue
+from .splits import cap_splits
+from .task import TaskData, TaskInfo
+from .user_file import load_user_file
+from .user_read import SUPPORTED_SUFFIXES
+
+
+def task_names() -> list[str]:
+    """Catalog names: bundled tasks first, then GLUE."""
+    return [*BUNDLED, *GLUE]
+
+
+def canonical_name(name: str) -> str | None:
+    """Catalog name for `name` ("glue/sst2" and "SST2" give "sst2"), or None if unknown."""
+    key = name.strip().lower()
+    for prefix in ("nyu-mll/glue/", "glue/"):
+        if key.startswith(prefix) and key[len(prefix) :] in GLUE:
+            return key[len(prefix) :]
+    return key if key in BUNDLED or key in GLUE else None
+
+
+def list_tasks() -> list[TaskInfo]:
+    """Info of every catalog task (bundled sizes computed once per process)."""
+    return [bundled_info(n) for n in BUNDLED] + [glue_info(n) for n in GLUE]
+
+
+def _unknown(name: str) -> UnknownTaskError:
+    return UnknownTaskError(
+        f"unknown task {name!r}; known tasks: {', '.join(task_names())} "
+        f"(GLUE tasks also as 'glue/<name>'), or give a path to a "
+        f"{'/'.join(SUPPORTED_SUFFIXES)} file"
+    )
+
+
+def get_task_info(name: str) -> TaskInfo:
+    """Info of a catalog task; raises `UnknownTaskError` listing the known names."""
+    key = canonical_name(name)
+    if key is None:
+        raise _unknown(name)
+    return bundled_info(key) if key in BUNDLED else glue_info(key)
+
+
+def _looks_like_path(name: str) -> bool:
+    path = Path(name)
+    return path.suffix.lower() in SUPPORTED_SUFFIXES or path.is_file()
+
+
+def load_task(
+    name_or_path: str | Path,
+    *,
+    seed: int = 42,
+    max_examples: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> TaskData:
+    """Load a catalog task by name or a user file by path, with fixed seeded splits.
+
+    `max_examples` keeps a deterministic prefix of each split (splits are stored shuffled).
+    """
+    key = canonical_name(str(name_or_path))
+    if key in BUNDLED:
+        data = load_bundled(key, seed)
+    elif key in GLUE:
+        data = load_glue(key, seed=seed, cache_dir=cache_dir)
+    elif _looks_like_path(str(name_or_path)):
+        data = load_user_file(name_or_path, seed=seed)
+    else:
+        raise _unknown(str(name_or_path))
+    data.splits = cap_splits(data.splits, max_examples)
+    return data
