@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint, set_seed
+from transformers.trainer_utils import set_seed
 
 from .backbones import load_backbone_model, load_tokenizer
 from .checkpoint import CheckpointError
@@ -352,8 +352,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     trainer.remove_callback(PrinterCallback)
     if show_progress:
         trainer.add_callback(_Bar())
-    last = get_last_checkpoint(str(run_dir / "checkpoints")) if resume and \
-        (run_dir / "checkpoints").is_dir() else None
+    last = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.monotonic() - started
@@ -383,6 +382,18 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     _write_json(run_dir / "result.json", result.to_dict())
     report(Progress("done", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
     return result
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint that was fully written (the Trainer writes its state file last,
+    so a process killed while saving leaves a folder without it, which is skipped)."""
+    if not folder.is_dir():
+        return None
+    complete = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                and (p / "trainer_state.json").is_file() and (p / TRAINABLE_FILE).is_file()]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
 
 
 def _check_resumable(run_dir: Path, config: TrainConfig, resume: bool) -> None:

@@ -103,7 +103,7 @@ def test_a_killed_cli_run_resumes_from_its_checkpoint(tmp_path):
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (run_dir / "checkpoints" / "checkpoint-10").is_dir():
+    while not (run_dir / "checkpoints" / "checkpoint-10" / "trainer_state.json").is_file():
         assert process.poll() is None and time.monotonic() < deadline, "run ended early"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
@@ -128,6 +128,16 @@ def test_multi_task_job_trains_one_prototype_for_all_tasks(tmp_path):
     assert [model.task_specs[t].num_labels for t in model.task_names] == [2, 5, 3]
     masks = [result.model_dir / "tasks" / t / "masks.safetensors" for t in model.task_names]
     assert len({m.stat().st_size for m in masks}) == 1
+
+
+def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path):
+    from propetl.training import last_complete_checkpoint
+
+    train(tiny_job(max_steps=8, save_every=4), tmp_path)
+    folder = tmp_path / "checkpoints"
+    (folder / "checkpoint-12").mkdir()
+    (folder / "checkpoint-12" / "trainable.safetensors").write_bytes(b"partial")
+    assert last_complete_checkpoint(folder).endswith("checkpoint-8")
 
 
 def test_a_rerun_with_another_config_is_refused(tmp_path):
