@@ -29,7 +29,6 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
-	$(PIP) install -q -e ".[test,bench]"
 	$(PY) -m bench.run_all
 
 clean:

@@ -137,6 +137,7 @@ class ProPETLTrainer(Trainer):
         self.tokens_seen = 0
         self.best = _read_json(run_dir / "best" / "best.json") or {}
         self.evals_without_gain = int(self.best.get("evals_without_gain", 0))
+        self.eval_seconds = 0.0
 
     # --- data: one task per batch
     def get_train_dataloader(self) -> DataLoader:
@@ -185,8 +186,10 @@ class ProPETLTrainer(Trainer):
 
     # --- evaluation: every task's dev split; best state kept aside
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        started = time.monotonic()
         metrics = evaluate_all(self.model, self.data, self.data.dev, self.job,
                                self.args.device)
+        self.eval_seconds += time.monotonic() - started
         mean_main = sum(m["main"] for m in metrics.values()) / len(metrics)
         step = self.state.global_step
         self.report(Progress("eval", step, self.state.max_steps, float(self.state.epoch or 0),
@@ -355,7 +358,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     last = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=last)
-    seconds = time.monotonic() - started
+    seconds = time.monotonic() - started - trainer.eval_seconds  # training time alone
     step = trainer.state.global_step
     storage = storage_report(model).to_dict()
     if reporter.cancelled:

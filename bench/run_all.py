@@ -1,0 +1,105 @@
+"""Run every benchmark, save JSON and plots, and regenerate docs/BENCHMARKS.md.
+
+    python -m bench.run_all            # full run (make bench), about 40 minutes on 2 CPU cores
+    python -m bench.run_all --smoke    # a tiny model and a few examples: checks the scripts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from . import accuracy, multitask, serving, storage_paper
+from .common import RESULTS, BenchSettings, machine, write_json
+from .report import plot_all, write_markdown
+
+PARTS = ("storage", "serving", "accuracy", "multitask")
+
+
+def summary(results: dict, settings: BenchSettings) -> dict:
+    """The flat figures the README and the issue's table refer to."""
+    out: dict[str, object] = {"seeds": list(settings.seeds), "machine": machine(),
+                              "smoke": settings.smoke}
+    acc = results.get("accuracy", {})
+    for name, row in acc.items():
+        out[f"rt_acc.{name}"] = row["accuracy"]
+        out[f"train_sps.{name}"] = row["train_samples_per_s"]
+    if "propetl_adapter" in acc:
+        out["task_bytes.propetl_adapter_marginal"] = acc["propetl_adapter"]["task_bytes"]
+    if "peft_lora_r8" in acc:
+        out["task_bytes.peft_lora_r8"] = acc["peft_lora_r8"]["task_bytes"]
+    serve = results.get("serving", {})
+    if serve:
+        ratio = serve["throughput"]["ratio_vs_bare"]
+        out["infer_ratio.propetl_vs_bare"] = ratio["propetl"]
+        out["infer_ratio.peft_unmerged_vs_bare"] = ratio["peft_unmerged"]
+        out["infer_ratio.peft_merged_vs_bare"] = ratio["peft_merged"]
+        switch = serve["switching"]
+        out["switch_ms.propetl_loaded"] = switch["propetl_switch_ms"]
+        out["switch_ms.peft_set_adapter"] = switch["peft_set_adapter_ms"]
+        out["load_ms.propetl_disk"] = switch["propetl_load_ms"]
+        out["load_ms.peft_load_adapter"] = switch["peft_load_adapter_ms"]
+        out["load_ms.peft_hotswap"] = switch["peft_hotswap_ms"]
+        out["mixed5_ratio.propetl"] = serve["mixed"]["ratio"]["propetl"]
+        out["mixed5_ratio.peft"] = serve["mixed"]["ratio"]["peft"]
+    multi = results.get("multitask")
+    if multi:
+        out["multitask.shared_total_bytes"] = multi["shared_total_bytes"]
+        out["multitask.separate_total_bytes"] = multi["separate_total_bytes"]
+        for task, metrics in multi["shared"].items():
+            out[f"multitask_acc.shared.{task}"] = metrics["accuracy"]
+            out[f"multitask_acc.separate.{task}"] = multi["separate"][task]["accuracy"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", default=",".join(PARTS))
+    parser.add_argument("--docs", type=Path, default=Path("docs/BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    out = args.out or (RESULTS if not args.smoke else RESULTS / "smoke")
+    settings = BenchSettings.smoke_settings(out) if args.smoke else BenchSettings(out=out)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    results: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="propetl-bench-") as work:
+        for part in parts:
+            started = time.monotonic()
+            print(f"== {part}", flush=True)
+            if part == "storage":
+                results[part] = storage_paper.run()
+            elif part == "serving":
+                results[part] = {"throughput": serving.throughput(settings),
+                                 "switching": serving.switching(settings),
+                                 "mixed": serving.mixed_batch(settings)}
+            elif part == "accuracy":
+                results[part] = accuracy.run(settings, Path(work) / "accuracy")
+            elif part == "multitask":
+                results[part] = multitask.run(settings, Path(work) / "multitask")
+            else:
+                raise SystemExit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+            timings[part] = time.monotonic() - started
+            write_json(out / f"{part}.json", results[part])
+    for part in PARTS:  # keep the figures of parts not rerun this time
+        saved = out / f"{part}.json"
+        if part not in results and saved.is_file():
+            results[part] = json.loads(saved.read_text())
+    flat = summary(results, settings)
+    flat["seconds"] = timings
+    write_json(out / "summary.json", flat)
+    plots = plot_all(results, out)
+    if not args.smoke:
+        write_markdown(results, flat, plots, args.docs)
+    print(f"results in {out}; {sum(timings.values()):.0f} s in all", flush=True)
+
+
+if __name__ == "__main__":
+    main()

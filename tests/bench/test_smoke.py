@@ -1,0 +1,25 @@
+"""The benchmark scripts run end to end on a tiny model (figures are not checked here)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.timeout(600)
+def test_bench_smoke_writes_every_result(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "bench.run_all", "--smoke", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=580)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("rt_acc.propetl_adapter", "rt_acc.peft_lora_r8", "rt_acc.head_only",
+                "task_bytes.propetl_adapter_marginal", "infer_ratio.propetl_vs_bare",
+                "switch_ms.propetl_loaded", "load_ms.peft_hotswap", "mixed5_ratio.peft",
+                "train_sps.peft_lora_r8", "seeds", "machine"):
+        assert key in summary, key
+    for name in ("accuracy", "serving", "multitask", "storage"):
+        assert (tmp_path / f"{name}.json").is_file()
+    assert (tmp_path / "accuracy_vs_bytes.png").stat().st_size > 10_000
+    storage = json.loads((tmp_path / "storage.json").read_text())
+    assert storage["roberta-base"]["adapter"]["propetl_percent"] == pytest.approx(0.109, abs=0.002)
