@@ -162,3 +162,10 @@ def test_job_config_validation_names_the_field():
         PropetlConfig(keep=0)
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({"learning_rate": 1})
+
+
+def test_early_stopping_ends_a_run_that_no_longer_improves(tmp_path):
+    result = train(tiny_job(lr=1e-12, mask_lr=1e-12, eval_every=1, max_steps=12,
+                            early_stopping_patience=2), tmp_path)
+    assert result.status == "succeeded" and result.steps == 3
+    assert result.best_step == 1
