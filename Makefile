@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/propetl demo
+	$(VENV)/bin/propetl serve
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

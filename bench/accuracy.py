@@ -68,7 +68,7 @@ def _trainable_count(result) -> int:
 
     checkpoints = sorted((Path(result.run_dir) / "checkpoints").glob("checkpoint-*"))
     with safe_open(str(checkpoints[-1] / "trainable.safetensors"), "pt") as handle:
-        return sum(math.prod(handle.get_slice(k).get_shape()) for k in handle)
+        return sum(math.prod(handle.get_slice(k).get_shape()) for k in handle.keys())  # noqa: SIM118 (not iterable)
 
 
 def _classifier(settings: BenchSettings, num_labels: int):

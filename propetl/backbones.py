@@ -59,6 +59,15 @@ def _tokenizer_source(name: str) -> str:
     return str(bundled_path("minilm-l6")) if name.startswith("tiny-") else resolve_path(name)
 
 
+def hub_kwargs(path: str) -> dict[str, bool]:
+    """Read only the local cache when the hub is unreachable (no long retries)."""
+    if Path(path).is_dir():
+        return {}
+    from .data.glue import hub_offline_by_env, hub_reachable
+
+    return {"local_files_only": True} if hub_offline_by_env() or not hub_reachable() else {}
+
+
 def check_backbone(name: str) -> None:
     """Fail fast, with a clear message, for a name that cannot work."""
     if name.startswith("tiny-"):
@@ -67,13 +76,15 @@ def check_backbone(name: str) -> None:
                                 + ", ".join(f"tiny-{f}" for f in TINY_FAMILIES))
         return
     path = resolve_path(name)
+    extra = hub_kwargs(path)
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **extra)
     except (OSError, ValueError) as err:
+        where = "the hub is unreachable and it is not in the local cache" if extra else \
+            "not found on the Hugging Face hub"
         raise BackboneError(
-            f"cannot load backbone {name!r}: not a bundled name "
-            f"({', '.join(BUNDLED)}), a local folder, or a model reachable on / cached from the "
-            f"Hugging Face hub ({err.__class__.__name__})") from err
+            f"cannot load backbone {name!r}: not a bundled name ({', '.join(BUNDLED)}), not a "
+            f"local folder, and {where} ({err.__class__.__name__})") from err
     try:
         family_for(config.model_type)
     except UnsupportedModelError as err:
@@ -82,7 +93,8 @@ def check_backbone(name: str) -> None:
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     check_backbone(name)
-    return AutoTokenizer.from_pretrained(_tokenizer_source(name))
+    source = _tokenizer_source(name)
+    return AutoTokenizer.from_pretrained(source, **hub_kwargs(source))
 
 
 def load_backbone_model(name: str) -> PreTrainedModel:
@@ -93,7 +105,8 @@ def load_backbone_model(name: str) -> PreTrainedModel:
     if name.startswith("tiny-"):
         return tiny_backbone(name[5:], vocab_size=30522)
     try:
-        return load_backbone(resolve_path(name))
+        path = resolve_path(name)
+        return load_backbone(path, **hub_kwargs(path))
     except OSError as err:
         raise BackboneError(f"cannot load weights of backbone {name!r}: {err}") from err
 

@@ -98,6 +98,7 @@ def model_manifest(model) -> dict:
         "num_layers": model.num_layers,
         "hidden_size": model.hidden_size,
         "config": model.config.to_dict(),
+        "tasks": model.task_names,
         "banks": {name: {"masked": {k: list(v) for k, v in bank.masked.items()}}
                   for name, bank in model.banks.items()},
     }
@@ -156,9 +157,17 @@ def delete_task(directory: Path, task: str) -> None:
 
 
 def saved_tasks(directory: Path) -> list[str]:
+    """Task folders present, in the model's task order (tasks added later come after, sorted)."""
     root = directory / TASKS_DIR
-    return sorted(p.name for p in root.iterdir() if (p / "task.json").is_file()) \
-        if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    present = {p.name for p in root.iterdir() if (p / "task.json").is_file()}
+    try:
+        order = json.loads((directory / CONFIG_FILE).read_text()).get("tasks") or []
+    except (OSError, ValueError, AttributeError):
+        order = []
+    ordered = [t for t in order if t in present]
+    return ordered + sorted(present - set(ordered))
 
 
 # ------------------------------------------------------------------ load

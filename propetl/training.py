@@ -138,6 +138,7 @@ class ProPETLTrainer(Trainer):
         self.best = _read_json(run_dir / "best" / "best.json") or {}
         self.evals_without_gain = int(self.best.get("evals_without_gain", 0))
         self.eval_seconds = 0.0
+        self.last_eval: tuple[int, dict] | None = None
 
     # --- data: one task per batch
     def get_train_dataloader(self) -> DataLoader:
@@ -186,6 +187,8 @@ class ProPETLTrainer(Trainer):
 
     # --- evaluation: every task's dev split; best state kept aside
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        if self.last_eval is not None and self.last_eval[0] == self.state.global_step:
+            return self.last_eval[1]  # already evaluated at this step
         started = time.monotonic()
         metrics = evaluate_all(self.model, self.data, self.data.dev, self.job,
                                self.args.device)
@@ -214,6 +217,7 @@ class ProPETLTrainer(Trainer):
         out = {f"{metric_key_prefix}_main": mean_main}
         for task, values in metrics.items():
             out.update({f"{metric_key_prefix}_{task}_{k}": v for k, v in values.items()})
+        self.last_eval = (step, out)
         return out
 
 
@@ -325,9 +329,14 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
             on_progress(progress)
 
     tokenizer = load_tokenizer(config.backbone)
+    backbone = load_backbone_model(config.backbone)
+    limit = max_tokens(backbone.config)
+    if limit and config.max_length > limit:
+        raise ConfigError(f"max_length {config.max_length} is more than backbone "
+                          f"{config.backbone!r} supports ({limit} tokens)")
     data = prepare_data(config, tokenizer)
-    model = ProPETLModel(load_backbone_model(config.backbone), config.propetl,
-                         head_specs(data.tasks), backbone_name=config.backbone)
+    model = ProPETLModel(backbone, config.propetl, head_specs(data.tasks),
+                         backbone_name=config.backbone)
     batches_per_epoch = len(MultiTaskBatchSampler([len(d) for d in data.train], config.batch_size,
                                                   strategy=config.sampling,
                                                   temperature=config.temperature,
@@ -366,8 +375,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
         return TrainResult("cancelled", run_dir, None, step, total_steps,
                            trainer.best.get("step"), trainer.best.get("metrics", {}), {},
                            storage, {}, seconds)
-    if trainer.best.get("step") != step:
-        trainer.evaluate()
+    trainer.evaluate()  # the final step's dev metrics (no-op if just evaluated)
     best_file = run_dir / "best" / TRAINABLE_FILE
     if best_file.is_file():
         load_trainable(model, best_file)
@@ -385,6 +393,15 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     _write_json(run_dir / "result.json", result.to_dict())
     report(Progress("done", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
     return result
+
+
+def max_tokens(backbone_config) -> int | None:
+    """Longest input the backbone's position embeddings allow (RoBERTa reserves 2 + padding)."""
+    positions = getattr(backbone_config, "max_position_embeddings", None)
+    if not positions:
+        return None
+    offset = 2 if backbone_config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+    return positions - offset
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:

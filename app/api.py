@@ -1,0 +1,298 @@
+"""The REST API beside the dashboard: jobs, tasks, backbones, prototypes, masks, predict.
+
+Mounted under `/api` by `app.server.create_app`; its OpenAPI schema is `/api/openapi.json`.
+With login on, every call but `POST /api/auth/token` needs `Authorization: Bearer <token>`
+(or `X-API-Token`), and jobs and masks can only be changed by their owner.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from . import bundles, views
+from .auth import Auth, AuthError, ForbiddenError
+from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
+from .registry import InvalidStateError, NotFoundError, Registry, get_registry
+from .specs import JobSpec
+
+router = APIRouter(prefix="/api")
+
+
+# --- dependencies ----------------------------------------------------------------------
+
+def registry_dep() -> Registry:
+    """The registry (tests override this dependency)."""
+    return get_registry()
+
+
+def engine_dep() -> PlaygroundEngine:
+    """The playground engine (tests override this dependency)."""
+    return get_engine()
+
+
+def _auth(request: Request) -> Auth:
+    return request.app.state.auth
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-token")
+
+
+def current_user(request: Request) -> str:
+    """The caller: the token's user with login on, the default owner without."""
+    auth = _auth(request)
+    if not auth.enabled:
+        return auth.default_owner
+    token = _bearer(request)
+    if not token:
+        raise AuthError("log in first: POST /api/auth/token, then send "
+                        "'Authorization: Bearer <token>'")
+    return auth.verify_token(token)
+
+
+RegistryDep = Annotated[Registry, Depends(registry_dep)]
+EngineDep = Annotated[PlaygroundEngine, Depends(engine_dep)]
+UserDep = Annotated[str, Depends(current_user)]
+
+
+# --- auth ------------------------------------------------------------------------------
+
+class Credentials(BaseModel):
+    username: str
+    password: str
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+    user: str
+
+
+@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
+def login(credentials: Credentials, request: Request) -> TokenOut:
+    """Exchange a user's password for an API token."""
+    auth = _auth(request)
+    if not auth.enabled:
+        raise InvalidStateError("login is off on this server (PROPETL_AUTH_ENABLED is not set)")
+    if not auth.check_password(credentials.username, credentials.password):
+        raise AuthError("wrong user name or password")
+    return TokenOut(token=auth.issue_token(credentials.username), user=credentials.username)
+
+
+@router.delete("/auth/token", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+def logout(request: Request, user: UserDep) -> Response:
+    """Revoke the token of this request."""
+    token = _bearer(request)
+    if token:
+        _auth(request).revoke_token(token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/auth/me", tags=["auth"])
+def me(request: Request, user: UserDep) -> dict[str, Any]:
+    """Who the caller is, and whether login is on."""
+    return {"user": user, "auth_enabled": _auth(request).enabled}
+
+
+# --- jobs ------------------------------------------------------------------------------
+
+def _owned_job(registry: Registry, job_id: int, request: Request, user: str) -> Any:
+    job = registry.get_job(job_id)
+    _auth(request).ensure_owner(user, job.owner)
+    return job
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
+def submit_job(spec: JobSpec, registry: RegistryDep, request: Request,
+               user: UserDep) -> dict[str, Any]:
+    """Validate a job spec and queue it; the job is owned by the caller."""
+    spec = spec.model_copy(update={"owner": _auth(request).owner_for(user)})
+    job_id = registry.submit_job(spec)
+    return views.job_summary(registry.get_job(job_id))
+
+
+@router.get("/jobs", tags=["jobs"])
+def list_jobs(registry: RegistryDep, user: UserDep,
+              status_: Annotated[str | None, Query(alias="status")] = None,
+              owner: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+    """Jobs, newest first."""
+    return [views.job_summary(j) for j in registry.list_jobs(status=status_, owner=owner,
+                                                             limit=limit)]
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"])
+def get_job(job_id: int, registry: RegistryDep, user: UserDep) -> dict[str, Any]:
+    """One job with its spec, metric curves and prototype."""
+    return views.job_detail(registry, registry.get_job(job_id))
+
+
+@router.get("/jobs/{job_id}/log", tags=["jobs"])
+def job_log(job_id: int, registry: RegistryDep, user: UserDep,
+            lines: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+    """The tail of a job's training log."""
+    return {"id": job_id, "log": views.log_tail(registry.get_job(job_id), lines)}
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"])
+def cancel_job(job_id: int, registry: RegistryDep, request: Request,
+               user: UserDep) -> dict[str, Any]:
+    """Cancel a queued job, or ask a running one to stop (only its owner)."""
+    _owned_job(registry, job_id, request, user)
+    return views.job_summary(registry.request_cancel(job_id))
+
+
+@router.post("/jobs/{job_id}/retry", tags=["jobs"])
+def retry_job(job_id: int, registry: RegistryDep, request: Request,
+              user: UserDep) -> dict[str, Any]:
+    """Queue a failed or cancelled job again (only its owner)."""
+    _owned_job(registry, job_id, request, user)
+    return views.job_summary(registry.retry(job_id))
+
+
+# --- catalog ---------------------------------------------------------------------------
+
+@router.get("/tasks", tags=["catalog"])
+def list_tasks(registry: RegistryDep, user: UserDep) -> list[dict[str, Any]]:
+    """Catalog tasks, plus tasks the registry learnt from finished jobs."""
+    from propetl.data import list_tasks as catalog
+
+    out = {t.name: {**t.to_dict(), "trained": False} for t in catalog()}
+    for row in registry.list_tasks():
+        out.setdefault(row.name, {"name": row.name, "source": row.source,
+                                  "label_names": row.label_names, "metrics": row.metrics,
+                                  "main_metric": row.main_metric, "sizes": row.sizes})
+        out[row.name]["trained"] = True
+    return list(out.values())
+
+
+@router.get("/backbones", tags=["catalog"])
+def list_backbones(user: UserDep) -> list[dict[str, Any]]:
+    """Backbones known offline (any hub name or local folder also works)."""
+    from propetl.backbones import known_backbones
+
+    return [{"name": b.name, "source": b.source, "description": b.description}
+            for b in known_backbones()]
+
+
+# --- prototypes and masks --------------------------------------------------------------
+
+@router.get("/prototypes", tags=["prototypes"])
+def list_prototypes(registry: RegistryDep, user: UserDep,
+                    backbone: str | None = None) -> list[dict[str, Any]]:
+    """Trained prototypes, newest first."""
+    return [views.prototype_summary(p) for p in registry.list_prototypes(backbone=backbone)]
+
+
+@router.get("/prototypes/{uid}", tags=["prototypes"])
+def get_prototype(uid: str, registry: RegistryDep, user: UserDep) -> dict[str, Any]:
+    """A prototype with its storage report and every task's masks."""
+    return views.prototype_detail(registry.get_prototype(uid))
+
+
+@router.get("/prototypes/{uid}/download", tags=["prototypes"])
+def download_prototype(uid: str, registry: RegistryDep, user: UserDep) -> FileResponse:
+    """The whole bundle (config, prototype, all tasks) as a zip."""
+    path = bundles.bundle_zip(registry.get_prototype(uid))
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
+@router.get("/prototypes/{uid}/masks", tags=["masks"])
+def list_masks(uid: str, registry: RegistryDep, user: UserDep) -> list[dict[str, Any]]:
+    """Each task's masks over this prototype: bits, bytes on disk, density, metrics."""
+    return [views.mask_set_summary(m) for m in registry.get_prototype(uid).mask_sets]
+
+
+def _mask_set(registry: Registry, uid: str, task: str) -> Any:
+    proto = registry.get_prototype(uid)
+    found = next((m for m in proto.mask_sets if m.task.name == task), None)
+    if found is None:
+        raise NotFoundError(f"prototype {uid} has no masks for task {task!r}")
+    return proto, found
+
+
+@router.get("/prototypes/{uid}/masks/{task}/download", tags=["masks"])
+def download_masks(uid: str, task: str, registry: RegistryDep, user: UserDep) -> FileResponse:
+    """One task's masks and head as a zip."""
+    proto, _ = _mask_set(registry, uid, task)
+    path = bundles.task_zip(proto, task)
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
+@router.delete("/prototypes/{uid}/masks/{task}", status_code=status.HTTP_204_NO_CONTENT,
+               tags=["masks"])
+def delete_masks(uid: str, task: str, registry: RegistryDep, engine: EngineDep,
+                 request: Request, user: UserDep) -> Response:
+    """Delete a task's masks from a prototype (only the owner of the job that made it)."""
+    proto, mask_set = _mask_set(registry, uid, task)
+    owner = registry.get_job(proto.job_id).owner if proto.job_id else None
+    _auth(request).ensure_owner(user, owner)
+    registry.delete_mask_set(mask_set.id)
+    engine.forget(uid)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- predict ---------------------------------------------------------------------------
+
+class PredictItem(BaseModel):
+    task: str
+    text: str = Field(min_length=1)
+    text_pair: str | None = None
+
+
+class PredictRequest(BaseModel):
+    """Either one `text` for `task` ("all tasks" for every task), or `items` that each name
+    their task (answered as one mixed batch)."""
+
+    prototype: str
+    task: str | None = None
+    text: str | None = None
+    text_pair: str | None = None
+    items: list[PredictItem] | None = None
+
+
+@router.post("/predict", tags=["predict"])
+def predict(body: PredictRequest, engine: EngineDep, user: UserDep) -> dict[str, Any]:
+    """Labels and probabilities; the prototype stays loaded and tasks swap masks."""
+    if body.items:
+        result = engine.predict_mixed(body.prototype,
+                                      [(i.task, i.text, i.text_pair) for i in body.items])
+    else:
+        if not body.task or body.text is None:
+            raise PlaygroundError("give 'task' and 'text', or a list of 'items'")
+        task = ALL_TASKS if body.task in ("all", ALL_TASKS) else body.task
+        result = engine.predict(body.prototype, task, body.text, body.text_pair)
+    return {"prototype": body.prototype, "mode": result.mode, "results": result.results,
+            "timing": {"swap_ms": result.swap_ms, "inference_ms": result.inference_ms,
+                       "load_ms": result.load_ms}}
+
+
+# --- errors ----------------------------------------------------------------------------
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (FileNotFoundError, 404),
+    (InvalidStateError, 409), (PlaygroundError, 422)]
+
+
+def install(app: FastAPI, auth: Auth) -> None:
+    """Add the API routes, the login rules and the error mapping to `app`."""
+    app.state.auth = auth
+    app.include_router(router)
+    for exc, code in _STATUS:
+        app.add_exception_handler(exc, _handler(code))
+
+
+def _handler(code: int) -> Any:
+    async def handle(request: Request, err: Exception) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        return JSONResponse({"detail": message}, status_code=code, headers=headers)
+
+    return handle

@@ -1,0 +1,46 @@
+"""Zip downloads of a prototype (the whole bundle) or of one task's masks."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from .models import Prototype
+from .settings import get_settings
+
+
+def _zip(sources: list[tuple[Path, str]], target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for root, prefix in sources:
+            files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+            for path in files:
+                name = prefix if root.is_file() else f"{prefix}/{path.relative_to(root)}"
+                archive.write(path, name)
+    tmp.replace(target)
+    return target
+
+
+def _exports() -> Path:
+    return get_settings().data_dir / "exports"
+
+
+def bundle_zip(proto: Prototype) -> Path:
+    """The whole model folder: config, shared prototype and every remaining task."""
+    root = Path(proto.artifact_path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"the files of prototype {proto.uid} are gone")
+    return _zip([(root, f"propetl-{proto.uid[:8]}")], _exports() / f"propetl-{proto.uid}.zip")
+
+
+def task_zip(proto: Prototype, task: str) -> Path:
+    """One task's folder (masks, head, labels) plus the config needed to attach it."""
+    mask_set = next((m for m in proto.mask_sets if m.task.name == task), None)
+    if mask_set is None or not Path(mask_set.artifact_path).is_dir():
+        raise FileNotFoundError(f"prototype {proto.uid[:8]} has no masks for task {task!r}")
+    root = Path(proto.artifact_path)
+    name = f"propetl-{proto.uid[:8]}-{task}"
+    return _zip([(Path(mask_set.artifact_path), f"{name}/tasks/{task}"),
+                 (root / "propetl_config.json", f"{name}/propetl_config.json")],
+                _exports() / f"{name}.zip")

@@ -1,0 +1,148 @@
+"""The playground engine: load a prototype once, then answer any of its tasks by mask swap.
+
+Loaded prototypes are kept in a small LRU cache keyed by (uid, tasks), so deleting a
+task's masks gives a fresh load. Every call reports the measured swap and inference time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .registry import NotFoundError, Registry, get_registry
+
+ALL_TASKS = "all tasks"
+
+
+class PlaygroundError(ValueError):
+    """A request the loaded prototype cannot answer (unknown task, empty text)."""
+
+
+@dataclass
+class Loaded:
+    """A prototype ready for inference."""
+
+    uid: str
+    backbone: str
+    tasks: list[str]
+    model: Any
+    predictor: Any
+    load_ms: float
+
+
+@dataclass
+class Prediction:
+    """Answers for one request and how long each part took."""
+
+    results: list[dict[str, Any]]
+    swap_ms: float
+    inference_ms: float
+    mode: str  # "single" (one task, masks swapped) or "mixed" (one batch over tasks)
+    load_ms: float = 0.0
+    tasks: list[str] = field(default_factory=list)
+
+
+class PlaygroundEngine:
+    """Loads prototypes from the registry's artifacts and predicts with them (thread-safe)."""
+
+    def __init__(self, registry: Callable[[], Registry] = get_registry, capacity: int = 2) -> None:
+        self._registry = registry
+        self._capacity = capacity
+        self._cache: OrderedDict[tuple[str, tuple[str, ...]], Loaded] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def tasks_of(self, uid: str) -> list[str]:
+        """Tasks of a prototype whose masks are on disk."""
+        proto = self._registry().get_prototype(uid)
+        return [m.task.name for m in proto.mask_sets if Path(m.artifact_path).is_dir()]
+
+    def load(self, uid: str) -> tuple[Loaded, float]:
+        """The loaded prototype and the ms spent loading it now (0 when cached)."""
+        from propetl.backbones import load_tokenizer
+        from propetl.inference import Predictor
+        from propetl.model import ProPETLModel
+
+        proto = self._registry().get_prototype(uid)
+        tasks = tuple(m.task.name for m in proto.mask_sets if Path(m.artifact_path).is_dir())
+        if not tasks:
+            raise PlaygroundError(f"prototype {uid[:8]} has no task masks left")
+        key = (uid, tasks)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key], 0.0
+            started = time.perf_counter()
+            model = ProPETLModel.from_pretrained(proto.artifact_path, tasks=list(tasks))
+            tokenizer = load_tokenizer(proto.backbone.name)
+            max_length = int((proto.train_config or {}).get("max_length") or 128)
+            predictor = Predictor(model, tokenizer, max_length=max_length)
+            load_ms = (time.perf_counter() - started) * 1e3
+            loaded = Loaded(uid, proto.backbone.name, list(tasks), model, predictor, load_ms)
+            for old in [k for k in self._cache if k[0] == uid]:
+                del self._cache[old]
+            self._cache[key] = loaded
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+            return loaded, load_ms
+
+    def predict(self, uid: str, task: str, text: str, pair: str | None = None) -> Prediction:
+        """One text for one task, or for every task at once with `task="all tasks"`."""
+        if not text or not text.strip():
+            raise PlaygroundError("type a text first")
+        pair = pair.strip() if pair and pair.strip() else None
+        loaded, load_ms = self.load(uid)
+        if task == ALL_TASKS:
+            return self.predict_mixed(uid, [(t, text, pair) for t in loaded.tasks], load_ms)
+        if task not in loaded.tasks:
+            raise PlaygroundError(f"unknown task {task!r}; this prototype has: "
+                                  + ", ".join(loaded.tasks))
+        with self._lock:
+            results = loaded.predictor.predict(task, [(text, pair)])
+            timing = loaded.predictor.last_timing
+        return Prediction(results, timing.swap_ms, timing.inference_ms, "single", load_ms,
+                          loaded.tasks)
+
+    def predict_mixed(self, uid: str, requests: Sequence[tuple[str, str, str | None]],
+                      load_ms: float = 0.0) -> Prediction:
+        """One batch whose examples each name their own task."""
+        loaded, extra = self.load(uid)
+        unknown = sorted({t for t, _, _ in requests} - set(loaded.tasks))
+        if unknown:
+            raise PlaygroundError(f"unknown task(s) {', '.join(unknown)}; this prototype has: "
+                                  + ", ".join(loaded.tasks))
+        if not requests:
+            raise PlaygroundError("nothing to predict")
+        with self._lock:
+            results = loaded.predictor.predict_mixed([(t, (x, p)) for t, x, p in requests])
+            timing = loaded.predictor.last_timing
+        return Prediction(results, timing.swap_ms, timing.inference_ms, "mixed",
+                          load_ms + extra, loaded.tasks)
+
+    def model(self, uid: str) -> Any:
+        """The loaded ProPETL model of a prototype (for mask statistics)."""
+        return self.load(uid)[0].model
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == uid]:
+                del self._cache[key]
+
+
+_engine: PlaygroundEngine | None = None
+
+
+def get_engine() -> PlaygroundEngine:
+    """The process-wide engine."""
+    global _engine
+    if _engine is None:
+        _engine = PlaygroundEngine()
+    return _engine
+
+
+__all__ = ["ALL_TASKS", "NotFoundError", "PlaygroundEngine", "PlaygroundError", "Prediction",
+           "get_engine"]

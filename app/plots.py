@@ -1,0 +1,134 @@
+"""Matplotlib figures for the dashboard: curves, heatmaps, bars and mask bitmaps.
+
+Figures are built with `matplotlib.figure.Figure` (not pyplot), so nothing global keeps them
+alive after Gradio has rendered them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+Curve = Sequence[tuple[float, float]]
+PALETTE = ["#2563eb", "#f97316", "#16a34a", "#db2777", "#7c3aed", "#0891b2", "#ca8a04",
+           "#dc2626"]
+OVERLAY_COLOURS = ["#f3f4f6", "#2563eb", "#f97316", "#111827"]  # neither, only A, only B, both
+
+
+def _figure(width: float = 6.4, height: float = 3.4) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig.patch.set_facecolor("white")
+    return fig
+
+
+def _style(ax, title: str, xlabel: str = "", ylabel: str = "") -> None:
+    ax.set_title(title, fontsize=11, loc="left", fontweight="bold")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(alpha=0.25)
+
+
+def message(text: str, title: str = "") -> Figure:
+    """An empty chart that says why it is empty."""
+    fig = _figure(height=2.2)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11, loc="left", fontweight="bold")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, color="#6b7280", wrap=True)
+    return fig
+
+
+def curves(series: Mapping[str, Curve], title: str, ylabel: str = "",
+           xlabel: str = "step", reference: tuple[str, float] | None = None,
+           empty: str = "no points yet", ylim: tuple[float, float] | None = None) -> Figure:
+    """Lines of (x, y) points, one per label, with an optional horizontal reference."""
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return message(empty, title)
+    fig = _figure()
+    ax = fig.add_subplot()
+    for i, (label, points) in enumerate(series.items()):
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, label=label, color=PALETTE[i % len(PALETTE)], linewidth=1.8,
+                marker="o" if len(xs) < 15 else None, markersize=4)
+    if reference is not None:
+        ax.axhline(reference[1], color="#6b7280", linestyle="--", linewidth=1.2,
+                   label=reference[0])
+    _style(ax, title, xlabel, ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if len(series) > 1 or reference is not None:
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, *, cmap: str = "viridis",
+            vmin: float | None = 0.0, vmax: float | None = 1.0,
+            col_labels: Sequence[str] | None = None, colorbar: str = "") -> Figure:
+    """A square (or labelled) matrix with its values written in the cells when few."""
+    cols = list(col_labels or labels)
+    size = max(3.6, min(7.0, 1.6 + 0.55 * max(len(labels), len(cols))))
+    fig = _figure(size + 1.0, size)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), list(labels), fontsize=8)
+    ax.set_title(title, fontsize=11, loc="left", fontweight="bold")
+    if matrix.size <= 64:
+        lo = np.nanmin(matrix) if vmin is None else vmin
+        hi = np.nanmax(matrix) if vmax is None else vmax
+        for (r, c), value in np.ndenumerate(matrix):
+            bright = (value - lo) / ((hi - lo) or 1) > 0.6
+            ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    color="black" if bright else "white")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=colorbar)
+    return fig
+
+
+def layer_lines(values: Mapping[str, np.ndarray], title: str, ylabel: str,
+                reference: tuple[str, float] | None = None,
+                ylim: tuple[float, float] | None = None) -> Figure:
+    """One line per label over layer index 0..L-1."""
+    return curves({k: list(enumerate(np.asarray(v, dtype=float).tolist()))
+                   for k, v in values.items()}, title, ylabel, xlabel="layer",
+                  reference=reference, ylim=ylim)
+
+
+def overlay_bitmap(codes: np.ndarray, task_a: str, task_b: str, title: str) -> Figure:
+    """A two-task mask overlay: both / only A / only B / neither, with the share of each."""
+    fig = _figure(7.0, 3.8)
+    ax = fig.add_subplot()
+    ax.imshow(codes, cmap=ListedColormap(OVERLAY_COLOURS), vmin=0, vmax=3,
+              interpolation="nearest", aspect="auto")
+    ax.set_title(title, fontsize=11, loc="left", fontweight="bold")
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
+    total = max(codes.size, 1)
+    names = ["neither", f"only {task_a}", f"only {task_b}", "both"]
+    handles = [Patch(facecolor=OVERLAY_COLOURS[i], edgecolor="#9ca3af",
+                     label=f"{names[i]} ({100 * (codes == i).sum() / total:.0f}%)")
+               for i in (3, 1, 2, 0)]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4,
+              fontsize=8, frameon=False)
+    return fig
+
+
+def keep_rate_bars(rows: np.ndarray, cols: np.ndarray, keep: float, title: str) -> Figure:
+    """Per-neuron keep rates of one mask (output rows, input columns) against k."""
+    fig = _figure(7.0, 3.4)
+    for i, (values, label) in enumerate(((rows, "output neurons"), (cols, "input neurons"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.bar(range(len(values)), values, color=PALETTE[i], width=1.0)
+        ax.axhline(keep, color="#6b7280", linestyle="--", linewidth=1.2, label=f"k = {keep:g}")
+        ax.set_ylim(0, 1)
+        _style(ax, title if i == 0 else "", label, "keep rate" if i == 0 else "")
+        ax.legend(fontsize=8, frameon=False)
+    return fig

@@ -1,0 +1,74 @@
+"""The one settings object of the product, read from `PROPETL_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where data lives, how to reach the registry and the broker, and worker timings.
+
+    Unset locations derive from `data_dir`: a SQLite registry, an embedded SQLite broker,
+    and `artifacts/` and `runs/` folders, so one machine needs no server at all.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PROPETL_", extra="ignore")
+
+    data_dir: Path = Path(".propetl")
+    database_url: str = ""
+    broker_url: str = ""
+    result_backend: str | None = None
+    artifacts_dir: Path | None = None
+    runs_dir: Path | None = None
+    default_queue: str = "propetl"
+    heartbeat_interval: float = Field(5.0, gt=0, description="seconds between job heartbeats")
+    reaper_timeout: float = Field(
+        60.0, gt=0, description="a running job whose heartbeat is older than this is stale")
+    reaper_interval: float = Field(30.0, gt=0, description="seconds between reaper passes")
+    progress_interval: float = Field(2.0, ge=0, description="at most one train-metric write per")
+    max_attempts: int = Field(3, ge=1, description="runs of a job before the reaper fails it")
+    visibility_timeout: int = Field(3600, ge=1, description="Redis re-delivery of unacked jobs")
+    auto_migrate: bool = True
+    web_host: str = Field("127.0.0.1", description="address `propetl serve` binds")
+    web_port: int = Field(7860, ge=1, le=65535)
+    # Users come later; these are placeholders the web part will read.
+    auth_enabled: bool = False
+    default_owner: str = "local"
+    secret_key: str = ""
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'registry.sqlite'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.sqlite'}"
+        self.artifacts_dir = (self.artifacts_dir or self.data_dir / "artifacts").expanduser().resolve()
+        self.runs_dir = (self.runs_dir or self.data_dir / "runs").expanduser().resolve()
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when the broker is the SQLite file under the data dir (no server)."""
+        return self.broker_url.startswith("sqla+sqlite")
+
+    def ensure_dirs(self) -> None:
+        """Create the data, artifacts and runs folders."""
+        for path in (self.data_dir, self.artifacts_dir, self.runs_dir):
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (call `reset_settings()` after changing the environment)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next `get_settings()` reads the environment again."""
+    get_settings.cache_clear()

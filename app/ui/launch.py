@@ -1,0 +1,283 @@
+"""Launch tab: pick backbone and tasks, set the options (generated), see the storage, submit."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from pydantic import ValidationError
+
+from ..settings import get_settings
+from ..specs import DATA_SUFFIXES, JobSpec, describe_errors
+from . import forms, presets
+from .common import Ctx, job_choices, problems_md, registry
+from .estimate import safe_estimate_md
+
+PAGE = 5
+SECTION_TITLES = {"method": "Method: the shared prototype and its masks",
+                  "training": "Training", "advanced": "Advanced"}
+#: Form fields in the order they are drawn (section by section).
+SPECS = [s for section in SECTION_TITLES for s in forms.config_fields() if s.section == section]
+
+
+@dataclass
+class LaunchUI:
+    backbone: gr.Dropdown
+    tasks: gr.Dropdown
+    name: gr.Textbox
+    queue: gr.Textbox
+    fields: list[gr.components.Component]
+    status: gr.Markdown
+    submit: gr.Button
+
+    @property
+    def form(self) -> list[gr.components.Component]:
+        return [self.backbone, self.tasks, *self.fields]
+
+
+# --- tasks: catalog, preview, upload ---------------------------------------------------
+
+def _uploads() -> Path:
+    return get_settings().data_dir / "uploads"
+
+
+def task_choices() -> list[tuple[str, str]]:
+    """Catalog tasks, then the files uploaded here (value: the file's path)."""
+    from propetl.data import task_names
+
+    out = [(name, name) for name in task_names()]
+    folder = _uploads()
+    if folder.is_dir():
+        out += [(f"{p.stem} (uploaded {p.suffix[1:]})", str(p)) for p in sorted(folder.iterdir())
+                if p.suffix.lower() in DATA_SUFFIXES]
+    return out
+
+
+def backbone_choices() -> list[str]:
+    from propetl.backbones import known_backbones
+
+    return [b.name for b in known_backbones()]
+
+
+def task_label(task: str) -> str:
+    return Path(task).stem if Path(task).suffix.lower() in DATA_SUFFIXES else task
+
+
+def tasks_md(tasks: list[str]) -> str:
+    """A table of the chosen tasks: source, labels, sizes, metric."""
+    from propetl.data import get_task_info
+
+    if not tasks:
+        return "*Pick at least one task: the masks of each are trained together over one prototype.*"
+    rows = []
+    for task in tasks:
+        if Path(task).suffix.lower() in DATA_SUFFIXES:
+            rows.append(f"| {task_label(task)} | (your file) | | |")
+            continue
+        try:
+            info = get_task_info(task)
+        except ValueError as err:
+            rows.append(f"| {task} | {err} | | |")
+            continue
+        labels = ", ".join(info.label_names) if info.label_names else "regression"
+        sizes = " / ".join(f"{v:,}" for v in (info.sizes or {}).values()) or "hub"
+        rows.append(f"| {info.name} | {labels} | {sizes} | {info.main_metric} |")
+    return ("| task | labels | train / dev / test | metric |\n|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
+@lru_cache(maxsize=6)
+def _train_frame(task: str) -> pd.DataFrame:
+    from propetl.data import load_task
+
+    data = load_task(task)
+    frame = data.splits["train"].to_pandas()
+    if data.info.label_names:
+        names = data.info.label_names
+        frame["label"] = [names[int(i)] for i in frame["label"]]
+    return frame
+
+
+def preview(task: str | None, page: int) -> tuple[pd.DataFrame | None, str, int]:
+    """One page of a task's training examples, its position, and the clamped page number."""
+    if not task:
+        return None, "*Choose a task to preview.*", 0
+    try:
+        frame = _train_frame(task)
+    except Exception as err:  # hub task offline, unreadable file
+        return None, f"cannot preview {task_label(task)}: {err}", 0
+    pages = max(1, -(-len(frame) // PAGE))
+    page = max(0, min(int(page or 0), pages - 1))
+    rows = frame.iloc[page * PAGE:(page + 1) * PAGE]
+    return rows, f"page {page + 1} of {pages:,} ({len(frame):,} training examples)", page
+
+
+def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
+    """Validate an uploaded file; when clean, keep it and add it to the chosen tasks."""
+    from propetl.data import load_user_file, validate_user_file
+
+    if not file:
+        return "", gr.update()
+    source = Path(file)
+    problems = validate_user_file(source)
+    if problems:
+        return problems_md(f"✗ {source.name}: {len(problems)} problem(s) to fix", problems), \
+            gr.update()
+    folder = _uploads()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    shutil.copyfile(source, target)
+    info = load_user_file(target).info
+    labels = ", ".join(info.label_names) if info.label_names else "regression"
+    sizes = ", ".join(f"{k} {v}" for k, v in (info.sizes or {}).items())
+    chosen = [*(selected or []), str(target)]
+    message = (f"✓ **{source.name}** is ready as task `{target.stem}`: labels {labels}; "
+               f"{sizes}. Added to the tasks above.")
+    return message, gr.update(choices=task_choices(), value=chosen)
+
+
+# --- the spec --------------------------------------------------------------------------
+
+def spec_dict(name: str, queue: str, backbone: str, tasks: list[str],
+              values: list[Any]) -> dict[str, Any]:
+    config = forms.to_config(SPECS, values)
+    config.update(backbone=backbone, tasks=list(tasks or []))
+    return {"name": name or "", "queue": queue or None, "config": config}
+
+
+def storage(backbone: str, tasks: list[str], *values: Any) -> str:
+    config = forms.to_config(SPECS, list(values)).get("propetl", {})
+    return safe_estimate_md(backbone or "", config, len(tasks or []))
+
+
+def submit(ctx: Ctx, request: gr.Request | None, name: str, queue: str, backbone: str,
+           tasks: list[str], values: list[Any]) -> tuple[str, Any, Any]:
+    """Validate and queue; returns (message, tab switch, job to open)."""
+    data = spec_dict(name, queue, backbone, tasks, values)
+    data["owner"] = ctx.user(request)
+    try:
+        spec = JobSpec.model_validate(data)
+        job_id = registry().submit_job(spec)
+    except ValidationError as err:
+        return problems_md("✗ Fix these before launching:",
+                           describe_errors(err).splitlines()), gr.update(), gr.update()
+    except Exception as err:  # the broker is down
+        return f"✗ could not queue the job: {err}", gr.update(), gr.update()
+    return (f"✓ Job **#{job_id}** queued. Opening it in the Jobs tab…",
+            gr.Tabs(selected="jobs"), gr.update(choices=job_choices(), value=job_id))
+
+
+def form_values(config: dict[str, Any]) -> list[Any]:
+    """Launch form values (backbone, tasks, fields) of a stored config, for clone."""
+    return [config.get("backbone"), list(config.get("tasks", [])),
+            *forms.from_config(SPECS, config)]
+
+
+def apply_preset(name: str | None) -> list[Any]:
+    """Set the options a preset names; leave the others as they are."""
+    if not name:
+        return [gr.update()] * (2 + len(SPECS))
+    values = presets.load_preset(name)
+    out: list[Any] = [values.get("backbone", gr.update()),
+                      values["tasks"] if "tasks" in values else gr.update()]
+    out += [values[s.key] if s.key in values else gr.update() for s in SPECS]
+    return out
+
+
+def save_preset(name: str, backbone: str, tasks: list[str], *values: Any) -> tuple[str, Any]:
+    flat = {s.key: v for s, v in zip(SPECS, values, strict=True)}
+    flat.update(backbone=backbone, tasks=list(tasks or []))
+    try:
+        saved = presets.save_preset(name or "", flat)
+    except ValueError as err:
+        return f"✗ {err}", gr.update()
+    return f"✓ saved preset **{saved}**", gr.update(choices=presets.list_presets(), value=saved)
+
+
+# --- layout ----------------------------------------------------------------------------
+
+def build(ctx: Ctx) -> LaunchUI:
+    fields: list[gr.components.Component] = []
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            with gr.Group():
+                with gr.Row():
+                    backbone = gr.Dropdown(backbone_choices(), value="minilm-l6",
+                                           label="Backbone", allow_custom_value=True,
+                                           info="frozen encoder; a hub name or folder works too",
+                                           elem_id="launch-backbone")
+                    tasks = gr.Dropdown(task_choices(), value=["rotten_tomatoes"],
+                                        multiselect=True, label="Tasks",
+                                        info="each gets its own masks over one prototype",
+                                        elem_id="launch-tasks")
+                tasks_table = gr.Markdown(tasks_md(["rotten_tomatoes"]))
+            with gr.Accordion("Preview a task's data", open=False):
+                with gr.Row():
+                    preview_task = gr.Dropdown(task_choices(), label="Task", scale=3)
+                    prev_btn = gr.Button("◀ Previous", size="sm", scale=1)
+                    next_btn = gr.Button("Next ▶", size="sm", scale=1)
+                page = gr.State(0)
+                page_info = gr.Markdown("*Choose a task to preview.*")
+                rows = gr.Dataframe(interactive=False, wrap=True, max_height=320)
+            with gr.Accordion("Add your own task (CSV / TSV / JSONL)", open=False):
+                gr.Markdown("Columns: `text` (and `text_pair` for pairs) and `label`; an "
+                            "optional `split` column with train / dev / test.")
+                upload_file = gr.File(label="Data file", file_types=list(DATA_SUFFIXES),
+                                      height=120)
+                upload_msg = gr.Markdown()
+            for section, title in SECTION_TITLES.items():
+                with gr.Accordion(title, open=section != "advanced"), \
+                        gr.Row(elem_classes="pp-form-grid"):
+                    fields += [forms.component(s) for s in SPECS if s.section == section]
+        with gr.Column(scale=2, elem_classes="pp-side"):
+            gr.Markdown("### Storage estimate")
+            estimate_md = gr.Markdown(storage("minilm-l6", ["rotten_tomatoes"],
+                                              *[s.default for s in SPECS]),
+                                      elem_id="launch-estimate")
+            gr.Markdown("### Launch")
+            name = gr.Textbox(label="Job name", placeholder="optional, e.g. 'sentiment v2'")
+            queue = gr.Textbox(label="Queue", placeholder=get_settings().default_queue,
+                               info="workers listen on queues; blank = the default")
+            submit_btn = gr.Button("Launch job", variant="primary", size="lg",
+                                   elem_id="launch-submit")
+            status = gr.Markdown(elem_id="launch-status")
+            with gr.Accordion("Presets", open=False):
+                preset = gr.Dropdown(presets.list_presets(), label="Preset", value=None)
+                load_btn = gr.Button("Load preset", size="sm")
+                preset_name = gr.Textbox(label="Save current options as")
+                save_btn = gr.Button("Save preset", size="sm")
+                preset_msg = gr.Markdown()
+
+    ui = LaunchUI(backbone, tasks, name, queue, fields, status, submit_btn)
+    private: dict[str, Any] = {"api_visibility": "private"}
+    tasks.change(tasks_md, tasks, tasks_table, **private).then(
+        lambda t: gr.update(value=(t or [None])[-1]), tasks, preview_task, **private)
+    preview_task.change(lambda t: preview(t, 0), preview_task, [rows, page_info, page],
+                        **private)
+    prev_btn.click(lambda t, p: preview(t, p - 1), [preview_task, page],
+                   [rows, page_info, page], **private)
+    next_btn.click(lambda t, p: preview(t, p + 1), [preview_task, page],
+                   [rows, page_info, page], **private)
+    upload_file.upload(upload, [upload_file, tasks], [upload_msg, tasks], **private)
+    method = [f for f, s in zip(fields, SPECS, strict=True) if s.key.startswith("propetl.")]
+    for component in (backbone, tasks, *method):
+        component.change(storage, [backbone, tasks, *fields], estimate_md, **private)
+    load_btn.click(apply_preset, preset, ui.form, **private)
+    save_btn.click(save_preset, [preset_name, backbone, tasks, *fields], [preset_msg, preset],
+                   **private)
+    return ui
+
+
+def wire_submit(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_job: gr.components.Component) -> None:
+    """Submit queues the job, then switches to the Jobs tab with it open."""
+    def handler(request: gr.Request, name: str, queue: str, backbone: str, tasks: list[str],
+                *values: Any) -> Any:
+        return submit(ctx, request, name, queue, backbone, tasks, list(values))
+
+    ui.submit.click(handler, [ui.name, ui.queue, ui.backbone, ui.tasks, *ui.fields],
+                    [ui.status, tabs, open_job], api_name="launch_job")

@@ -1,0 +1,128 @@
+"""Models tab: prototypes, their tasks with metrics and bytes on disk, downloads, deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from .. import bundles, views
+from ..auth import ForbiddenError
+from ..registry import NotFoundError
+from .common import Ctx, empty_state, fmt_bytes, prototype_choices, registry
+
+NO_MODELS = empty_state("No trained prototypes yet — a job that succeeds registers one here.")
+
+
+def prototypes_frame() -> pd.DataFrame:
+    rows = []
+    for p in registry().list_prototypes():
+        summary = views.prototype_summary(p)
+        ratio = summary["ratio_to_baseline"]
+        rows.append([p.uid[:8], p.backbone.name, f"{p.petl_kind} / {p.sharing}",
+                     summary["keep"], ", ".join(summary["tasks"]),
+                     f"{100 * ratio:.1f}%" if ratio else "", f"#{p.job_id}" if p.job_id else "",
+                     views.age(p.created_at)])
+    return pd.DataFrame(rows, columns=["Prototype", "Backbone", "PETL / sharing", "Keep", "Tasks",
+                                       "Storage vs ordinary", "Job", "Created"])
+
+
+def _metric_text(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()
+                     if k not in ("main", "combined") and isinstance(v, (int, float)))
+
+
+def detail(uid: str | None) -> tuple[str, pd.DataFrame, Any]:
+    """A prototype's storage summary, its tasks table and the task picker."""
+    if not uid:
+        return "", pd.DataFrame(), gr.update(choices=[], value=None)
+    proto = registry().get_prototype(uid)
+    info = views.prototype_detail(proto)
+    storage = info["storage"] or {}
+    disk = storage.get("disk_bytes") or {}
+    shared = disk.get("prototype", 0) + disk.get("config", 0)
+    md = (f"**{proto.uid}** · {proto.petl_kind} ({proto.sharing}, keep {info['keep']}) on "
+          f"**{proto.backbone.name}** · shared prototype {proto.prototype_params:,} params "
+          f"({fmt_bytes(shared)} on disk) · mask bits per task "
+          f"{storage.get('mask_bits_per_task', 0):,}")
+    rows = [[m["task"], _metric_text(m["dev_metrics"]), _metric_text(m["test_metrics"]),
+             f"{m['mask_bits']:,}", fmt_bytes(m["mask_bytes"]), fmt_bytes(m["disk_bytes"])]
+            for m in info["mask_sets"]]
+    frame = pd.DataFrame(rows, columns=["Task", "Dev", "Test", "Mask bits", "Masks",
+                                        "Task folder on disk"])
+    tasks = [m["task"] for m in info["mask_sets"]]
+    return md, frame, gr.update(choices=tasks, value=tasks[0] if tasks else None)
+
+
+def download(uid: str | None, task: str | None, whole: bool) -> tuple[Any, str]:
+    if not uid:
+        return None, "Choose a prototype first."
+    try:
+        proto = registry().get_prototype(uid)
+        path = bundles.bundle_zip(proto) if whole else bundles.task_zip(proto, task or "")
+    except (NotFoundError, FileNotFoundError) as err:
+        return None, f"✗ {err}"
+    return str(path), f"{path.name} ({fmt_bytes(path.stat().st_size)}) is ready below."
+
+
+def delete(ctx: Ctx, request: gr.Request | None, uid: str | None, task: str | None,
+           confirmed: bool) -> str:
+    """Delete a task's masks (only the owner of the job that trained them)."""
+    if not uid or not task:
+        return "Choose a prototype and a task first."
+    if not confirmed:
+        return "Tick “I understand” to delete."
+    reg = registry()
+    try:
+        proto = reg.get_prototype(uid)
+        mask_set = next(m for m in proto.mask_sets if m.task.name == task)
+        owner = reg.get_job(proto.job_id).owner if proto.job_id else None
+        ctx.auth.ensure_owner(ctx.username(request), owner)
+        reg.delete_mask_set(mask_set.id)
+    except (NotFoundError, ForbiddenError, StopIteration) as err:
+        return f"✗ {err or 'no such task'}"
+    from ..playground import get_engine
+
+    get_engine().forget(uid)
+    return f"Deleted the masks of **{task}** from {uid[:8]}."
+
+
+def build(ctx: Ctx) -> tuple[gr.Dropdown, Any]:
+    frame = prototypes_frame()
+    empty = gr.HTML(NO_MODELS, visible=frame.empty)
+    table = gr.Dataframe(frame, interactive=False, label="Prototypes", max_height=260)
+    with gr.Row():
+        proto = gr.Dropdown(prototype_choices(), label="Prototype", scale=4)
+        refresh = gr.Button("↻ Refresh", size="sm", scale=1)
+    summary = gr.Markdown()
+    tasks = gr.Dataframe(interactive=False, label="Tasks")
+    with gr.Row():
+        task = gr.Dropdown([], label="Task", scale=2)
+        get_task = gr.Button("Download task masks (.zip)", size="sm", scale=1)
+        get_all = gr.Button("Download whole bundle (.zip)", size="sm", scale=1)
+    message = gr.Markdown()
+    file = gr.File(label="Download", interactive=False)
+    with gr.Accordion("Delete a task's masks", open=False), gr.Row():
+        confirm = gr.Checkbox(False, label="I understand this removes the task's files")
+        remove = gr.Button("Delete task masks", variant="stop", size="sm")
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    def reload() -> tuple[Any, Any, Any]:
+        fresh = prototypes_frame()
+        return fresh, gr.update(visible=fresh.empty), gr.update(choices=prototype_choices())
+
+    refresh.click(reload, None, [table, empty, proto], **private)
+    proto.change(detail, proto, [summary, tasks, task], api_name="prototype_details")
+    get_task.click(lambda u, t: download(u, t, False), [proto, task], [file, message],
+                   api_name="download_task_masks")
+    get_all.click(lambda u, t: download(u, t, True), [proto, task], [file, message],
+                  api_name="download_bundle")
+
+    def on_delete(request: gr.Request, uid: str | None, name: str | None, ok: bool) -> str:
+        return delete(ctx, request, uid, name, ok)
+
+    remove.click(on_delete, [proto, task, confirm], message, api_name="delete_task_masks").then(
+        detail, proto, [summary, tasks, task], **private).then(
+        reload, None, [table, empty, proto], **private)
+    return proto, refresh

@@ -1,0 +1,91 @@
+"""Playground tab: one prototype loaded once; a task (or all tasks) answered by mask swap."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from ..playground import ALL_TASKS, PlaygroundError, Prediction, get_engine
+from ..registry import NotFoundError
+from .common import empty_state, prototype_choices
+
+NO_MODELS = empty_state("No trained prototypes yet — launch a job first, then try it here.")
+
+
+def task_choices(uid: str | None) -> Any:
+    if not uid:
+        return gr.update(choices=[], value=None)
+    tasks = get_engine().tasks_of(uid)
+    return gr.update(choices=[*tasks, ALL_TASKS], value=tasks[0] if tasks else None)
+
+
+def results_html(prediction: Prediction) -> str:
+    """One card per task: its label and a bar per class."""
+    cards = []
+    for row in prediction.results:
+        if row.get("label") is None:
+            body = f"<div class='pp-value'>value {row.get('value', 0):.3f}</div>"
+        else:
+            bars = "".join(
+                f"<div class='pp-bar-row'><span>{html.escape(str(name))}</span>"
+                f"<div class='pp-bar'><div style='width:{100 * p:.1f}%'></div></div>"
+                f"<b>{100 * p:.1f}%</b></div>"
+                for name, p in sorted(row["scores"].items(), key=lambda kv: -kv[1]))
+            body = f"<div class='pp-label'>{html.escape(str(row['label']))}</div>{bars}"
+        cards.append(f"<div class='pp-result'><div class='pp-task'>{html.escape(row['task'])}"
+                     f"</div>{body}</div>")
+    return f"<div class='pp-results'>{''.join(cards)}</div>"
+
+
+def timing_md(prediction: Prediction) -> str:
+    if prediction.mode == "mixed":
+        text = (f"One mixed batch over {len(prediction.results)} tasks: "
+                f"**{prediction.inference_ms:.1f} ms** inference (no mask swap)")
+    else:
+        text = (f"Mask swap **{prediction.swap_ms:.3f} ms** · inference "
+                f"**{prediction.inference_ms:.1f} ms**")
+    if prediction.load_ms:
+        text += f" · first load of the prototype {prediction.load_ms:.0f} ms (cached now)"
+    return text
+
+
+def predict(uid: str | None, task: str | None, text: str, pair: str) -> tuple[str, str]:
+    if not uid:
+        return NO_MODELS, ""
+    if not task:
+        return "Choose a task.", ""
+    try:
+        prediction = get_engine().predict(uid, task, text, pair or None)
+    except (PlaygroundError, NotFoundError) as err:
+        return f"<p class='pp-error'>✗ {html.escape(str(err))}</p>", ""
+    return results_html(prediction), timing_md(prediction)
+
+
+def build() -> tuple[gr.Dropdown, Any]:
+    choices = prototype_choices()
+    with gr.Row():
+        proto = gr.Dropdown(choices, label="Prototype", scale=4, elem_id="play-proto",
+                            value=choices[0][1] if choices else None)
+        refresh = gr.Button("↻ Refresh", size="sm", scale=1)
+        task = gr.Dropdown([], label="Task", scale=2, elem_id="play-task",
+                           info=f"“{ALL_TASKS}” answers every task in one mixed batch")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Text", lines=3, elem_id="play-text",
+                              placeholder="Type a sentence, e.g. 'a warm, funny and moving film'")
+            pair = gr.Textbox(label="Second text (only for pair tasks)", lines=1,
+                              elem_id="play-pair")
+            go = gr.Button("Predict", variant="primary", elem_id="play-go")
+        with gr.Column(scale=4):
+            out = gr.HTML(NO_MODELS if not choices else
+                          empty_state("Answers appear here."), elem_id="play-out")
+            timing = gr.Markdown(elem_id="play-timing")
+    private: dict[str, Any] = {"api_visibility": "private"}
+    proto.change(task_choices, proto, task, api_name="prototype_tasks")
+    go.click(predict, [proto, task, text, pair], [out, timing], api_name="predict")
+    text.submit(predict, [proto, task, text, pair], [out, timing], **private)
+    task.input(predict, [proto, task, text, pair], [out, timing], **private)
+    refresh.click(lambda: gr.update(choices=prototype_choices()), None, proto, **private)
+    return proto, refresh

@@ -1,0 +1,57 @@
+"""Named presets of the Launch form: a few built in, the rest saved as JSON in the data dir."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..settings import get_settings
+
+BUILTIN: dict[str, dict[str, Any]] = {
+    "quick test (tiny-bert)": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
+                               "max_examples": 32, "max_steps": 8, "batch_size": 8,
+                               "eval_every": 4},
+    "adapter, paper defaults": {"propetl.petl": "adapter", "propetl.keep": 0.5,
+                                "propetl.bottleneck": 64, "lr": 1e-3, "mask_lr": 3e-3},
+    "LoRA, paper defaults": {"propetl.petl": "lora", "propetl.keep": 0.1, "propetl.lora_r": 32,
+                             "propetl.lora_alpha": 48.0, "lr": 1e-3, "mask_lr": 3e-2},
+    "prefix, paper defaults": {"propetl.petl": "prefix", "propetl.keep": 0.1,
+                               "propetl.prefix_len": 64, "lr": 1e-3, "mask_lr": 1e-4},
+}
+_NAME = re.compile(r"^[\w .,()+-]{1,60}$")
+
+
+def _folder() -> Path:
+    return get_settings().data_dir / "presets"
+
+
+def list_presets() -> list[str]:
+    """Built-in names first, then the saved ones."""
+    folder = _folder()
+    saved = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    return [*BUILTIN, *(n for n in saved if n not in BUILTIN)]
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Flat form values (`propetl.keep` style keys) of a preset."""
+    if name in BUILTIN:
+        return dict(BUILTIN[name])
+    path = _folder() / f"{name}.json"
+    if not _NAME.match(name) or not path.is_file():
+        raise KeyError(f"no preset named {name!r}")
+    return json.loads(path.read_text())
+
+
+def save_preset(name: str, values: dict[str, Any]) -> str:
+    """Save form values under `name` (a built-in name cannot be overwritten)."""
+    name = name.strip()
+    if not _NAME.match(name):
+        raise ValueError("name a preset with 1-60 letters, digits, spaces or .,()+-")
+    if name in BUILTIN:
+        raise ValueError(f"{name!r} is built in; choose another name")
+    folder = _folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(values, indent=2, default=str))
+    return name

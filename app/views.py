@@ -1,0 +1,150 @@
+"""Plain, JSON-able views of registry rows, shared by the REST API and the dashboard."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .models import Job, MaskSet, Prototype
+from .registry import Registry
+
+Series = dict[tuple[str, str, str], list[tuple[int, float]]]
+
+
+def age(when: datetime | None, now: datetime | None = None) -> str:
+    """'12 s ago', '3 min ago', '5 h ago', '2 d ago' (or '' for no time)."""
+    if when is None:
+        return ""
+    seconds = max(0.0, ((now or datetime.now(timezone.utc)) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def best_dev(series: Series) -> float | None:
+    """Best mean over tasks of the dev 'main' metric across evaluations."""
+    by_step: dict[int, list[float]] = {}
+    for (_task, split, name), points in series.items():
+        if split == "dev" and name == "main":
+            for step, value in points:
+                by_step.setdefault(step, []).append(value)
+    return max((sum(v) / len(v) for v in by_step.values()), default=None)
+
+
+def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
+    """The fields a job list shows."""
+    config = job.spec.get("config", {})
+    return {"id": job.id, "name": job.name, "owner": job.owner, "status": job.status,
+            "progress": round(float(job.progress or 0.0), 4), "step": job.step,
+            "total_steps": job.total_steps, "phase": job.phase,
+            "tasks": list(config.get("tasks", [])), "backbone": config.get("backbone"),
+            "queue": job.queue, "attempts": job.attempts, "best_metric": best,
+            "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
+            "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
+            "eta_seconds": job.eta_seconds, "error": job.error}
+
+
+def job_detail(registry: Registry, job: Job) -> dict[str, Any]:
+    """A job with its spec, curves and registered prototype."""
+    series = registry.metric_series(job.id)
+    proto = registry.prototype_for_job(job.id) if job.status == "succeeded" else None
+    out = job_summary(job, best_dev(series))
+    out.update(spec=job.spec, prototype=proto.uid if proto else None,
+               metrics=[{"task": t, "split": s, "name": n, "points": [list(p) for p in pts]}
+                        for (t, s, n), pts in series.items()])
+    return out
+
+
+def task_bytes(mask_set: MaskSet) -> int:
+    """Bytes of a task's folder on disk (masks + head + labels)."""
+    folder = Path(mask_set.artifact_path)
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def mask_set_summary(mask_set: MaskSet) -> dict[str, Any]:
+    return {"id": mask_set.id, "task": mask_set.task.name, "keep_ratio": mask_set.keep_ratio,
+            "mask_bits": mask_set.mask_bits, "mask_bytes": mask_set.mask_bytes,
+            "disk_bytes": task_bytes(mask_set), "density": list(mask_set.density or []),
+            "dev_metrics": dict(mask_set.dev_metrics or {}),
+            "test_metrics": dict(mask_set.test_metrics or {}),
+            "label_names": mask_set.task.label_names}
+
+
+def prototype_summary(proto: Prototype) -> dict[str, Any]:
+    storage = proto.storage or {}
+    return {"uid": proto.uid, "backbone": proto.backbone.name, "job_id": proto.job_id,
+            "petl": proto.petl_kind, "sharing": proto.sharing,
+            "keep": (proto.config or {}).get("keep"),
+            "prototype_params": proto.prototype_params, "backbone_params": proto.backbone_params,
+            "ratio_to_baseline": storage.get("ratio_to_baseline"),
+            "tasks": [m.task.name for m in proto.mask_sets],
+            "created_at": _iso(proto.created_at)}
+
+
+def prototype_detail(proto: Prototype) -> dict[str, Any]:
+    out = prototype_summary(proto)
+    out.update(config=proto.config, storage=proto.storage,
+               mask_sets=[mask_set_summary(m) for m in proto.mask_sets])
+    return out
+
+
+def _log_line(event: dict[str, Any]) -> str:
+    step = f"step {event.get('step')}/{event.get('total_steps')}"
+    phase = event.get("phase")
+    if phase == "train":
+        loss = event.get("loss")
+        return f"{step}  train  loss {loss:.4f}" if isinstance(loss, float) else f"{step}  train"
+    parts = [f"{task}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "main")
+             for task, values in (event.get("metrics") or {}).items()]
+    return f"{step}  {phase}  " + " | ".join(parts)
+
+
+def log_tail(job: Job, lines: int = 30) -> str:
+    """The last training events of a job, readable, and its error if it failed."""
+    out: list[str] = []
+    path = Path(job.run_dir or "") / "metrics.jsonl"
+    if job.run_dir and path.is_file():
+        for raw in path.read_text().splitlines()[-lines:]:
+            try:
+                line = _log_line(json.loads(raw))
+            except (ValueError, TypeError, AttributeError):
+                continue
+            if not out or out[-1] != line:  # an evaluation may be reported twice
+                out.append(line)
+    if job.error:
+        out += ["", "ERROR:", job.error]
+    return "\n".join(out)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists become compact JSON text."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+    return out
+
+
+def config_diff(configs: dict[str, dict[str, Any]], only_differences: bool) -> list[list[Any]]:
+    """Rows [option, value in run 1, value in run 2, ...] of several runs' configs."""
+    flat = {label: flatten(config) for label, config in configs.items()}
+    keys = sorted({k for values in flat.values() for k in values})
+    rows = []
+    for key in keys:
+        values = [flat[label].get(key) for label in flat]
+        if only_differences and len({json.dumps(v, default=str) for v in values}) == 1:
+            continue
+        rows.append([key, *("" if v is None else v for v in values)])
+    return rows

@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry (`app.db.upgrade()` runs them)."""

@@ -1,0 +1,210 @@
+"""The service layer on SQLite and PostgreSQL: jobs, claims, metrics, results, the reaper."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from app import db
+from app.registry import (
+    InvalidStateError,
+    Point,
+    Registry,
+    RunOutcome,
+    TaskOutcome,
+)
+
+SPEC = {"name": "t", "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
+                                "max_steps": 4, "max_examples": 32}}
+
+
+@pytest.fixture
+def reg(db_url, isolated_settings):
+    db.upgrade(db_url)
+    sent: list[tuple[int, str, str]] = []
+    registry = Registry(db_url, enqueue=lambda *a: sent.append(a))
+    registry.sent = sent  # type: ignore[attr-defined]
+    return registry
+
+
+def _outcome(tasks=("rotten_tomatoes",)) -> RunOutcome:
+    return RunOutcome(
+        artifact_path="/artifacts/p", storage={"prototype_params": 123, "backbone_params": 9000},
+        tasks={t: TaskOutcome(info={"source": "bundled", "text_columns": ["text"],
+                                    "label_names": ["neg", "pos"], "metrics": ["accuracy"],
+                                    "main_metric": "accuracy"},
+                              artifact_path=f"/artifacts/p/tasks/{t}", mask_bits=64, mask_bytes=8,
+                              density=[0.5, 0.5], dev_metrics={"accuracy": 0.6},
+                              test_metrics={"accuracy": 0.55}) for t in tasks},
+        steps=4)
+
+
+def test_submit_records_and_enqueues(reg):
+    job_id = reg.submit_job(SPEC)
+    job = reg.get_job(job_id)
+    assert job.status == "queued" and job.queue == "propetl" and job.attempts == 0
+    assert reg.sent == [(job_id, "propetl", job.celery_task_id)]
+    assert job.spec["config"]["max_steps"] == 4
+    assert [j.id for j in reg.list_jobs(status="queued")] == [job_id]
+
+
+def test_bad_spec_refused_before_anything_is_written(reg):
+    with pytest.raises(ValidationError, match=r"config\.lr"):
+        reg.submit_job({"config": {**SPEC["config"], "lr": 0}})
+    assert reg.list_jobs() == [] and reg.sent == []
+
+
+def test_enqueue_failure_marks_job_failed(db_url, isolated_settings):
+    db.upgrade(db_url)
+
+    def broken(*_):
+        raise ConnectionError("broker down")
+
+    registry = Registry(db_url, enqueue=broken)
+    with pytest.raises(ConnectionError):
+        registry.submit_job(SPEC)
+    job = registry.list_jobs()[0]
+    assert job.status == "failed" and "broker down" in job.error
+
+
+def test_claim_is_exclusive_even_under_races(reg):
+    job_id = reg.submit_job(SPEC)
+    claims = []
+    threads = [threading.Thread(target=lambda i=i: claims.append(reg.claim_job(job_id, host=f"h{i}")))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1 and won[0].attempt == 1
+    job = reg.get_job(job_id)
+    assert job.status == "running" and job.started_at is not None and job.heartbeat_at is not None
+
+
+def test_stale_running_job_can_be_reclaimed_and_old_attempt_is_fenced(reg, monkeypatch):
+    job_id = reg.submit_job(SPEC)
+    first = reg.claim_job(job_id, host="a")
+    assert reg.claim_job(job_id, host="b") is None  # alive elsewhere
+    monkeypatch.setattr(reg.settings, "reaper_timeout", 0.2)
+    time.sleep(0.4)
+    second = reg.claim_job(job_id, host="b")
+    assert second is not None and second.attempt == 2
+    assert reg.heartbeat(job_id, first.attempt) == "lost"
+    assert reg.finish_job(job_id, first.attempt, _outcome()) is None
+    assert reg.heartbeat(job_id, second.attempt) == "ok"
+
+
+def test_metric_points_are_idempotent(reg):
+    job_id = reg.submit_job(SPEC)
+    points = [Point(1, "train", "loss", 0.9), Point(2, "train", "loss", 0.8),
+              Point(2, "dev", "accuracy", 0.5, task="rotten_tomatoes")]
+    reg.add_metric_points(job_id, points)
+    reg.add_metric_points(job_id, [*points, Point(2, "train", "loss", 0.7)])  # a resume re-reports
+    assert reg.count_metric_points(job_id) == 3
+    series = reg.metric_series(job_id)
+    assert series[("", "train", "loss")] == [(1, 0.9), (2, 0.7)]
+    assert series[("rotten_tomatoes", "dev", "accuracy")] == [(2, 0.5)]
+    assert list(reg.metric_series(job_id, split="dev")) == [("rotten_tomatoes", "dev", "accuracy")]
+
+
+def test_progress_and_finish_register_results_once(reg):
+    job_id = reg.submit_job(SPEC)
+    claim = reg.claim_job(job_id, host="w")
+    reg.report_progress(job_id, claim.attempt, step=2, total_steps=4, phase="train")
+    assert reg.get_job(job_id).progress == 0.5
+    uid = reg.finish_job(job_id, claim.attempt, _outcome())
+    job = reg.get_job(job_id)
+    assert job.status == "succeeded" and job.progress == 1.0 and job.finished_at
+    assert job.prototype is not None and job.prototype.uid == uid
+    proto = reg.get_prototype(uid)
+    assert proto.backbone.name == "tiny-bert" and proto.prototype_params == 123
+    assert proto.petl_kind == "adapter" and proto.config["keep"] == 0.5
+    [mask] = proto.mask_sets
+    assert mask.task.name == "rotten_tomatoes" and mask.mask_bits == 64 and mask.keep_ratio == 0.5
+    assert reg.list_tasks()[0].label_names == ["neg", "pos"]
+    # the same job cannot register a second result
+    assert reg.finish_job(job_id, claim.attempt, _outcome()) is None
+    assert reg.claim_job(job_id, host="w2") is None
+    assert len(reg.list_prototypes()) == 1
+
+
+def test_two_jobs_share_backbone_and_task_rows(reg):
+    for _ in range(2):
+        job_id = reg.submit_job(SPEC)
+        claim = reg.claim_job(job_id, host="w")
+        reg.finish_job(job_id, claim.attempt, _outcome())
+    assert len(reg.list_backbones()) == 1 and len(reg.list_tasks()) == 1
+    assert len(reg.list_mask_sets(task="rotten_tomatoes")) == 2
+
+
+def test_delete_mask_set(reg, tmp_path):
+    job_id = reg.submit_job(SPEC)
+    claim = reg.claim_job(job_id, host="w")
+    outcome = _outcome()
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    outcome.tasks["rotten_tomatoes"].artifact_path = str(folder)
+    uid = reg.finish_job(job_id, claim.attempt, outcome)
+    [mask] = reg.list_mask_sets(prototype_uid=uid)
+    reg.delete_mask_set(mask.id)
+    assert reg.list_mask_sets() == [] and not folder.exists()
+    assert reg.get_prototype(uid).mask_sets == []
+
+
+def test_cancel_queued_running_and_finished(reg):
+    queued = reg.submit_job(SPEC)
+    assert reg.request_cancel(queued).status == "cancelled"
+    assert reg.claim_job(queued, host="w") is None
+    running = reg.submit_job(SPEC)
+    claim = reg.claim_job(running, host="w")
+    assert reg.request_cancel(running).cancel_requested
+    assert reg.cancel_requested(running)
+    assert reg.heartbeat(running, claim.attempt) == "cancel"
+    assert reg.mark_cancelled(running, claim.attempt, step=2)
+    job = reg.get_job(running)
+    assert job.status == "cancelled" and not job.cancel_requested
+    with pytest.raises(InvalidStateError):
+        reg.request_cancel(running)
+
+
+def test_fail_and_retry(reg):
+    job_id = reg.submit_job(SPEC)
+    claim = reg.claim_job(job_id, host="w")
+    assert reg.fail_job(job_id, "RuntimeError: boom", attempt=claim.attempt)
+    job = reg.get_job(job_id)
+    assert job.status == "failed" and job.error == "RuntimeError: boom"
+    with pytest.raises(InvalidStateError):
+        reg.retry(reg.submit_job(SPEC))  # a queued job
+    retried = reg.retry(job_id)
+    assert retried.status == "queued" and retried.error is None
+    assert reg.sent[-1] == (job_id, "propetl", retried.celery_task_id)
+    assert reg.claim_job(job_id, host="w").attempt == 2
+
+
+def test_reaper_requeues_then_fails(reg, monkeypatch):
+    monkeypatch.setattr(reg.settings, "max_attempts", 2)
+    job_id = reg.submit_job(SPEC)
+    reg.claim_job(job_id, host="dead")
+    assert reg.reap_stale_jobs(timeout=60) == []  # heartbeat is fresh
+    time.sleep(0.3)
+    assert reg.reap_stale_jobs(timeout=0.1, active=lambda: {reg.get_job(job_id).celery_task_id}) == []
+    assert reg.reap_stale_jobs(timeout=0.1) == [(job_id, "requeued")]
+    job = reg.get_job(job_id)
+    assert job.status == "queued" and "lost" in job.error
+    assert reg.sent[-1] == (job_id, "propetl", job.celery_task_id)
+    reg.claim_job(job_id, host="dead-again")
+    time.sleep(0.3)
+    assert reg.reap_stale_jobs(timeout=0.1) == [(job_id, "failed")]
+    assert "gave up after 2 attempts" in reg.get_job(job_id).error
+
+
+def test_reaper_honours_a_pending_cancel(reg):
+    job_id = reg.submit_job(SPEC)
+    reg.claim_job(job_id, host="dead")
+    reg.request_cancel(job_id)
+    time.sleep(0.3)
+    assert reg.reap_stale_jobs(timeout=0.1) == [(job_id, "cancelled")]

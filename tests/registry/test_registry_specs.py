@@ -1,0 +1,89 @@
+"""JobSpec: one model over the engine's TrainConfig, with errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.specs import JobSpec, describe_errors
+from propetl.config import TrainConfig
+
+GOOD = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_steps": 4, "max_examples": 32}
+
+
+def _locs(err: ValidationError) -> list[tuple]:
+    return [tuple(e["loc"]) for e in err.errors()]
+
+
+def test_nested_and_flat_forms_agree():
+    nested = JobSpec.model_validate({"name": "a", "config": GOOD})
+    flat = JobSpec.model_validate({"name": "a", **GOOD})
+    assert nested == flat
+    assert isinstance(nested.config, TrainConfig)
+    assert nested.config.max_steps == 4
+
+
+def test_round_trip_through_json():
+    spec = JobSpec.model_validate({"owner": "ana", "queue": "gpu", "config": GOOD})
+    again = JobSpec.from_stored(spec.to_json_dict())
+    assert again == spec and again.config.to_dict() == spec.config.to_dict()
+
+
+@pytest.mark.parametrize(("override", "loc", "words"), [
+    ({"lr": -1}, ("config", "lr"), "lr must be > 0"),
+    ({"max_length": 2}, ("config", "max_length"), "max_length"),
+    ({"batch_size": "many"}, ("config", "batch_size"), "valid integer"),
+    ({"propetl": {"keep": 1.5}}, ("config", "propetl", "keep"), "keep must be in"),
+    ({"propetl": {"petl": "ia3"}}, ("config", "propetl", "petl"), "adapter"),
+    ({"backbone": "tiny-nope"}, ("config", "backbone"), "unknown tiny backbone"),
+    ({"tasks": []}, ("config", "tasks"), "at least one task"),
+    ({"sampling": "random"}, ("config", "sampling"), "sampling must be one of"),
+])
+def test_bad_values_name_the_field(override, loc, words):
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": {**GOOD, **override}})
+    assert loc in _locs(info.value)
+    assert words in describe_errors(info.value)
+    assert ".".join(loc) in describe_errors(info.value)
+
+
+def test_unknown_option_and_bad_queue():
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": GOOD, "learning_rate": 1, "queue": "a b"})
+    assert {("learning_rate",), ("queue",)} <= set(_locs(info.value))
+
+
+def test_unknown_task_is_refused_when_the_catalog_exists():
+    pytest.importorskip("propetl.data", reason="task catalog not written yet")
+    from propetl import data
+
+    if not hasattr(data, "get_task_info"):
+        pytest.skip("propetl.data.get_task_info not written yet")
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": {**GOOD, "tasks": ["rotten_tomatoes", "no_such_task"]}})
+    assert ("config", "tasks", 1) in _locs(info.value)
+
+
+def test_from_yaml(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("name: smoke\nowner: ana\nconfig:\n  backbone: tiny-bert\n"
+                    "  tasks: [rotten_tomatoes]\n  max_steps: 3\n  propetl: {petl: lora}\n")
+    spec = JobSpec.from_yaml(path)
+    assert spec.name == "smoke" and spec.config.propetl.petl == "lora"
+    assert spec.config.mask_lr == 3e-2  # TrainConfig's own default for LoRA
+    path.write_text("- not a mapping\n")
+    with pytest.raises(ValueError, match="mapping"):
+        JobSpec.from_yaml(path)
+
+
+def test_a_data_file_task_must_exist(tmp_path):
+    data = tmp_path / "mine.csv"
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": {**GOOD, "tasks": [str(data)]}})
+    assert ("config", "tasks", 0) in _locs(info.value)
+    data.write_text("text,label\na,0\n")
+    with pytest.raises(ValidationError, match="only one class"):
+        JobSpec.model_validate({"config": {**GOOD, "tasks": [str(data)]}})
+    rows = "".join(f"text number {i},{i % 2}\n" for i in range(40))
+    data.write_text("text,label\n" + rows)
+    assert JobSpec.model_validate({"config": {**GOOD, "tasks": [str(data)]}})

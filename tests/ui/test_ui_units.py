@@ -1,0 +1,159 @@
+"""The tabs' functions, without a browser, over one trained tiny prototype."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import pytest
+
+from propetl.config import PropetlConfig, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def ctx(stack):
+    from app.auth import get_auth
+    from app.ui.common import Ctx
+
+    return Ctx(get_auth())
+
+
+class _Req:
+    def __init__(self, username):
+        self.username = username
+
+
+def test_form_is_generated_from_the_dataclasses():
+    from app.ui import forms, launch
+
+    keys = {s.key for s in launch.SPECS}
+    expected = {f.name for f in fields(TrainConfig)} - {"backbone", "tasks", "propetl"}
+    expected |= {f"propetl.{f.name}" for f in fields(PropetlConfig)} - {"propetl.extra"}
+    assert keys == expected
+    values = forms.from_config(launch.SPECS, TrainConfig(max_steps=7).to_dict())
+    config = forms.to_config(launch.SPECS, values)
+    assert config["max_steps"] == 7 and config["propetl"]["petl"] == "adapter"
+    blank = forms.to_config(launch.SPECS, [s.default if not s.optional else "" for s in
+                                           launch.SPECS])
+    assert "max_steps" not in blank and "keep" not in blank["propetl"]
+
+
+def test_submit_names_the_bad_field_then_queues(ctx):
+    from app.ui import launch
+
+    values = [s.default for s in launch.SPECS]
+    lr = [s.key for s in launch.SPECS].index("lr")
+    steps = [s.key for s in launch.SPECS].index("max_steps")
+    values[steps] = "many"
+    message, _, _ = launch.submit(ctx, None, "x", "", "tiny-bert", [], values)
+    assert "config.max_steps" in message and "valid integer" in message
+    values[lr], values[steps] = -1.0, "2"
+    message, _, _ = launch.submit(ctx, None, "x", "", "tiny-bert", ["rotten_tomatoes"], values)
+    assert "config.lr: lr must be > 0" in message
+    values[lr], values[steps] = 1e-3, "2"
+    message, tabs, job = launch.submit(ctx, None, "ui job", "", "tiny-bert",
+                                       ["rotten_tomatoes"], values)
+    assert "queued" in message and tabs.selected == "jobs" and job["value"] > 0
+    assert "ProPETL needs" in launch.storage("tiny-bert", ["a", "b"], *values)
+
+
+def test_upload_lists_every_problem(ctx, tmp_path):
+    from app.ui import launch
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,\n,b\n")
+    message, _ = launch.upload(str(bad), [])
+    assert message.startswith("**✗ bad.csv") and message.count("\n- ") >= 2
+    good = tmp_path / "mine.csv"
+    good.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n"
+                                             for i in range(40)))
+    message, update = launch.upload(str(good), ["rotten_tomatoes"])
+    assert "ready as task `mine`" in message
+    assert update["value"][-1].endswith("uploads/mine.csv")
+    rows, where, page = launch.preview("rotten_tomatoes", 2)
+    assert len(rows) == launch.PAGE and page == 2 and "page 3 of" in where
+
+
+def test_presets_round_trip(stack):
+    from app.ui import launch, presets
+
+    values = [s.default for s in launch.SPECS]
+    message, _ = launch.save_preset("mine", "tiny-bert", ["bbc_news"], *values)
+    assert "saved" in message and "mine" in presets.list_presets()
+    loaded = launch.apply_preset("mine")
+    assert loaded[0] == "tiny-bert" and loaded[1] == ["bbc_news"]
+    assert "built in" in launch.save_preset("LoRA, paper defaults", "x", [], *values)[0]
+
+
+def test_jobs_table_page_and_compare(ctx, stack):
+    from app.ui import jobs
+
+    frame = jobs.jobs_frame()
+    assert stack.job_id in list(frame["ID"])
+    page = jobs.job_page(stack.job_id, "")
+    assert page[0]["visible"] and "succeeded" in page[1]
+    assert page[2] is not None and "train  loss" in page[4]
+    again = jobs.job_page(stack.job_id, page[-1])
+    assert again[-1] == page[-1]  # nothing changed: the curves are not redrawn
+    other = stack.registry.submit_job({"config": {"backbone": "tiny-bert",
+                                                  "tasks": ["bbc_news"], "lr": 0.01}})
+    _loss, _dev, diff = jobs.compare([stack.job_id, other], True)
+    assert "lr" in list(diff["option"]) and "propetl.petl" not in list(diff["option"])
+    assert "cancelled" in jobs.act(ctx, None, other, "cancel")
+    assert jobs.clone_spec(stack.job_id)["config"]["backbone"] == "tiny-bert"
+
+
+def test_owner_rule_in_the_ui(ctx, stack):
+    from app.ui import jobs, models
+
+    strict = type(ctx)(replace(ctx.auth, enabled=True, users={"bob": "x"}))
+    message = jobs.act(strict, _Req("bob"), stack.job_id, "retry")
+    assert message.startswith("✗") and "local" in message
+    message = models.delete(strict, _Req("bob"), stack.uid, "bbc_news", True)
+    assert message.startswith("✗") and "local" in message
+    assert "Tick" in models.delete(ctx, None, stack.uid, "bbc_news", False)
+
+
+def test_masks_tab(stack):
+    from app.ui import masks
+
+    note, *figures = masks.render(stack.uid, "adapter.down", 1, False, "rotten_tomatoes",
+                                  "bbc_news")
+    assert "adapter.down" in note and len(figures) == masks.N_PLOTS
+    assert all(f is not None for f in figures)
+    note, *_ = masks.render(None, None, 0, False, None, None)
+    assert "No prototypes yet" in note
+
+
+def test_models_tab(stack):
+    from app.ui import models
+
+    summary, tasks, _picker = models.detail(stack.uid)
+    assert stack.uid in summary and sorted(tasks["Task"]) == ["bbc_news", "rotten_tomatoes"]
+    path, message = models.download(stack.uid, "bbc_news", False)
+    assert path.endswith(".zip") and "ready" in message
+
+
+def test_playground_tab(stack):
+    from app.ui import playground
+
+    out, timing = playground.predict(stack.uid, "bbc_news", "shares fell", "")
+    assert "bbc_news" in out and "Mask swap" in timing
+    out, timing = playground.predict(stack.uid, "all tasks", "shares fell", "")
+    assert out.count("pp-result'") == 2 and "mixed batch" in timing
+    out, _ = playground.predict(stack.uid, "bbc_news", "", "")
+    assert "type a text" in out
+
+
+def test_server_mounts_ui_with_stable_api_names(stack):
+    from fastapi.testclient import TestClient
+
+    from app.auth import get_auth
+    from app.server import create_app
+
+    with TestClient(create_app(get_auth())) as client:
+        assert client.get("/").status_code == 200
+        config = client.get("/config").json()
+        names = {d.get("api_name") for d in config["dependencies"]}
+        assert {"launch_job", "list_jobs", "job_details", "cancel_job", "retry_job",
+                "predict", "mask_charts", "prototype_details"} <= names
+        assert client.get("/api/openapi.json").status_code == 200

@@ -1,0 +1,65 @@
+"""The product's commands: jobs, db and worker (which hands over to Celery's command line)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from app.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = "name: cli\nqueue: nowhere\nconfig:\n  backbone: tiny-bert\n  tasks: [rotten_tomatoes]\n  max_steps: 2\n"
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_db_commands(embedded_stack):
+    assert _run("db", "current")[1].count("0001") == 2
+    assert _run("db", "downgrade", "base") == (0, "at None\n")
+    assert "current: None" in _run("db", "current")[1]
+    assert _run("db", "upgrade") == (0, "at 0001\n")
+
+
+def test_jobs_commands(embedded_stack, tmp_path):
+    spec = tmp_path / "job.yaml"
+    spec.write_text(GOOD)
+    code, out = _run("jobs", "submit", str(spec), "--owner", "ana")
+    assert code == 0
+    job_id = out.strip()
+    code, out = _run("jobs", "list")
+    assert code == 0 and "queued" in out and "ana" in out
+    code, out = _run("jobs", "show", job_id, "--json")
+    assert code == 0 and '"max_steps": 2' in out
+    assert _run("jobs", "cancel", job_id) == (0, f"job {job_id}: cancelled\n")
+    assert _run("jobs", "retry", job_id) == (0, f"job {job_id}: queued\n")
+    assert _run("jobs", "reap")[1] == "no stale jobs\n"
+    code, out = _run("jobs", "show", "999")
+    assert code == 1 and "no job 999" in out
+
+
+def test_bad_spec_refused_at_submit_naming_the_field(embedded_stack, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(GOOD.replace("max_steps: 2", "max_steps: 2\n  lr: -1"))
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "jobs", "submit", str(spec)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=embedded_stack.env)
+    assert proc.returncode != 0
+    assert "config.lr: lr must be > 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert embedded_stack.registry.list_jobs() == []
+
+
+def test_worker_execs_celery(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("os.execvp", lambda path, argv: seen.update(argv=argv))
+    code, _ = _run("worker", "--queue", "gpu", "--concurrency", "1")
+    assert code == 0
+    argv = seen["argv"]
+    assert argv[1:6] == ["-m", "celery", "-A", "worker.celery_app", "worker"]
+    assert argv[argv.index("-Q") + 1] == "gpu" and argv[argv.index("--pool") + 1] == "solo"

@@ -1,0 +1,56 @@
+"""Worker start-up: migrate the registry, then reap stale jobs now and periodically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from app import db
+from app.queue import active_task_ids
+from app.registry import get_registry, reset_registry
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+_stop = threading.Event()
+
+
+def reap_once() -> list[tuple[int, str]]:
+    """Re-queue or fail jobs whose worker died (no heartbeat, not active anywhere)."""
+    try:
+        actions = get_registry().reap_stale_jobs(active=active_task_ids)
+    except Exception:
+        log.exception("reaper pass failed")
+        return []
+    for job_id, action in actions:
+        log.warning("reaper: job %s %s", job_id, action)
+    return actions
+
+
+def _reaper_loop(interval: float) -> None:
+    while not _stop.wait(interval):
+        reap_once()
+
+
+@worker_ready.connect
+def _on_ready(**_: object) -> None:
+    settings = get_settings()
+    if settings.auto_migrate:
+        db.upgrade()
+    reap_once()
+    threading.Thread(target=_reaper_loop, args=(settings.reaper_interval,), name="reaper",
+                     daemon=True).start()
+
+
+@worker_process_init.connect
+def _on_fork(**_: object) -> None:
+    # a forked pool child must not share its parent's database connections
+    db.dispose_engines()
+    reset_registry()
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_: object) -> None:
+    _stop.set()
