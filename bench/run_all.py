@@ -46,6 +46,9 @@ def summary(results: dict, settings: BenchSettings) -> dict:
         out["load_ms.peft_load_adapter"] = switch["peft_load_adapter_ms"]
         out["load_ms.peft_hotswap"] = switch["peft_hotswap_ms"]
         out["mixed5_ratio.propetl"] = serve["mixed"]["ratio"]["propetl"]
+        speed = serve["training"]["samples_per_s"]
+        out["train_sps_step.propetl_adapter"] = speed["propetl_adapter"]
+        out["train_sps_step.peft_lora_r8"] = speed["peft_lora_r8"]
         out["mixed5_ratio.peft"] = serve["mixed"]["ratio"]["peft"]
     multi = results.get("multitask")
     if multi:
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "serving":
                 results[part] = {"throughput": serving.throughput(settings),
                                  "switching": serving.switching(settings),
-                                 "mixed": serving.mixed_batch(settings)}
+                                 "mixed": serving.mixed_batch(settings),
+                                 "training": serving.training_speed(settings)}
             elif part == "accuracy":
                 results[part] = accuracy.run(settings, Path(work) / "accuracy")
             elif part == "multitask":

@@ -160,3 +160,33 @@ def mixed_batch(settings: BenchSettings) -> dict:
     return {"ms": best, "tasks_in_batch": NUM_TASKS, "batch": batch,
             "ratio": {"propetl": best["propetl_mixed"] / best["propetl_single"],
                       "peft": best["peft_mixed"] / best["peft_single"]}}
+
+
+def training_speed(settings: BenchSettings) -> dict:
+    """Optimizer steps on one fixed batch, ProPETL adapter and PEFT LoRA r8 interleaved, so both
+    see the same machine load (the full runs' samples/s also include data loading)."""
+    inputs = _inputs(settings)
+    labels = torch.arange(settings.batch_size) % 2
+    propetl = _propetl(settings, tasks=1).train()
+    groups = propetl.parameter_groups()
+    propetl_opt = torch.optim.AdamW([{"params": groups["scores"], "lr": 3e-3},
+                                     {"params": groups["weights"] + groups["no_decay"]}], lr=1e-3)
+    base = _classifier(settings, 2)
+    peft = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"],
+                                           task_type="SEQ_CLS")).train()
+    peft_opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=1e-3)
+
+    def step(model, optimizer) -> None:
+        loss = model(**inputs, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    reps = max(3, settings.reps // 20)
+    times: dict[str, list[float]] = {"propetl_adapter": [], "peft_lora_r8": []}
+    for _ in range(3):
+        times["propetl_adapter"].append(median_ms(lambda: step(propetl, propetl_opt), reps, 1))
+        times["peft_lora_r8"].append(median_ms(lambda: step(peft, peft_opt), reps, 1))
+    best = {k: min(v) for k, v in times.items()}
+    return {"step_ms": best,
+            "samples_per_s": {k: settings.batch_size / (v / 1e3) for k, v in best.items()}}
