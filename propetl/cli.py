@@ -246,23 +246,45 @@ def tasks(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--task", "task_names", multiple=True, help="tasks to export (default: all)")
-@click.option("--format", "fmt", type=click.Choice(["propetl"]), default="propetl")
+@click.option("--task", "task_names", multiple=True,
+              help="task to export (propetl: repeatable, default all; peft / merged: one)")
+@click.option("--format", "fmt", type=click.Choice(["propetl", "peft", "merged"]),
+              default="propetl", help="propetl: model folder; peft: PEFT LoRA adapter; "
+                                      "merged: plain HF model")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @fail_cleanly
 def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> None:
-    """Copy the shared prototype and the chosen tasks into a new model folder."""
+    """Export tasks: a ProPETL folder, a PEFT LoRA adapter or a merged HF model."""
     import shutil
 
     from .checkpoint import CONFIG_FILE, PROTOTYPE_FILE, TASKS_DIR, read_manifest, saved_tasks
 
     source, target = Path(model_dir), Path(out)
-    read_manifest(source)
+    manifest = read_manifest(source)
     available = saved_tasks(source)
     chosen = list(task_names) or available
     unknown = sorted(set(chosen) - set(available))
     if unknown:
         raise CliError(f"unknown task(s) {unknown}; the model has: {', '.join(available)}")
+    if fmt != "propetl":
+        from .export import check_config, export_task
+        from .families import family_for
+        from .model import ProPETLModel
+
+        if len(chosen) != 1:
+            raise CliError(f"--format {fmt} exports one task: pass --task NAME (the model has: "
+                           f"{', '.join(available) or 'none'})")
+        try:  # refuse what the format cannot hold before loading the backbone
+            config = PropetlConfig.from_dict(manifest["config"])
+            family = family_for(str(manifest.get("model_type"))).name
+        except (ConfigError, KeyError, TypeError, ValueError):
+            pass  # loading below reports a damaged folder
+        else:
+            check_config(config, chosen[0], fmt, family)
+        model = ProPETLModel.from_pretrained(source, tasks=chosen)
+        export_task(model, chosen[0], target, fmt)
+        click.echo(f"exported task {chosen[0]!r} as {fmt} to {target}")
+        return
     target.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE, PROTOTYPE_FILE):
         shutil.copy2(source / name, target / name)
