@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -19,7 +22,22 @@ from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
 from .specs import JobSpec
 
-router = APIRouter(prefix="/api")
+
+class Problem(BaseModel):
+    """An error body: a message, or (422 from request validation) FastAPI's list of errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+#: Every route may answer these (documented so that clients and schema checks know them).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "not logged in, or a bad token"},
+    403: {"model": Problem, "description": "the work belongs to another user"},
+    404: {"model": Problem, "description": "no such job, prototype or task"},
+    409: {"model": Problem, "description": "not possible in the current state"},
+    422: {"model": Problem, "description": "invalid request"},
+}
+router = APIRouter(prefix="/api", responses=ERRORS)
 
 
 # --- dependencies ----------------------------------------------------------------------
@@ -287,6 +305,16 @@ def install(app: FastAPI, auth: Auth) -> None:
     app.include_router(router)
     for exc, code in _STATUS:
         app.add_exception_handler(exc, _handler(code))
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+
+
+async def _validation_handler(request: Request, err: Exception) -> JSONResponse:
+    """FastAPI's 422, but never echoing what was sent to the login route (a password)."""
+    assert isinstance(err, RequestValidationError)
+    if request.url.path.startswith("/api/auth/"):
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in err.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    return await request_validation_exception_handler(request, err)
 
 
 def _handler(code: int) -> Any:

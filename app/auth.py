@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,10 +46,10 @@ class Auth:
     """The login rules of one process (read from the environment by `get_auth()`)."""
 
     enabled: bool
-    users: dict[str, str]
+    users: dict[str, str] = field(repr=False)  # passwords: never in a repr or a log
     admins: frozenset[str]
     default_owner: str
-    secret: bytes
+    secret: bytes = field(repr=False)
     revoked_path: Path
     token_ttl: float
 

@@ -14,7 +14,8 @@ def _zip(sources: list[tuple[Path, str]], target: Path) -> Path:
     tmp = target.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for root, prefix in sources:
-            files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+            files = [root] if root.is_file() else sorted(  # links could point anywhere
+                p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
             for path in files:
                 name = prefix if root.is_file() else f"{prefix}/{path.relative_to(root)}"
                 archive.write(path, name)

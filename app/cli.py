@@ -208,9 +208,9 @@ def db_downgrade(revision: str) -> None:
 def db_current() -> None:
     """Print the registry's revision and the newest one shipped."""
     from . import db
-    from .settings import get_settings
+    from .settings import get_settings, mask_url
 
-    click.echo(f"database: {get_settings().database_url}")
+    click.echo(f"database: {mask_url(get_settings().database_url)}")
     click.echo(f"current: {db.current_revision()}  head: {db.head_revision()}")
 
 

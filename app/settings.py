@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/]*@")
+#: Fields whose values are secret (never shown) or may hold a password (shown masked).
+SECRET_FIELDS = frozenset({"secret_key"})
+URL_FIELDS = frozenset({"database_url", "broker_url", "result_backend"})
+
+
+def mask_url(url: str | None) -> str | None:
+    """`url` with its password replaced by `***` (`postgresql://u:***@host/db`), for display."""
+    return _URL_PASSWORD.sub(r"\1***@", url) if url else url
 
 
 class Settings(BaseSettings):
@@ -50,6 +63,16 @@ class Settings(BaseSettings):
         self.artifacts_dir = (self.artifacts_dir or self.data_dir / "artifacts").expanduser().resolve()
         self.runs_dir = (self.runs_dir or self.data_dir / "runs").expanduser().resolve()
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() never show the secret key or a password inside a URL."""
+        for name, value in super().__repr_args__():
+            if name in SECRET_FIELDS:
+                yield name, "***" if value else ""
+            elif name in URL_FIELDS:
+                yield name, mask_url(value)
+            else:
+                yield name, value
 
     @property
     def embedded_broker(self) -> bool:

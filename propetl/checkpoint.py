@@ -63,9 +63,26 @@ def _atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> dict:
+def _regular_file(path: Path) -> None:
+    """Refuse a missing file, or a link (it could point anywhere outside the model folder)."""
+    if path.is_symlink():
+        raise CheckpointError(f"{path} is a symbolic link; model files must be regular files")
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
+
+
+def _task_folder(directory: Path, task: str) -> Path:
+    """`directory/tasks/<task>`, refusing names that would lead elsewhere."""
+    if not task or task in (".", "..") or "/" in task or "\\" in task or task.startswith("."):
+        raise CheckpointError(f"invalid task name {task!r}")
+    folder = directory / TASKS_DIR / task
+    if folder.is_symlink():
+        raise CheckpointError(f"{folder} is a symbolic link; task folders must be real folders")
+    return folder
+
+
+def _read_json(path: Path) -> dict:
+    _regular_file(path)
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -76,8 +93,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing")
+    _regular_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -150,7 +166,7 @@ def save_task(model, task: str, directory: Path) -> Path:
 
 
 def delete_task(directory: Path, task: str) -> None:
-    folder = directory / TASKS_DIR / task
+    folder = _task_folder(directory, task)
     if not folder.is_dir():
         raise CheckpointError(f"no task {task!r} in {directory}")
     shutil.rmtree(folder)
@@ -164,7 +180,8 @@ def saved_tasks(directory: Path) -> list[str]:
     present = {p.name for p in root.iterdir() if (p / "task.json").is_file()}
     try:
         order = json.loads((directory / CONFIG_FILE).read_text()).get("tasks") or []
-    except (OSError, ValueError, AttributeError):
+        order = [t for t in order if isinstance(t, str)]
+    except (OSError, ValueError, AttributeError, TypeError):
         order = []
     ordered = [t for t in order if t in present]
     return ordered + sorted(present - set(ordered))
@@ -224,7 +241,10 @@ def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str
             expected: tuple[int, ...], source: Path) -> torch.Tensor:
     if key not in tensors or key not in metadata:
         raise CheckpointError(f"{source}: missing mask {key!r}")
-    shape = tuple(json.loads(metadata[key]))
+    try:
+        shape = tuple(json.loads(metadata[key]))
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{source}: mask {key!r} has an unreadable shape") from err
     if shape != expected:
         raise CheckpointError(f"{source}: mask {key!r} has shape {shape}, expected {expected}")
     try:
@@ -259,7 +279,7 @@ def _load_prototype(model, directory: Path) -> None:
 
 def load_task(model, directory: Path, task: str) -> None:
     """Add one saved task (masks + head) to a loaded model."""
-    folder = directory / TASKS_DIR / task
+    folder = _task_folder(directory, task)
     if not folder.is_dir():
         raise CheckpointError(f"no task {task!r} in {directory} (have: "
                               f"{', '.join(saved_tasks(directory)) or 'none'})")

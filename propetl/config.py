@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 PetlKind = Literal["adapter", "lora", "prefix"]
 SharingMode = Literal["propetl", "propetl-or", "none"]
@@ -23,6 +26,72 @@ DEFAULT_KEEP: dict[str, float] = {"adapter": 0.5, "lora": 0.1, "prefix": 0.1}
 
 class ConfigError(ValueError):
     """A configuration value is out of range or inconsistent."""
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether `value` has the type a field's annotation names (ranges are `validate()`'s job)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if origin is Literal:
+        return isinstance(value, str)  # which strings: validate() says
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # Any
+
+
+def _check_types(obj: Any) -> None:
+    """Refuse a value of the wrong type (or a non-finite number) with a `ConfigError` that
+    names the field, before `validate()` compares it and a bare TypeError escapes."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if not _conforms(value, hints[f.name]):
+            raise ConfigError(f"{f.name} must be {_describe(hints[f.name])}, "
+                              f"got {_short(value)} ({type(value).__name__})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name} must be a finite number, got {value}")
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin in (list, tuple):
+        return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s"
+    if origin is dict:
+        return "a mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    names = {float: "a number", int: "an integer", str: "a string", type(None): "null"}
+    if hint in names:
+        return names[hint]
+    return f"a mapping of {getattr(hint, '__name__', hint)} options"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _mapping(cls: type, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a {cls.__name__} is a mapping of options, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(str(k) for k in set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+    return data
 
 
 @dataclass
@@ -50,6 +119,7 @@ class PropetlConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         self.lora_targets = tuple(self.lora_targets)
         if self.keep is None:
             self.keep = DEFAULT_KEEP.get(self.petl, 0.5)
@@ -91,11 +161,7 @@ class PropetlConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PropetlConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**_mapping(cls, data))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -186,6 +252,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.propetl, dict):
             self.propetl = PropetlConfig.from_dict(self.propetl)
+        _check_types(self)
         self.tasks = list(self.tasks)
         if self.mask_lr is None:
             self.mask_lr = DEFAULT_MASK_LR[self.propetl.petl]
@@ -227,11 +294,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**_mapping(cls, data))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -117,6 +119,39 @@ def preview(task: str | None, page: int) -> tuple[pd.DataFrame | None, str, int]
     return rows, f"page {page + 1} of {pages:,} ({len(frame):,} training examples)", page
 
 
+def safe_upload_name(name: str) -> str:
+    """A file name to keep an upload under: no folders, no leading dot, plain characters."""
+    path = Path(name.replace("\\", "/")).name
+    suffix = Path(path).suffix.lower()
+    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(path).stem).strip("._-")[:100]
+    return f"{stem or 'upload'}{suffix}"
+
+
+def _store_upload(source: Path, folder: Path) -> Path:
+    """Copy `source` into `folder` under a safe name; never over another file, never through
+    a link (the copy is written to a temporary file and renamed into place)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = Path(safe_upload_name(source.name))
+    data = source.read_bytes()
+    for n in range(1, 1000):
+        target = folder / (name.name if n == 1 else f"{name.stem}-{n}{name.suffix}")
+        if target.is_symlink() or not target.exists():
+            break
+        if target.is_file() and target.read_bytes() == data:
+            return target  # the same file uploaded again
+    else:
+        raise FileExistsError(f"too many uploads named {name.name}")
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
     """Validate an uploaded file; when clean, keep it and add it to the chosen tasks."""
     from propetl.data import load_user_file, validate_user_file
@@ -128,15 +163,12 @@ def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
     if problems:
         return problems_md(f"✗ {source.name}: {len(problems)} problem(s) to fix", problems), \
             gr.update()
-    folder = _uploads()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / source.name
-    shutil.copyfile(source, target)
+    target = _store_upload(source, _uploads())
     info = load_user_file(target).info
     labels = ", ".join(info.label_names) if info.label_names else "regression"
     sizes = ", ".join(f"{k} {v}" for k, v in (info.sizes or {}).items())
     chosen = [*(selected or []), str(target)]
-    message = (f"✓ **{source.name}** is ready as task `{target.stem}`: labels {labels}; "
+    message = (f"✓ **{target.name}** is ready as task `{target.stem}`: labels {labels}; "
                f"{sizes}. Added to the tasks above.")
     return message, gr.update(choices=task_choices(), value=chosen)
 

@@ -1,0 +1,178 @@
+"""Upload hardening: size, garbage, encodings, formula labels, file names, links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+GOOD = "text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(40))
+
+
+@pytest.fixture
+def launch(stack):
+    from app.ui import launch
+
+    return launch
+
+
+@pytest.fixture
+def uploads(stack):
+    return stack.data_dir / "uploads"
+
+
+def _send(launch, tmp_path: Path, name: str, content: bytes | str):
+    """What Gradio hands the upload handler: a temp file keeping the client's file name."""
+    folder = tmp_path / "gradio-tmp"
+    folder.mkdir(exist_ok=True)
+    path = folder / "f"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return launch.upload(str(path.rename(folder / name)), [])
+
+
+def _outside(data_dir: Path, before: set[Path]) -> list[Path]:
+    """Files that appeared under the test's temp root but outside the data dir."""
+    root = data_dir.parent
+    now = {p for p in root.rglob("*") if p.is_file()}
+    return [p for p in now - before if data_dir not in p.parents]
+
+
+class TestUploadRefusals:
+    """Oversized, garbage and wrongly encoded uploads are refused and nothing is stored."""
+
+    def test_oversized(self, launch, tmp_path, uploads, monkeypatch):
+        import propetl.data.user_file as user_file
+
+        monkeypatch.setattr(user_file.validate_user_file, "__kwdefaults__",
+                            {"task_type": "auto", "max_bytes": 1000})
+        message, _ = _send(launch, tmp_path, "big.csv", GOOD * 10)
+        assert "above the" in message and "limit" in message
+        assert not (uploads / "big.csv").exists()
+
+    @pytest.mark.parametrize(("name", "content", "why"), [
+        ("garbage.csv", bytes(range(256)) * 4, "not valid UTF-8"),
+        ("utf16.csv", GOOD.replace("text number", "numéro").encode("utf-16"), "not valid UTF-8"),
+        ("latin1.tsv", GOOD.replace(",", "\t").replace("number", "é").encode("latin-1"),
+         "not valid UTF-8"),
+        ("model.bin", b"\x80\x04\x95" + b"\x00" * 64, "unsupported file type"),
+        ("archive.zip", b"PK\x03\x04" + b"\x00" * 64, "unsupported file type"),
+        ("empty.jsonl", b"", "empty"),
+    ])
+    def test_refused_with_a_reason(self, launch, tmp_path, uploads, name, content, why):
+        message, _ = _send(launch, tmp_path, name, content)
+        assert message.startswith(f"**✗ {name}") and why in message, message
+        assert not (uploads / name).exists()
+
+    def test_the_dashboard_caps_upload_size(self, stack):
+        from app.server import create_app
+        from propetl.data.user_file import DEFAULT_MAX_BYTES
+
+        app = create_app()
+        blocks = next(r.app.blocks for r in app.routes if hasattr(getattr(r, "app", None),
+                                                                   "blocks"))
+        assert blocks.max_file_size == DEFAULT_MAX_BYTES
+
+
+class TestUploadNames:
+    """File names are sanitised: nothing is written outside `<data>/uploads`."""
+
+    @pytest.mark.parametrize(("name", "safe"), [
+        ("../../etc/x.csv", "x.csv"), ("..\\..\\windows\\x.csv", "x.csv"),
+        ("/etc/passwd.csv", "passwd.csv"), (".hidden.csv", "hidden.csv"),
+        ("..csv", "upload.csv"), ("a b;rm -rf $(x).CSV", "a_b_rm_-rf_x.csv"),
+        ("=cmd|' calc'!A0.tsv", "cmd_calc_A0.tsv"), ("ünïcödé.jsonl", "n_c_d.jsonl"),
+        ("x" * 300 + ".csv", "x" * 100 + ".csv"),
+    ])
+    def test_safe_upload_name(self, launch, name, safe):
+        assert launch.safe_upload_name(name) == safe
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.text(max_size=60), st.sampled_from([".csv", ".tsv", ".jsonl"]))
+    def test_any_name_stays_in_the_folder(self, name, suffix):
+        from app.ui.launch import safe_upload_name
+
+        assume(Path((name + suffix).replace("\\", "/")).suffix == suffix)  # else refused first
+        safe = safe_upload_name(name + suffix)
+        folder = Path("/data/uploads")
+        assert (folder / safe).resolve().parent == folder
+        assert not safe.startswith(".") and "/" not in safe and "\\" not in safe
+        assert Path(safe).stem and Path(safe).suffix == suffix
+
+    def test_traversal_name_is_stored_inside(self, launch, stack, uploads, tmp_path):
+        before = {p for p in stack.data_dir.parent.rglob("*") if p.is_file()}
+        source = tmp_path / "src.csv"
+        source.write_text(GOOD)
+        target = launch._store_upload(source.rename(tmp_path / "..evil.csv"), uploads)
+        assert target.parent == uploads and target.name == "evil.csv"
+        assert _outside(stack.data_dir, before) == []
+
+    def test_a_link_in_the_folder_is_replaced_not_followed(self, launch, uploads, tmp_path):
+        outside = tmp_path / "victim.txt"
+        outside.write_text("keep me")
+        uploads.mkdir(parents=True, exist_ok=True)
+        (uploads / "linked.csv").symlink_to(outside)
+        source = tmp_path / "linked.csv"
+        source.write_text(GOOD)
+        message, _ = launch.upload(str(source), [])
+        assert "ready as task `linked`" in message
+        assert outside.read_text() == "keep me"
+        assert not (uploads / "linked.csv").is_symlink()
+
+    def test_same_name_never_overwrites_another_upload(self, launch, uploads, tmp_path):
+        first, second = tmp_path / "a", tmp_path / "b"
+        first.mkdir()
+        second.mkdir()
+        (first / "shared.csv").write_text(GOOD)
+        (second / "shared.csv").write_text(GOOD.replace("text number", "other text"))
+        _, one = launch.upload(str(first / "shared.csv"), [])
+        _, two = launch.upload(str(second / "shared.csv"), [])
+        _, again = launch.upload(str(first / "shared.csv"), [])
+        paths = [Path(u["value"][-1]) for u in (one, two, again)]
+        assert paths[0].name == "shared.csv" and paths[1].name == "shared-2.csv"
+        assert paths[2] == paths[0]  # the same bytes again: the same task
+        assert paths[0].read_text() == GOOD
+        assert not list(uploads.glob("*.part"))
+
+
+class TestFormulaLabels:
+    """Spreadsheet formulas in labels are kept as plain strings, never evaluated."""
+
+    def test_formula_labels(self, launch, tmp_path):
+        labels = ("=cmd|' /C calc'!A0", "@SUM(1+1)")
+        text = "text,label\n" + "".join(f"row {i},\"{labels[i % 2]}\"\n" for i in range(40))
+        message, update = _send(launch, tmp_path, "formulas.csv", text)
+        assert "ready" in message
+        from propetl.data import load_user_file
+
+        info = load_user_file(update["value"][-1]).info
+        assert set(info.label_names) == set(labels)
+
+    def test_no_code_writes_labels_to_csv(self):
+        """Nothing writes tables back out as CSV (so there is no formula to defuse there)."""
+        repo = Path(__file__).resolve().parents[2]
+        sources = [p for d in ("app", "propetl", "worker") for p in (repo / d).rglob("*.py")]
+        assert sources
+        for path in sources:
+            text = path.read_text()
+            for needle in (".to_csv(", "csv.writer", "DictWriter", ".to_excel("):
+                assert needle not in text, f"{path} writes CSV: defuse formula labels there"
+
+
+class TestNoArchives:
+    """No archive is ever unpacked from user input (so there is no zip bomb to defuse)."""
+
+    def test_no_extraction_anywhere(self):
+        repo = Path(__file__).resolve().parents[2]
+        for d in ("app", "propetl", "worker"):
+            for path in (repo / d).rglob("*.py"):
+                text = path.read_text()
+                for needle in ("extractall", "unpack_archive", "tarfile", "ZipFile(",
+                               "gzip.open", "zipfile.ZipFile(path"):
+                    if needle == "ZipFile(" and path.name == "bundles.py":
+                        assert '"w"' in text  # writes download bundles only
+                        continue
+                    assert needle not in text, f"{path}: {needle}"
+        assert os.sep  # keeps the import used on every platform
