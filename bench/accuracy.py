@@ -123,13 +123,21 @@ def run_peft(name: str, rank: int | None, settings: BenchSettings, seed: int, wo
             / seconds, "train_seconds": seconds}
 
 
-def run(settings: BenchSettings, work: Path) -> dict:
+def run(settings: BenchSettings, work: Path, names: list[str] | None = None) -> dict:
+    """Every method (or only `names`), each seed; the mean over seeds per method."""
+    unknown = sorted(set(names or []) - set(PROPETL_RUNS) - set(PEFT_RUNS))
+    if unknown:
+        raise SystemExit(f"unknown run(s) {unknown}; have {[*PROPETL_RUNS, *PEFT_RUNS]}")
     out: dict[str, dict] = {}
     for seed in settings.seeds:
         for name, config in PROPETL_RUNS.items():
+            if names and name not in names:
+                continue
             out.setdefault(name, {})[seed] = run_propetl(name, config, settings, seed, work)
             print(f"[accuracy] {name} seed {seed}: {out[name][seed]['accuracy']:.4f}", flush=True)
         for name, rank in PEFT_RUNS.items():
+            if names and name not in names:
+                continue
             out.setdefault(name, {})[seed] = run_peft(name, rank, settings, seed, work)
             print(f"[accuracy] {name} seed {seed}: {out[name][seed]['accuracy']:.4f}", flush=True)
     shutil.rmtree(work, ignore_errors=True)

@@ -181,6 +181,16 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
                              f"{row['ordinary_percent']:.3f} % | {100 * row['ratio']:.1f} % | "
                              f"{paper['propetl']} % vs {paper['none']} % |")
         lines.append("")
+    lines += ["## How to read these figures", "",
+              "- One seed (42) per method: differences of a few tenths of a point are within "
+              "seed noise.",
+              "- Every method uses the same learning rate (1e-3), schedule and data; ProPETL's "
+              "mask scores use the public scripts' mask learning rates.",
+              "- Training samples/s of the full runs include data loading and can be disturbed "
+              "by other work on a shared machine; the interleaved measurement (same batch, "
+              "alternating methods) is the like-for-like comparison.",
+              "- Serving figures use the paper's module shapes with nonzero weights; speed does "
+              "not depend on what was learned.", ""]
     for plot in plots:
         lines.append(f"![{plot.stem}](../bench/results/{plot.name})")
     path.parent.mkdir(parents=True, exist_ok=True)

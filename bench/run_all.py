@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--only", default=",".join(PARTS))
+    parser.add_argument("--runs", default="",
+                        help="accuracy part: rerun only these methods (comma-separated), "
+                             "keeping the others' saved figures")
     parser.add_argument("--docs", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -85,7 +88,11 @@ def main(argv: list[str] | None = None) -> None:
                                  "mixed": serving.mixed_batch(settings),
                                  "training": serving.training_speed(settings)}
             elif part == "accuracy":
-                results[part] = accuracy.run(settings, Path(work) / "accuracy")
+                names = [n.strip() for n in args.runs.split(",") if n.strip()] or None
+                saved = out / "accuracy.json"
+                kept = json.loads(saved.read_text()) if names and saved.is_file() else {}
+                fresh = accuracy.run(settings, Path(work) / "accuracy", names)
+                results[part] = {**kept, **fresh}
             elif part == "multitask":
                 results[part] = multitask.run(settings, Path(work) / "multitask")
             else:
