@@ -54,18 +54,19 @@ def plot_all(results: dict, out: Path) -> list[Path]:
 
 
 def _accuracy_vs_bytes(acc: dict, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, row in acc.items():
-        color = "tab:red" if name.startswith("propetl") else \
-            "tab:blue" if name.startswith("peft") else "tab:gray"
-        ax.scatter(row["task_bytes"], 100 * row["accuracy"], color=color, s=50)
-        ax.annotate(name, (row["task_bytes"], 100 * row["accuracy"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    markers = {"propetl": "o", "none": "s", "peft": "^", "head": "D"}
+    colors = plt.get_cmap("tab10")
+    for i, (name, row) in enumerate(acc.items()):
+        ax.scatter(row["task_bytes"], 100 * row["accuracy"], s=60, color=colors(i % 10),
+                   marker=markers.get(name.split("_")[0], "o"),
+                   label=f"{name} ({100 * row['accuracy']:.1f} %)")
     ax.set_xscale("log")
     ax.set_xlabel("stored bytes per task (log scale; ProPETL: the task's mask file)")
     ax.set_ylabel("rotten_tomatoes test accuracy (%)")
     ax.set_title("Accuracy against storage per task")
     ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
