@@ -51,6 +51,10 @@ HELP: dict[str, str] = {
 }
 
 
+#: How field-name words are written in labels ("lora_r" -> "LoRA r").
+ACRONYMS = {"petl": "PETL", "lora": "LoRA", "lr": "LR"}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One option of the job form."""
@@ -64,7 +68,9 @@ class FieldSpec:
 
     @property
     def label(self) -> str:
-        name = self.key.split(".")[-1].replace("_", " ")
+        words = self.key.split(".")[-1].split("_")
+        words = [ACRONYMS.get(w, w) for w in words]
+        name = " ".join(words)
         return name[0].upper() + name[1:]
 
 
