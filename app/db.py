@@ -115,22 +115,23 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (idempotent)."""
+def _migrate(step, url: str | None, revision: str) -> None:
+    """Run an Alembic command on the database at `url` in one transaction."""
     url = url or get_settings().database_url
     with get_engine(url).begin() as conn:
         config = alembic_config(url)
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        step(config, revision)
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (idempotent)."""
+    _migrate(command.upgrade, url, revision)
 
 
 def downgrade(url: str | None = None, revision: str = "-1") -> None:
     """Take the database at `url` down to `revision` ("base" drops every table)."""
-    url = url or get_settings().database_url
-    with get_engine(url).begin() as conn:
-        config = alembic_config(url)
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
+    _migrate(command.downgrade, url, revision)
 
 
 def current_revision(url: str | None = None) -> str | None:

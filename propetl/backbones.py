@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +109,3 @@ def load_backbone_model(name: str) -> PreTrainedModel:
     except OSError as err:
         raise BackboneError(f"cannot load weights of backbone {name!r}: {err}") from err
 
-
-def offline_by_default() -> None:
-    """Never wait on an unreachable hub when the bundled files will do."""
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

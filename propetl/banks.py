@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -163,9 +162,6 @@ class Bank(nn.Module):
     def remove_task(self, task: str) -> None:
         del self.tasks[task]
         self._cache.pop(task, None)
-
-    def task_names(self) -> Iterator[str]:
-        return iter(self.tasks.keys())
 
     # ------------------------------------------------------------ masks and weights
     def masks(self, task: str) -> Tensors:

@@ -14,7 +14,6 @@ A task can be added, exported or deleted by adding, copying or deleting its fold
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from transformers import PreTrainedModel
 
+from .banks import Prototype
 from .config import ConfigError, PropetlConfig, TaskHeadSpec
 from .masks import pack_bits, unpack_bits
 
@@ -254,8 +254,6 @@ def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str
 
 
 def _load_prototype(model, directory: Path) -> None:
-    from .banks import Prototype
-
     path = directory / PROTOTYPE_FILE
     tensors, metadata = _read_tensors(path)
     for bank_name, bank in model.banks.items():
@@ -304,8 +302,6 @@ def load_task(model, directory: Path, task: str) -> None:
                         raise CheckpointError(f"{masks_path}: {bank_name}.{name} missing or "
                                               f"not of shape {tuple(value.shape)}")
                     own[name] = saved
-                from .banks import Prototype
-
                 bank.tasks[task] = Prototype.from_tensors(own)
                 continue
             rows = 1 if bank.sharing == "propetl-or" else bank.num_layers
@@ -336,7 +332,3 @@ def file_sizes(directory: Path) -> dict[str, int]:
         out[f"task:{task}:head"] = (folder / "head.safetensors").stat().st_size
         out[f"task:{task}:meta"] = (folder / "task.json").stat().st_size
     return out
-
-
-def expected_mask_bytes(bits: int) -> int:
-    return math.ceil(bits / 8)

@@ -114,15 +114,3 @@ def neuron_keep_rates(mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     mask = mask.float()
     return mask.mean(dim=1).numpy(), mask.mean(dim=0).numpy()
 
-
-class ScoreStack(nn.Module):
-    """Trainable scores for a stack of masks [R, *shape] and their binarisation."""
-
-    def __init__(self, shape: tuple[int, ...], keep: float,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.keep = keep
-        self.scores = nn.Parameter(init_scores(shape, generator))
-
-    def forward(self) -> torch.Tensor:
-        return topk_mask(self.scores, self.keep)

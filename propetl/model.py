@@ -243,9 +243,6 @@ class ProPETLModel(nn.Module):
         """Everything but the frozen backbone (what a training checkpoint needs)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
-    def num_trainable(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
     # ------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | Path) -> None:
         from .checkpoint import save_model
