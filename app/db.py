@@ -118,10 +118,21 @@ def alembic_config(url: str | None = None) -> Config:
 def _migrate(step, url: str | None, revision: str) -> None:
     """Run an Alembic command on the database at `url` in one transaction."""
     url = url or get_settings().database_url
-    with get_engine(url).begin() as conn:
-        config = alembic_config(url)
-        config.attributes["connection"] = conn
-        step(config, revision)
+    with get_engine(url).connect() as conn:
+        # SQLite batch migrations rebuild tables: a DROP TABLE must not cascade to child rows
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                config = alembic_config(url)
+                config.attributes["connection"] = conn
+                step(config, revision)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:

@@ -1,4 +1,4 @@
-"""The registry's tables: backbones, tasks, prototypes, mask sets, jobs and metric points."""
+"""The registry's tables: backbones, tasks, sweeps, jobs, prototypes, mask sets, metric points."""
 
 from __future__ import annotations
 
@@ -106,6 +106,20 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Sweep(Base):
+    """A grid of jobs launched together: one base spec and the values each swept field takes."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    owner: Mapped[str] = mapped_column(String(100), default="local", index=True)
+    base_spec: Mapped[dict[str, Any]] = mapped_column()
+    grid: Mapped[dict[str, Any]] = mapped_column()  # field path -> list of values, in order
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    jobs: Mapped[list[Job]] = relationship(back_populates="sweep", order_by="Job.id")
+
+
 class Job(Base):
     """A training job: its validated spec, where it runs, and how far it got."""
 
@@ -118,7 +132,8 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     owner: Mapped[str] = mapped_column(String(100), default="local", index=True)
-    sweep_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -140,6 +155,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
 
     prototype: Mapped[Prototype | None] = relationship(back_populates="job", uselist=False)
+    sweep: Mapped[Sweep | None] = relationship(back_populates="jobs")
 
     @property
     def is_final(self) -> bool:

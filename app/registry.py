@@ -29,11 +29,13 @@ from .models import (
     MaskSet,
     MetricPoint,
     Prototype,
+    Sweep,
     Task,
     utcnow,
 )
 from .settings import Settings, get_settings
 from .specs import JobSpec
+from .sweeps import SweepSpec
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +137,67 @@ class Registry:
         """Validate, record and enqueue a job; returns its id."""
         if not isinstance(spec, JobSpec):
             spec = JobSpec.model_validate(spec)
-        queue = spec.queue or self.settings.default_queue
-        task_id = str(uuid.uuid4())
         with self._tx() as s:
-            job = Job(name=spec.name or f"{'+'.join(spec.config.tasks)} on {spec.config.backbone}",
-                      owner=spec.owner, sweep_id=spec.sweep_id, spec=spec.to_json_dict(),
-                      queue=queue, celery_task_id=task_id, status=JobStatus.queued.value)
-            s.add(job)
+            job = self._add_job(s, spec)
+        self._send(job.id, job.queue, job.celery_task_id or "")
+        return job.id
+
+    def _add_job(self, s: Session, spec: JobSpec, sweep_id: int | None = None) -> Job:
+        job = Job(name=spec.name or f"{'+'.join(spec.config.tasks)} on {spec.config.backbone}",
+                  owner=spec.owner, sweep_id=sweep_id, spec=spec.to_json_dict(),
+                  queue=spec.queue or self.settings.default_queue,
+                  celery_task_id=str(uuid.uuid4()), status=JobStatus.queued.value)
+        s.add(job)
+        s.flush()
+        job.run_dir = str(self.run_dir_for(job.id))
+        return job
+
+    # --- sweeps ----------------------------------------------------------------------------
+
+    def create_sweep(self, spec: SweepSpec | dict[str, Any]) -> int:
+        """Record a sweep and all its jobs in one transaction, then enqueue each job.
+
+        Every combination was validated by `SweepSpec`; a job the broker refuses is marked
+        failed (the others still run) and the first such error is raised after the rest.
+        """
+        if not isinstance(spec, SweepSpec):
+            spec = SweepSpec.model_validate(spec)
+        with self._tx() as s:
+            sweep = Sweep(name=spec.name, owner=spec.owner, base_spec=spec.base.to_json_dict(),
+                          grid=spec.grid)
+            s.add(sweep)
             s.flush()
-            job.run_dir = str(self.run_dir_for(job.id))
-            job_id = job.id
-        self._send(job_id, queue, task_id)
-        return job_id
+            jobs = [self._add_job(s, job_spec, sweep.id) for job_spec in spec.jobs()]
+            sweep_id = sweep.id
+        failure: Exception | None = None
+        for job in jobs:
+            try:
+                self._send(job.id, job.queue, job.celery_task_id or "")
+            except Exception as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
+        return sweep_id
+
+    def get_sweep(self, sweep_id: int) -> Sweep:
+        """A sweep with its jobs, their prototypes and each task's mask set."""
+        query = (select(Sweep).where(Sweep.id == sweep_id).options(
+            selectinload(Sweep.jobs).selectinload(Job.prototype)
+            .selectinload(Prototype.mask_sets).selectinload(MaskSet.task)))
+        with self._sessions() as s:
+            sweep = s.scalar(query)
+            if sweep is None:
+                raise NotFoundError(f"no sweep {sweep_id}")
+            return sweep
+
+    def list_sweeps(self, *, owner: str | None = None, limit: int = 100) -> list[Sweep]:
+        """Newest first, each with its jobs (for their statuses)."""
+        query = (select(Sweep).options(selectinload(Sweep.jobs))
+                 .order_by(Sweep.id.desc()).limit(limit))
+        if owner:
+            query = query.where(Sweep.owner == owner)
+        with self._sessions() as s:
+            return list(s.scalars(query))
 
     def _send(self, job_id: int, queue: str, task_id: str) -> None:
         try:
@@ -167,14 +218,14 @@ class Registry:
             return job
 
     def list_jobs(self, *, status: str | None = None, owner: str | None = None,
-                  sweep_id: str | None = None, limit: int = 100) -> list[Job]:
+                  sweep_id: int | None = None, limit: int = 100) -> list[Job]:
         """Newest first."""
         query = select(Job).order_by(Job.id.desc()).limit(limit)
         if status:
             query = query.where(Job.status == status)
         if owner:
             query = query.where(Job.owner == owner)
-        if sweep_id:
+        if sweep_id is not None:
             query = query.where(Job.sweep_id == sweep_id)
         with self._sessions() as s:
             return list(s.scalars(query))

@@ -92,7 +92,6 @@ class JobSpec(BaseModel):
     name: str = Field("", max_length=200, description="a label shown in the dashboard")
     owner: str = Field("local", min_length=1, max_length=100)
     queue: str | None = Field(None, description="Celery queue (default: settings.default_queue)")
-    sweep_id: str | None = Field(None, max_length=64)
     config: TrainConfig = Field(default_factory=TrainConfig)
 
     @model_validator(mode="before")
@@ -140,6 +139,7 @@ class JobSpec(BaseModel):
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> JobSpec:
         """A spec read back from the registry (already validated at submit)."""
+        data = {k: v for k, v in data.items() if k != "sweep_id"}  # stored before sweeps
         return cls.model_validate(data, context={"resolve": False})
 
     @classmethod

@@ -48,3 +48,16 @@ def db_url(request, tmp_path):
             pytest.skip("PostgreSQL service not reachable")
         with services.temp_postgres_db() as url:
             yield url
+
+
+@pytest.fixture
+def reg(db_url, isolated_settings):
+    """A migrated registry whose enqueue records (job id, queue, task id) in `reg.sent`."""
+    from app import db
+    from app.registry import Registry
+
+    db.upgrade(db_url)
+    sent: list[tuple[int, str, str]] = []
+    registry = Registry(db_url, enqueue=lambda *a: sent.append(a))
+    registry.sent = sent  # type: ignore[attr-defined]
+    return registry

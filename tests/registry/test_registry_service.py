@@ -21,14 +21,6 @@ SPEC = {"name": "t", "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomat
                                 "max_steps": 4, "max_examples": 32}}
 
 
-@pytest.fixture
-def reg(db_url, isolated_settings):
-    db.upgrade(db_url)
-    sent: list[tuple[int, str, str]] = []
-    registry = Registry(db_url, enqueue=lambda *a: sent.append(a))
-    registry.sent = sent  # type: ignore[attr-defined]
-    return registry
-
 
 def _outcome(tasks=("rotten_tomatoes",)) -> RunOutcome:
     return RunOutcome(
