@@ -1,4 +1,5 @@
-"""The REST API beside the dashboard: jobs, tasks, backbones, prototypes, masks, predict.
+"""The REST API beside the dashboard: jobs, sweeps, tasks, backbones, prototypes, masks,
+exports, predict.
 
 Mounted under `/api` by `app.server.create_app`; its OpenAPI schema is `/api/openapi.json`.
 With login on, every call but `POST /api/auth/token` needs `Authorization: Bearer <token>`
@@ -7,7 +8,7 @@ With login on, every call but `POST /api/auth/token` needs `Authorization: Beare
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -16,11 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from . import bundles, views
+from . import bundles, exports, views
 from .auth import Auth, AuthError, ForbiddenError
 from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
 from .specs import JobSpec
+from .sweeps import SweepSpec
 
 
 class Problem(BaseModel):
@@ -33,9 +35,9 @@ class Problem(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "not logged in, or a bad token"},
     403: {"model": Problem, "description": "the work belongs to another user"},
-    404: {"model": Problem, "description": "no such job, prototype or task"},
+    404: {"model": Problem, "description": "no such job, sweep, prototype or task"},
     409: {"model": Problem, "description": "not possible in the current state"},
-    422: {"model": Problem, "description": "invalid request"},
+    422: {"model": Problem, "description": "invalid request, or an export the format refuses"},
 }
 router = APIRouter(prefix="/api", responses=ERRORS)
 
@@ -139,11 +141,11 @@ def submit_job(spec: JobSpec, registry: RegistryDep, request: Request,
 @router.get("/jobs", tags=["jobs"])
 def list_jobs(registry: RegistryDep, user: UserDep,
               status_: Annotated[str | None, Query(alias="status")] = None,
-              owner: str | None = None,
+              owner: str | None = None, sweep: int | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
-    """Jobs, newest first."""
+    """Jobs, newest first (only one sweep's with `sweep`)."""
     return [views.job_summary(j) for j in registry.list_jobs(status=status_, owner=owner,
-                                                             limit=limit)]
+                                                             sweep_id=sweep, limit=limit)]
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
@@ -173,6 +175,31 @@ def retry_job(job_id: int, registry: RegistryDep, request: Request,
     """Queue a failed or cancelled job again (only its owner)."""
     _owned_job(registry, job_id, request, user)
     return views.job_summary(registry.retry(job_id))
+
+
+# --- sweeps ----------------------------------------------------------------------------
+
+@router.post("/sweeps", status_code=status.HTTP_201_CREATED, tags=["sweeps"])
+def create_sweep(spec: SweepSpec, registry: RegistryDep, request: Request,
+                 user: UserDep) -> dict[str, Any]:
+    """Validate every combination of the grid, then queue them all as one sweep of jobs
+    (owned by the caller); nothing is written when any combination is invalid."""
+    spec = spec.model_copy(update={"owner": _auth(request).owner_for(user)})
+    sweep_id = registry.create_sweep(spec)
+    return views.sweep_detail(registry.get_sweep(sweep_id))
+
+
+@router.get("/sweeps", tags=["sweeps"])
+def list_sweeps(registry: RegistryDep, user: UserDep, owner: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+    """Sweeps, newest first, with how many of their jobs are in each status."""
+    return [views.sweep_summary(s) for s in registry.list_sweeps(owner=owner, limit=limit)]
+
+
+@router.get("/sweeps/{sweep_id}", tags=["sweeps"])
+def get_sweep(sweep_id: int, registry: RegistryDep, user: UserDep) -> dict[str, Any]:
+    """A sweep: its grid, base spec, jobs, and each (job, task)'s metrics and stored bytes."""
+    return views.sweep_detail(registry.get_sweep(sweep_id))
 
 
 # --- catalog ---------------------------------------------------------------------------
@@ -244,6 +271,18 @@ def download_masks(uid: str, task: str, registry: RegistryDep, user: UserDep) ->
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
+@router.get("/prototypes/{uid}/masks/{task}/export", tags=["masks"])
+def export_masks(uid: str, task: str, registry: RegistryDep, user: UserDep,
+                 format_: Annotated[Literal["propetl", "peft", "merged"],
+                                    Query(alias="format")] = "propetl") -> FileResponse:
+    """One task as a zip: `propetl` (its masks, head and config), `peft` (a PEFT LoRA adapter
+    folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
+    tasks with first-token heads; others are refused with 422 and the reason."""
+    proto, _ = _mask_set(registry, uid, task)
+    path = exports.export_zip(proto, task, format_)
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
 @router.delete("/prototypes/{uid}/masks/{task}", status_code=status.HTTP_204_NO_CONTENT,
                tags=["masks"])
 def delete_masks(uid: str, task: str, registry: RegistryDep, engine: EngineDep,
@@ -296,7 +335,7 @@ def predict(body: PredictRequest, engine: EngineDep, user: UserDep) -> dict[str,
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (FileNotFoundError, 404),
-    (InvalidStateError, 409), (PlaygroundError, 422)]
+    (InvalidStateError, 409), (PlaygroundError, 422), (exports.ExportError, 422)]
 
 
 def install(app: FastAPI, auth: Auth) -> None:

@@ -132,3 +132,91 @@ def keep_rate_bars(rows: np.ndarray, cols: np.ndarray, keep: float, title: str) 
         _style(ax, title if i == 0 else "", label, "keep rate" if i == 0 else "")
         ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+# --- sweeps ----------------------------------------------------------------------------
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats (fewer or equal bytes and a higher score, or
+    fewer bytes and an equal score), by increasing bytes."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front: list[int] = []
+    best = -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _panels(count: int, height: float = 3.4) -> tuple[Figure, list]:
+    cols = min(count, 2)
+    rows = -(-count // cols)
+    fig = _figure(6.4 if cols == 1 else 11.0, height * rows)
+    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(count)]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sweep_lines(per_task: Mapping[str, Mapping[str, Curve]], xlabel: str, ylabel: str,
+                title: str = "Metric against the swept value") -> Figure:
+    """One panel per task, one line per group: `per_task[task][group] = [(x, y), ...]`.
+
+    Numeric x values share a numeric axis (logarithmic when they span a factor of 10 or
+    more); other values are placed in the order they first appear.
+    """
+    per_task = {t: {g: p for g, p in groups.items() if p} for t, groups in per_task.items()}
+    per_task = {t: g for t, g in per_task.items() if g}
+    if not per_task:
+        return message("no finished jobs in this sweep yet", title)
+    xs = [x for groups in per_task.values() for pts in groups.values() for x, _ in pts]
+    numeric = all(_is_number(x) for x in xs)
+    categories = list(dict.fromkeys(str(x) for x in xs))
+    fig, axes = _panels(len(per_task))
+    for ax, (task, groups) in zip(axes, per_task.items(), strict=True):
+        for i, (group, points) in enumerate(groups.items()):
+            ordered = sorted(points, key=lambda p: p[0]) if numeric else points
+            px = [x if numeric else categories.index(str(x)) for x, _ in ordered]
+            ax.plot(px, [y for _, y in ordered], marker="o", markersize=5, linewidth=1.8,
+                    color=PALETTE[i % len(PALETTE)], label=group or None)
+        _style(ax, f"{title}: {task}", xlabel, ylabel)
+        if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(set(xs)), [f"{x:g}" for x in sorted(set(xs))])
+        elif not numeric:
+            ax.set_xticks(range(len(categories)), categories)
+        if any(groups):
+            ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def pareto(per_task: Mapping[str, Sequence[tuple[float, float, str]]],
+           references: Mapping[str, Sequence[tuple[float, float, str]]] | None = None,
+           title: str = "Score against stored bytes per task") -> Figure:
+    """One panel per task: each job's (bytes, score, label), the Pareto front drawn as a line,
+    and reference points (measured elsewhere) as grey markers with their labels."""
+    per_task = {t: list(p) for t, p in per_task.items() if p}
+    if not per_task:
+        return message("no finished jobs in this sweep yet", title)
+    references = references or {}
+    fig, axes = _panels(len(per_task), height=3.8)
+    for ax, (task, points) in zip(axes, per_task.items(), strict=True):
+        groups = list(dict.fromkeys(g for _, _, g in points))
+        for i, group in enumerate(groups):
+            mine = [(b, s) for b, s, g in points if g == group]
+            ax.scatter(*zip(*mine, strict=True), s=36, color=PALETTE[i % len(PALETTE)],
+                       label=group or "jobs", zorder=3)
+        front = [points[i] for i in pareto_front([(b, s) for b, s, _ in points])]
+        ax.plot([b for b, _, _ in front], [s for _, s, _ in front], drawstyle="steps-post",
+                color="#111827", linewidth=1.4, zorder=2, label="Pareto front")
+        ax.scatter([b for b, _, _ in front], [s for _, s, _ in front], s=110,
+                   facecolors="none", edgecolors="#111827", linewidths=1.4, zorder=4)
+        for j, (b, s, name) in enumerate(references.get(task, [])):
+            ax.scatter([b], [s], marker="Dxsv^"[j % 5], s=48, color="#6b7280", zorder=3,
+                       label=name)
+        ax.set_xscale("log")
+        _style(ax, f"{title}: {task}", "stored bytes per task (log)", "score")
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig

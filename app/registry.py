@@ -167,7 +167,8 @@ class Registry:
                           grid=spec.grid)
             s.add(sweep)
             s.flush()
-            jobs = [self._add_job(s, job_spec, sweep.id) for job_spec in spec.jobs()]
+            jobs = [self._add_job(s, job.model_copy(update={"owner": spec.owner}), sweep.id)
+                    for job in spec.jobs()]
             sweep_id = sweep.id
         failure: Exception | None = None
         for job in jobs:

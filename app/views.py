@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .models import Job, MaskSet, Prototype
+from .models import Job, MaskSet, Prototype, Sweep
 from .registry import Registry
+from .sweeps import label, value_at
 
 Series = dict[tuple[str, str, str], list[tuple[int, float]]]
 
@@ -41,7 +42,8 @@ def best_dev(series: Series) -> float | None:
 def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
     """The fields a job list shows."""
     config = job.spec.get("config", {})
-    return {"id": job.id, "name": job.name, "owner": job.owner, "status": job.status,
+    return {"id": job.id, "name": job.name, "owner": job.owner, "sweep_id": job.sweep_id,
+            "status": job.status,
             "progress": round(float(job.progress or 0.0), 4), "step": job.step,
             "total_steps": job.total_steps, "phase": job.phase,
             "tasks": list(config.get("tasks", [])), "backbone": config.get("backbone"),
@@ -148,3 +150,95 @@ def config_diff(configs: dict[str, dict[str, Any]], only_differences: bool) -> l
             continue
         rows.append([key, *("" if v is None else v for v in values)])
     return rows
+
+
+# --- sweeps ----------------------------------------------------------------------------
+
+def _main_metric(metrics: dict[str, Any]) -> float | None:
+    value = metrics.get("main")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def sweep_rows(sweep: Sweep) -> list[dict[str, Any]]:
+    """One row per (job, task): the swept values, status, dev / test main metric, bytes.
+
+    `stored_bytes` is the task's mask file on disk (what one more task costs; for an
+    ordinary `none` job, its own module), `shared_bytes` the prototype's fp32 weights.
+    """
+    rows: list[dict[str, Any]] = []
+    for job in sweep.jobs:
+        config = job.spec.get("config", {})
+        values = {path: value_at(config, path) for path in sweep.grid}
+        base = {"job_id": job.id, "status": job.status, "values": values,
+                "label": label(values), "petl": value_at(config, "propetl.petl"),
+                "sharing": value_at(config, "propetl.sharing")}
+        proto = job.prototype
+        if proto is None:
+            rows += [{**base, "task": task, "dev": None, "test": None, "stored_bytes": None,
+                      "shared_bytes": None} for task in config.get("tasks", [])]
+            continue
+        shared = ((proto.storage or {}).get("disk_bytes") or {}).get("prototype")
+        for mask_set in proto.mask_sets:
+            rows.append({**base, "task": mask_set.task.name,
+                         "dev": _main_metric(mask_set.dev_metrics or {}),
+                         "test": _main_metric(mask_set.test_metrics or {}),
+                         "stored_bytes": mask_set.mask_bytes or None, "shared_bytes": shared})
+    return rows
+
+
+def sweep_summary(sweep: Sweep) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for job in sweep.jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    return {"id": sweep.id, "name": sweep.name, "owner": sweep.owner, "grid": sweep.grid,
+            "jobs": len(sweep.jobs), "statuses": counts, "created_at": _iso(sweep.created_at)}
+
+
+def sweep_detail(sweep: Sweep) -> dict[str, Any]:
+    """A sweep with its base spec, its jobs and the results of each (job, task)."""
+    out = sweep_summary(sweep)
+    out.update(base_spec=sweep.base_spec, job_ids=[j.id for j in sweep.jobs],
+               results=sweep_rows(sweep))
+    return out
+
+
+#: Reference points measured by `bench/accuracy.py` (bundled backbone, one task).
+REFERENCE_FILE = Path(__file__).resolve().parent.parent / "bench" / "results" / "accuracy.json"
+REFERENCE_TASK = "rotten_tomatoes"
+REFERENCE_NAMES = {"none_adapter": "ordinary adapter", "none_lora": "ordinary LoRA",
+                   "none_prefix": "ordinary prefix", "peft_lora_r8": "PEFT LoRA r8",
+                   "peft_lora_r32": "PEFT LoRA r32"}
+
+
+def reference_points(path: Path = REFERENCE_FILE) -> dict[str, list[tuple[float, float, str]]]:
+    """task -> [(stored bytes, accuracy, label)] of the ordinary PETL modules and PEFT LoRA,
+    measured on the bundled minilm-l6 backbone (empty when the results file is absent)."""
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    points = [(float(row["task_bytes"]), float(row["accuracy"]),
+               f"{name} (measured, minilm-l6)")
+              for key, name in REFERENCE_NAMES.items()
+              if isinstance(row := results.get(key), dict) and "task_bytes" in row
+              and "accuracy" in row]
+    return {REFERENCE_TASK: points} if points else {}
+
+
+def sweep_plot_data(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> tuple[
+        dict[str, dict[str, list[tuple[Any, float]]]], dict[str, list[tuple[float, float, str]]]]:
+    """From `sweep_rows`: per-task lines of score against the first swept field (one line per
+    combination of the other fields), and per-task (bytes, score, group) points."""
+    first, *others = list(grid)
+    lines: dict[str, dict[str, list[tuple[Any, float]]]] = {}
+    points: dict[str, list[tuple[float, float, str]]] = {}
+    for row in rows:
+        score = row["test"] if row["test"] is not None else row["dev"]
+        if score is None:
+            continue
+        group = label({p: row["values"][p] for p in others})
+        lines.setdefault(row["task"], {}).setdefault(group, []).append(
+            (row["values"][first], score))
+        if row["stored_bytes"]:
+            points.setdefault(row["task"], []).append((float(row["stored_bytes"]), score, group))
+    return lines, points
