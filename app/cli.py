@@ -94,10 +94,55 @@ def jobs_submit(spec_path: str, queue: str | None, name: str | None, owner: str 
     click.echo(job_id)
 
 
+@jobs.command("sweep")
+@click.argument("spec_path", metavar="SPEC.yaml", required=False,
+                type=click.Path(exists=True, dir_okay=False))
+@click.option("--grid", "-g", "grid_options", multiple=True, metavar="FIELD=V1,V2,...",
+              help="a swept field and its values, e.g. keep=0.05,0.1,0.3 or petl=adapter,lora "
+                   "(repeat for a product)")
+@click.option("--name", default=None, help="the sweep's name (its jobs are named after it)")
+@click.option("--queue", default=None, help="override the base spec's queue")
+@click.option("--owner", default=None, help="owner of the sweep and its jobs")
+@_product_errors
+def jobs_sweep(spec_path: str | None, grid_options: tuple[str, ...], name: str | None,
+               queue: str | None, owner: str | None) -> None:
+    """Queue a grid of jobs as one sweep; prints the sweep id and its job ids.
+
+    SPEC.yaml is either a job spec (the base, swept with --grid) or a sweep file with `base:`
+    and `grid:` (and optional `name:`); --grid options add to or replace its grid.
+    """
+    import yaml
+
+    from .sweeps import SweepSpec, parse_grid_option
+
+    data = yaml.safe_load(Path(spec_path).read_text()) if spec_path else {}
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{spec_path}: a spec is a mapping of options")
+    if "grid" not in data and "base" not in data:
+        data = {"base": data}
+    data["grid"] = dict(data.get("grid") or {})
+    for option in grid_options:
+        try:
+            key, values = parse_grid_option(option)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--grid") from err
+        data["grid"][key] = values
+    data["base"] = dict(data.get("base") or {})
+    if queue:
+        data["base"]["queue"] = queue
+    data.update({k: v for k, v in {"name": name, "owner": owner}.items() if v})
+    registry = _registry()
+    sweep_id = registry.create_sweep(SweepSpec.model_validate(data))
+    sweep = registry.get_sweep(sweep_id)
+    click.echo(f"sweep {sweep_id}: {len(sweep.jobs)} jobs queued "
+               f"({', '.join(str(j.id) for j in sweep.jobs)})")
+
+
 def _job_row(job: Any) -> dict[str, Any]:
     return {"id": job.id, "name": job.name, "owner": job.owner, "status": job.status,
             "progress": round(job.progress, 3), "step": job.step, "total_steps": job.total_steps,
             "queue": job.queue, "attempts": job.attempts, "worker": job.worker_host,
+            "sweep": job.sweep_id,
             "created_at": job.created_at.isoformat() if job.created_at else None}
 
 
@@ -105,12 +150,15 @@ def _job_row(job: Any) -> dict[str, Any]:
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed",
                                              "cancelled"]), default=None)
 @click.option("--owner", default=None)
+@click.option("--sweep", "sweep_id", type=int, default=None, help="only this sweep's jobs")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_product_errors
-def jobs_list(status: str | None, owner: str | None, limit: int, as_json: bool) -> None:
+def jobs_list(status: str | None, owner: str | None, sweep_id: int | None, limit: int,
+              as_json: bool) -> None:
     """List jobs, newest first."""
-    rows = [_job_row(j) for j in _registry().list_jobs(status=status, owner=owner, limit=limit)]
+    rows = [_job_row(j) for j in _registry().list_jobs(status=status, owner=owner,
+                                                       sweep_id=sweep_id, limit=limit)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
