@@ -1,4 +1,5 @@
-"""The dashboard: a title bar and one tab per module (Launch, Jobs, Masks, Models, Playground)."""
+"""The dashboard: a title bar and one tab per module (Launch, Jobs, Sweeps, Masks, Models,
+Playground)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ..auth import Auth
-from . import jobs, launch, masks, models, playground
+from . import jobs, launch, masks, models, playground, sweeps
 from .common import Ctx, prototype_choices
 
 CSS = (Path(__file__).with_name("style.css")).read_text()
@@ -36,6 +37,8 @@ def build_ui(auth: Auth) -> gr.Blocks:
                 launch_ui = launch.build(ctx)
             with gr.Tab("Jobs", id="jobs"):
                 jobs_ui, _timer = jobs.build(ctx)
+            with gr.Tab("Sweeps", id="sweeps") as sweeps_tab:
+                sweeps_ui = sweeps.build()
             with gr.Tab("Masks", id="masks") as masks_tab:
                 masks_proto, _ = masks.build()
             with gr.Tab("Models", id="models") as models_tab:
@@ -43,6 +46,9 @@ def build_ui(auth: Auth) -> gr.Blocks:
             with gr.Tab("Playground", id="playground") as play_tab:
                 play_proto, _ = playground.build()
         launch.wire_submit(ctx, launch_ui, tabs, jobs_ui.job)
+        launch.wire_sweep(ctx, launch_ui, tabs, sweeps_ui.picker)
+        sweeps_tab.select(sweeps.reload, sweeps_ui.picker, [sweeps_ui.picker, sweeps_ui.empty],
+                          api_visibility="private")
 
         def clone_into_launch(spec: dict[str, Any] | None) -> list[Any]:
             if not spec:

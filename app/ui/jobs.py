@@ -14,7 +14,7 @@ from ..auth import ForbiddenError
 from ..registry import InvalidStateError, NotFoundError
 from .common import STATUS_ICON, Ctx, badge, empty_state, job_choices, progress_bar, registry
 
-COLUMNS = ["ID", "Name", "Status", "Progress", "Tasks", "Best dev", "Owner", "Age"]
+COLUMNS = ["ID", "Name", "Sweep", "Status", "Progress", "Tasks", "Best dev", "Owner", "Age"]
 NO_JOBS = empty_state("No jobs yet — launch one in the <b>Launch</b> tab.")
 REFRESH_S = 2.0
 
@@ -28,14 +28,16 @@ class JobsUI:
 
 # --- the table -------------------------------------------------------------------------
 
-def jobs_frame(limit: int = 100) -> pd.DataFrame:
+def jobs_frame(limit: int = 100, sweep: int | None = None) -> pd.DataFrame:
+    """The jobs table, newest first (only one sweep's jobs when `sweep` is given)."""
     reg = registry()
     rows = []
-    for job in reg.list_jobs(limit=limit):
+    for job in reg.list_jobs(limit=limit, sweep_id=sweep):
         best = views.best_dev(reg.metric_series(job.id, split="dev", name="main"))
         progress = f"{100 * job.progress:.0f}%" + (f" · step {job.step}/{job.total_steps}"
                                                    if job.total_steps else "")
-        rows.append([job.id, job.name, f"{STATUS_ICON.get(job.status, '')} {job.status}", progress,
+        rows.append([job.id, job.name, f"#{job.sweep_id}" if job.sweep_id else "",
+                     f"{STATUS_ICON.get(job.status, '')} {job.status}", progress,
                      ", ".join(_short(t) for t in job.spec.get("config", {}).get("tasks", [])),
                      "" if best is None else f"{best:.3f}", job.owner, views.age(job.created_at)])
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -47,9 +49,15 @@ def _short(task: str) -> str:
     return task_label(task)
 
 
-def refresh_table(known: list[int]) -> tuple[Any, Any, Any, Any, list[int]]:
+def sweep_filter_choices() -> list[tuple[str, int]]:
+    return [("all jobs", 0)] + [(f"sweep #{s.id} · {s.name or 'sweep'}", s.id)
+                                for s in registry().list_sweeps()]
+
+
+def refresh_table(known: list[int], sweep: int | None = None) -> tuple[Any, Any, Any, Any,
+                                                                      list[int]]:
     """Table, empty-state visibility, and the job pickers (only re-listed when jobs change)."""
-    frame = jobs_frame()
+    frame = jobs_frame(sweep=sweep or None)
     ids = [int(i) for i in frame["ID"]]
     pickers: Any = gr.skip()
     if ids != known:
@@ -197,9 +205,11 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     known = gr.State([])
     shown = gr.State("")
     empty = gr.HTML(NO_JOBS, visible=True, elem_id="jobs-empty")
+    sweep_filter = gr.Dropdown(sweep_filter_choices(), value=0, label="Show",
+                               elem_id="jobs-sweep-filter", info="all jobs, or one sweep's")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Jobs (refreshes every 2 s)",
                          max_height=300, elem_id="jobs-table", column_widths=[
-                             "6%", "24%", "13%", "14%", "17%", "9%", "8%", "9%"])
+                             "6%", "21%", "6%", "12%", "13%", "16%", "8%", "8%", "10%"])
     job = gr.Dropdown([], label="Open a job", value=None, elem_id="jobs-open",
                       info="or click a row of the table")
     with gr.Column(visible=False, elem_classes="pp-card") as page:
@@ -227,8 +237,10 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     timer = gr.Timer(REFRESH_S)
 
     page_out = [page, head, loss_plot, dev_plot, log, cancel, retry, shown]
-    timer.tick(refresh_table, known, [table, empty, job, pick, known], api_name="list_jobs",
-               show_progress="hidden")
+    timer.tick(refresh_table, [known, sweep_filter], [table, empty, job, pick, known],
+               api_name="list_jobs", show_progress="hidden")
+    sweep_filter.focus(lambda: gr.update(choices=sweep_filter_choices()), None, sweep_filter,
+                       api_visibility="private")
     timer.tick(job_page, [job, shown], page_out, api_visibility="private",
                show_progress="hidden")
     job.change(lambda j: job_page(j, ""), job, page_out, api_name="job_details")

@@ -28,6 +28,16 @@ SPECS = [s for section in SECTION_TITLES for s in forms.config_fields() if s.sec
 
 
 @dataclass
+class SweepForm:
+    """Up to two swept fields with their values, and the sweep's launch button."""
+
+    fields: list[gr.Dropdown]
+    values: list[gr.Textbox]
+    status: gr.Markdown
+    submit: gr.Button
+
+
+@dataclass
 class LaunchUI:
     backbone: gr.Dropdown
     tasks: gr.Dropdown
@@ -36,6 +46,7 @@ class LaunchUI:
     fields: list[gr.components.Component]
     status: gr.Markdown
     submit: gr.Button
+    sweep: SweepForm | None = None
 
     @property
     def form(self) -> list[gr.components.Component]:
@@ -204,6 +215,34 @@ def submit(ctx: Ctx, request: gr.Request | None, name: str, queue: str, backbone
             gr.Tabs(selected="jobs"), gr.update(choices=job_choices(), value=job_id))
 
 
+def sweep_field_choices() -> list[tuple[str, str]]:
+    """Fields a sweep may vary: the form's options, then the tasks."""
+    return [(f"{s.label} ({s.key})", s.key) for s in SPECS] + [("Tasks (one per job)", "tasks")]
+
+
+def submit_sweep(ctx: Ctx, request: gr.Request | None, name: str, queue: str, backbone: str,
+                 tasks: list[str], values: list[Any],
+                 swept: list[tuple[str | None, str]]) -> tuple[str, Any, Any]:
+    """Validate every combination and queue the sweep; returns (message, tab, sweep to open)."""
+    from ..sweeps import SweepSpec, parse_values
+
+    grid = {field: parse_values(text or "") for field, text in swept if field}
+    data = {"name": name or "", "owner": ctx.user(request), "grid": grid,
+            "base": spec_dict(name, queue, backbone, tasks, values)}
+    try:
+        sweep_id = registry().create_sweep(SweepSpec.model_validate(data))
+    except ValidationError as err:
+        return problems_md("✗ Fix these before launching the sweep:",
+                           describe_errors(err).splitlines()), gr.update(), gr.update()
+    except Exception as err:  # the broker is down
+        return f"✗ could not queue the sweep: {err}", gr.update(), gr.update()
+    from .sweeps import sweep_choices
+
+    count = len(registry().get_sweep(sweep_id).jobs)
+    return (f"✓ Sweep **#{sweep_id}** queued ({count} jobs). Opening it in the Sweeps tab…",
+            gr.Tabs(selected="sweeps"), gr.update(choices=sweep_choices(), value=sweep_id))
+
+
 def form_values(config: dict[str, Any]) -> list[Any]:
     """Launch form values (backbone, tasks, fields) of a stored config, for clone."""
     return [config.get("backbone"), list(config.get("tasks", [])),
@@ -278,6 +317,23 @@ def build(ctx: Ctx) -> LaunchUI:
             submit_btn = gr.Button("Launch job", variant="primary", size="lg",
                                    elem_id="launch-submit")
             status = gr.Markdown(elem_id="launch-status")
+            with gr.Accordion("Sweep: one job per combination of values", open=False,
+                              elem_id="launch-sweep"):
+                gr.Markdown("The options above are the base; each value listed here replaces "
+                            "its field in one job (two fields: every pair). At most 64 jobs.")
+                sweep_fields, sweep_values = [], []
+                for i, (field, text) in enumerate((("propetl.keep", "0.05, 0.1, 0.3, 0.5"),
+                                                   (None, ""))):
+                    with gr.Row():
+                        sweep_fields.append(gr.Dropdown(
+                            sweep_field_choices(), value=field, label=f"Field {i + 1}",
+                            elem_id=f"sweep-field-{i + 1}", scale=1))
+                        sweep_values.append(gr.Textbox(
+                            value=text, label="Values (comma-separated)",
+                            placeholder="e.g. adapter, lora", elem_id=f"sweep-values-{i + 1}",
+                            scale=1))
+                sweep_btn = gr.Button("Launch sweep", elem_id="launch-sweep-submit")
+                sweep_status = gr.Markdown(elem_id="launch-sweep-status")
             with gr.Accordion("Presets", open=False):
                 preset = gr.Dropdown(presets.list_presets(), label="Preset", value=None)
                 load_btn = gr.Button("Load preset", size="sm")
@@ -285,7 +341,8 @@ def build(ctx: Ctx) -> LaunchUI:
                 save_btn = gr.Button("Save preset", size="sm")
                 preset_msg = gr.Markdown()
 
-    ui = LaunchUI(backbone, tasks, name, queue, fields, status, submit_btn)
+    ui = LaunchUI(backbone, tasks, name, queue, fields, status, submit_btn,
+                  SweepForm(sweep_fields, sweep_values, sweep_status, sweep_btn))
     private: dict[str, Any] = {"api_visibility": "private"}
     tasks.change(tasks_md, tasks, tasks_table, **private).then(
         lambda t: gr.update(value=(t or [None])[-1]), tasks, preview_task, **private)
@@ -313,3 +370,19 @@ def wire_submit(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_job: gr.components.C
 
     ui.submit.click(handler, [ui.name, ui.queue, ui.backbone, ui.tasks, *ui.fields],
                     [ui.status, tabs, open_job], api_name="launch_job")
+
+
+def wire_sweep(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_sweep: gr.components.Component) -> None:
+    """Launch sweep queues every combination, then switches to the Sweeps tab with it open."""
+    form = ui.sweep
+    assert form is not None
+
+    def handler(request: gr.Request, name: str, queue: str, backbone: str, tasks: list[str],
+                field1: str | None, values1: str, field2: str | None, values2: str,
+                *values: Any) -> Any:
+        return submit_sweep(ctx, request, name, queue, backbone, tasks, list(values),
+                            [(field1, values1), (field2, values2)])
+
+    form.submit.click(handler, [ui.name, ui.queue, ui.backbone, ui.tasks, form.fields[0],
+                                form.values[0], form.fields[1], form.values[1], *ui.fields],
+                      [form.status, tabs, open_sweep], api_name="launch_sweep")

@@ -1,4 +1,5 @@
-"""Models tab: prototypes, their tasks with metrics and bytes on disk, downloads, deletion."""
+"""Models tab: prototypes, their tasks with metrics and bytes on disk, downloads, exports
+(ProPETL, PEFT LoRA adapter, merged HF model), deletion."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from .. import bundles, views
+from .. import bundles, exports, views
 from ..auth import ForbiddenError
 from ..registry import NotFoundError
 from .common import Ctx, empty_state, fmt_bytes, prototype_choices, registry
@@ -66,6 +67,21 @@ def download(uid: str | None, task: str | None, whole: bool) -> tuple[Any, str]:
     return str(path), f"{path.name} ({fmt_bytes(path.stat().st_size)}) is ready below."
 
 
+EXPORT_FORMATS = [("ProPETL task folder", "propetl"), ("PEFT LoRA adapter", "peft"),
+                  ("merged HF model", "merged")]
+
+
+def export(uid: str | None, task: str | None, fmt: str) -> tuple[Any, str]:
+    """One task as a zip in `fmt`; a format that cannot hold the task says why."""
+    if not uid or not task:
+        return None, "Choose a prototype and a task first."
+    try:
+        path = exports.export_zip(registry().get_prototype(uid), task, fmt)
+    except (NotFoundError, FileNotFoundError, exports.ExportError) as err:
+        return None, f"✗ {err}"
+    return str(path), f"{path.name} ({fmt_bytes(path.stat().st_size)}) is ready below."
+
+
 def delete(ctx: Ctx, request: gr.Request | None, uid: str | None, task: str | None,
            confirmed: bool) -> str:
     """Delete a task's masks (only the owner of the job that trained them)."""
@@ -101,8 +117,14 @@ def build(ctx: Ctx) -> tuple[gr.Dropdown, Any]:
         task = gr.Dropdown([], label="Task", scale=2)
         get_task = gr.Button("Download task masks (.zip)", size="sm", scale=1)
         get_all = gr.Button("Download whole bundle (.zip)", size="sm", scale=1)
-    message = gr.Markdown()
-    file = gr.File(label="Download", interactive=False)
+    with gr.Row():
+        fmt = gr.Radio(EXPORT_FORMATS, value="peft", label="Export the task as", scale=3,
+                       elem_id="models-export-format",
+                       info="PEFT and merged hold LoRA tasks only (same logits)")
+        get_export = gr.Button("Export task (.zip)", size="sm", scale=1,
+                               elem_id="models-export")
+    message = gr.Markdown(elem_id="models-message")
+    file = gr.File(label="Download", interactive=False, elem_id="models-file")
     with gr.Accordion("Delete a task's masks", open=False), gr.Row():
         confirm = gr.Checkbox(False, label="I understand this removes the task's files")
         remove = gr.Button("Delete task masks", variant="stop", size="sm")
@@ -118,6 +140,7 @@ def build(ctx: Ctx) -> tuple[gr.Dropdown, Any]:
                    api_name="download_task_masks")
     get_all.click(lambda u, t: download(u, t, True), [proto, task], [file, message],
                   api_name="download_bundle")
+    get_export.click(export, [proto, task, fmt], [file, message], api_name="export_task")
 
     def on_delete(request: gr.Request, uid: str | None, name: str | None, ok: bool) -> str:
         return delete(ctx, request, uid, name, ok)
