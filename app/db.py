@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import get_settings
@@ -83,22 +83,47 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def retry_writes(attempts: int = 6, base_delay: float = 0.1) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Retry a write on `OperationalError` (locked SQLite, dropped connection) with back-off."""
+def is_connection_error(err: BaseException) -> bool:
+    """True for errors that a retry may cure: a locked SQLite file, a database that is down,
+    restarting or unreachable, a connection that dropped mid-statement."""
+    if isinstance(err, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(err, DBAPIError) and bool(err.connection_invalidated)
+
+
+def _first_line(err: object) -> str:
+    return next(iter(str(err).strip().splitlines()), "")
+
+
+def retry_writes(timeout: float | None = None, base_delay: float = 0.1,
+                 max_delay: float = 5.0) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Retry a write on connection errors with jittered exponential back-off.
+
+    Gives up (re-raising the last error) once `timeout` seconds have passed, by default
+    the settings' `db_retry_seconds`, read at call time. Other errors are raised at once.
+    """
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            for attempt in range(attempts):
+            bound = get_settings().db_retry_seconds if timeout is None else timeout
+            deadline = time.monotonic() + bound
+            attempt = 0
+            while True:
                 try:
                     return func(*args, **kwargs)
-                except OperationalError as err:
-                    if attempt == attempts - 1:
+                except DBAPIError as err:
+                    left = deadline - time.monotonic()
+                    if not is_connection_error(err) or left <= 0:
                         raise
-                    delay = base_delay * 2**attempt * (1 + random.random())
-                    log.warning("%s failed (%s); retry in %.2fs", func.__name__, err.orig, delay)
+                    delay = min(max_delay, base_delay * 2**attempt) * (0.5 + random.random() / 2)
+                    delay = min(delay, left)
+                    attempt += 1
+                    log.warning("%s failed (%s: %s); retry %d in %.2fs, giving up in %.0fs",
+                                func.__name__, err.__class__.__name__,
+                                _first_line(err.orig),
+                                attempt, delay, left)
                     time.sleep(delay)
-            raise AssertionError("unreachable")
 
         return wrapper
 

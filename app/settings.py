@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     reaper_interval: float = Field(30.0, gt=0, description="seconds between reaper passes")
     progress_interval: float = Field(2.0, ge=0, description="at most one train-metric write per")
     max_attempts: int = Field(3, ge=1, description="runs of a job before the reaper fails it")
+    db_retry_seconds: float = Field(
+        60.0, ge=0, description="how long a worker retries a registry write while the "
+                                "database is unreachable")
     visibility_timeout: int = Field(3600, ge=1, description="Redis re-delivery of unacked jobs")
     auto_migrate: bool = True
     web_host: str = Field("127.0.0.1", description="address `propetl serve` binds")

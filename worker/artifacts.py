@@ -10,20 +10,39 @@ from typing import Any
 from app.registry import RunOutcome, TaskOutcome
 
 
+class ArtifactError(OSError):
+    """The model folder could not be written to the artifacts store (full, read-only...)."""
+
+
 def publish_model(model_dir: Path, artifacts_dir: Path, uid: str) -> Path:
-    """Copy `model_dir` to `artifacts_dir/prototypes/<uid>` (temporary folder, then rename)."""
+    """Copy `model_dir` to `artifacts_dir/prototypes/<uid>` (temporary folder, then rename).
+
+    A failed copy leaves nothing behind and raises `ArtifactError` naming the folder and the
+    cause (no space left, read-only file system, ...).
+    """
     root = artifacts_dir / "prototypes"
-    root.mkdir(parents=True, exist_ok=True)
     staging = root / f".tmp-{uid}"
     final = root / uid
-    shutil.rmtree(staging, ignore_errors=True)
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(model_dir, staging)
         os.rename(staging, final)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise ArtifactError(f"could not write the model to the artifacts folder {root}: "
+                                f"{_cause(err)}") from err
         raise
     return final
+
+
+def _cause(err: OSError) -> str:
+    """The OS's words for `err` (shutil.copytree bundles per-file errors in one Error)."""
+    if isinstance(err, shutil.Error) and err.args and isinstance(err.args[0], list):
+        reasons = sorted({str(why).split("] ")[-1].split(":")[0] for _, _, why in err.args[0]})
+        return "; ".join(reasons)
+    return err.strerror or str(err)
 
 
 def outcome_of(result: Any, artifact_path: Path, uid: str) -> RunOutcome:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from app.registry import Point, Registry
@@ -32,6 +35,37 @@ def points_of(progress: Any) -> list[Point]:
     return points
 
 
+def logged_points(log_path: Path) -> list[Point]:
+    """The metric points of every event in a run's `metrics.jsonl` (a torn last line, from a
+    process killed while writing, is skipped)."""
+    from propetl.training import Progress
+
+    known = {f.name for f in fields(Progress)}
+    points: list[Point] = []
+    try:
+        lines = log_path.read_text().splitlines()
+    except FileNotFoundError:
+        return points
+    for line in lines:
+        try:
+            event = json.loads(line)
+            progress = Progress(**{k: v for k, v in event.items() if k in known})
+        except (ValueError, TypeError):
+            continue
+        points.extend(points_of(progress))
+    return points
+
+
+def replay_log(registry: Registry, job_id: int, run_dir: Path) -> int:
+    """Record every point a run has logged so far (idempotent upserts).
+
+    An earlier attempt may have logged points it could not write before it died or lost
+    the database; steps before its last checkpoint are not trained again, so their points
+    come from the run's own log.
+    """
+    return registry.add_metric_points(job_id, logged_points(run_dir / "metrics.jsonl"))
+
+
 class ProgressSink:
     """The engine's `on_progress`: buffers train points, writes at most every `interval` s.
 
@@ -54,7 +88,9 @@ class ProgressSink:
         if urgent or time.monotonic() - self._last_flush >= self.interval:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, strict: bool = False) -> None:
+        """Write the buffered points; on failure keep them for the next flush, and re-raise
+        when `strict` (the last flush of a run, which must not drop points)."""
         with self._lock:
             points, self._points = self._points, []
             latest = self._latest
@@ -67,9 +103,11 @@ class ProgressSink:
                     phase=latest.phase, eta_seconds=latest.eta_seconds,
                     samples_per_second=latest.samples_per_second)
         except Exception:
-            log.exception("job %s: could not record progress; will retry", self.job_id)
             with self._lock:
                 self._points[:0] = points
+            if strict:
+                raise
+            log.exception("job %s: could not record progress; will retry", self.job_id)
 
 
 class Heartbeat(threading.Thread):

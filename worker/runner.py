@@ -1,4 +1,12 @@
-"""Running one job: claim it, train with progress and heartbeats, then register or record."""
+"""Running one job: claim it, train with progress and heartbeats, then register or record.
+
+When the registry database is unreachable, every write is retried with back-off for
+`PROPETL_DB_RETRY_SECONDS` (see `app.db.retry_writes`). Past that bound:
+- while claiming, `RegistryUnreachable` is raised and the Celery task retries the delivery
+  later (the job stays queued, nothing is lost);
+- at the end of the run, the job is left `running` with a stale heartbeat, and the reaper
+  re-queues it once the database is back; the next attempt resumes from the last checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +18,19 @@ import traceback
 import uuid
 from pathlib import Path
 
-from app.registry import Registry, get_registry
+from sqlalchemy.exc import DBAPIError
 
-from .artifacts import outcome_of, publish_model
-from .reporting import Heartbeat, ProgressSink
+from app.db import is_connection_error
+from app.registry import Claim, Registry, get_registry
+
+from .artifacts import ArtifactError, outcome_of, publish_model
+from .reporting import Heartbeat, ProgressSink, replay_log
 
 log = logging.getLogger(__name__)
+
+
+class RegistryUnreachable(RuntimeError):
+    """The registry database stayed unreachable for the whole retry bound."""
 
 
 def worker_host() -> str:
@@ -27,39 +42,65 @@ def _error_text(err: BaseException) -> str:
     return f"{err.__class__.__name__}: {err}\n\n{tail}"
 
 
+def _unreachable(err: BaseException) -> bool:
+    return isinstance(err, DBAPIError) and is_connection_error(err)
+
+
 def execute(job_id: int, *, task_id: str | None = None, registry: Registry | None = None) -> str:
-    """Run job `job_id` to its end; returns "succeeded", "cancelled", "failed", "lost" or "skipped".
+    """Run job `job_id` to its end; returns "succeeded", "cancelled", "failed", "lost",
+    "skipped" or "deferred" (the registry was unreachable at the end; the reaper re-queues).
 
     A delivery of a job that is finished, cancelled or alive on another worker is skipped,
     so each job succeeds exactly once however often its message arrives.
     """
     registry = registry or get_registry()
-    settings = registry.settings
-    claim = registry.claim_job(job_id, host=worker_host(), task_id=task_id)
+    try:
+        claim = registry.claim_job(job_id, host=worker_host(), task_id=task_id)
+    except DBAPIError as err:
+        if not _unreachable(err):
+            raise
+        raise RegistryUnreachable(f"job {job_id}: registry unreachable while claiming: "
+                                  f"{err.__class__.__name__}") from err
     if claim is None:
         log.info("job %s: not runnable here (finished, cancelled or running elsewhere)", job_id)
         return "skipped"
     log.info("job %s: attempt %s in %s", job_id, claim.attempt, claim.run_dir)
-    sink = ProgressSink(registry, job_id, claim.attempt, settings.progress_interval)
-    with Heartbeat(registry, job_id, claim.attempt, settings.heartbeat_interval) as beat:
+    try:
+        return _run(registry, job_id, claim)
+    except DBAPIError as err:
+        if not _unreachable(err):
+            raise
+        log.error("job %s: registry unreachable for %.0fs; leaving the job to the reaper "
+                  "(it resumes from its last checkpoint)", job_id,
+                  registry.settings.db_retry_seconds)
+        return "deferred"
+
+
+def _run(registry: Registry, job_id: int, claim: Claim) -> str:
+    settings = registry.settings
+    attempt = claim.attempt
+    if claim.attempt > 1:
+        replay_log(registry, job_id, Path(claim.run_dir))
+    sink = ProgressSink(registry, job_id, attempt, settings.progress_interval)
+    with Heartbeat(registry, job_id, attempt, settings.heartbeat_interval) as beat:
         try:
             from propetl.training import train
 
             result = train(claim.spec.config, Path(claim.run_dir), on_progress=sink,
                            should_stop=beat.should_stop, resume=True)
-            sink.flush()
         except Exception as err:
             log.exception("job %s failed", job_id)
-            sink.flush()
-            registry.fail_job(job_id, _error_text(err), attempt=claim.attempt)
+            sink.flush(strict=True)
+            registry.fail_job(job_id, _error_text(err), attempt=attempt)
             return "failed"
+        sink.flush(strict=True)
         if beat.lost.is_set():
             log.warning("job %s: another worker took over; leaving it alone", job_id)
             return "lost"
         if result.status == "cancelled":
-            registry.mark_cancelled(job_id, claim.attempt, step=result.steps)
+            registry.mark_cancelled(job_id, attempt, step=result.steps)
             return "cancelled"
-        return _register(registry, job_id, claim.attempt, result)
+        return _register(registry, job_id, attempt, result)
 
 
 def _register(registry: Registry, job_id: int, attempt: int, result: object) -> str:
@@ -74,13 +115,28 @@ def _register(registry: Registry, job_id: int, attempt: int, result: object) -> 
             raise RuntimeError("the engine reported success without a model folder")
         published = publish_model(Path(model_dir), settings.artifacts_dir, uid)
         if registry.finish_job(job_id, attempt, outcome_of(result, published, uid)) is None:
+            if _registered(registry, job_id, uid):  # committed, but the reply was lost
+                return "succeeded"
             shutil.rmtree(published, ignore_errors=True)
             return "lost"
     except Exception as err:
-        log.exception("job %s: could not register its result", job_id)
-        if published is not None:
+        # a folder the registry may point at stays; one it surely does not is removed
+        if published is not None and _registered(registry, job_id, uid) is False:
             shutil.rmtree(published, ignore_errors=True)
-        registry.fail_job(job_id, _error_text(err), attempt=attempt)
+        if _unreachable(err):
+            raise
+        log.exception("job %s: could not register its result", job_id)
+        message = str(err) if isinstance(err, ArtifactError) else _error_text(err)
+        registry.fail_job(job_id, message, attempt=attempt)
         return "failed"
     log.info("job %s succeeded: prototype %s", job_id, uid)
     return "succeeded"
+
+
+def _registered(registry: Registry, job_id: int, uid: str) -> bool | None:
+    """Whether prototype `uid` is registered for the job (None when the registry can't say)."""
+    try:
+        proto = registry.prototype_for_job(job_id)
+    except DBAPIError:
+        return None
+    return proto is not None and proto.uid == uid
