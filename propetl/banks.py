@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import PropetlConfig
-from .masks import init_scores, topk_mask
+from .masks import init_scores, random_mask, topk_mask
 
 Tensors = dict[str, torch.Tensor]
 
@@ -90,18 +90,24 @@ def _init_tensor(kind: str, name: str, shape: tuple[int, ...], config: PropetlCo
 
 
 class TaskMasks(nn.Module):
-    """One task's masks over a bank: trainable scores, or fixed binary masks once loaded."""
+    """One task's masks over a bank: trainable scores, or fixed binary masks (loaded from a
+    trained task, or drawn at random and never trained when `learned` is False)."""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], rows: int, keep: float,
-                 generator: torch.Generator | None) -> None:
+                 generator: torch.Generator | None, learned: bool = True) -> None:
         super().__init__()
         self.keep = keep
         self.shapes = shapes
         self.rows = rows
         self.scores = nn.ParameterDict()
-        if generator is not None:
-            for name, shape in shapes.items():
+        if generator is None:
+            return
+        for name, shape in shapes.items():
+            if learned:
                 self.scores[name] = nn.Parameter(init_scores((rows, *shape), generator))
+            else:
+                self.register_buffer(f"fixed_{name}", random_mask((rows, *shape), keep, generator),
+                                     persistent=True)
 
     @property
     def trainable(self) -> bool:
@@ -139,7 +145,8 @@ class Bank(nn.Module):
             self.prototype = self._make_prototype(seeded_generator(config.seed, name), layers=0)
         if self.sharing == "propetl-or":
             self.layer_masks = TaskMasks(masked, num_layers, config.keep_ratio,
-                                         seeded_generator(config.seed, name, "layers"))
+                                         seeded_generator(config.seed, name, "layers"),
+                                         learned=config.masks == "learned")
         self._cache: dict[str, Tensors] = {}
 
     # ------------------------------------------------------------ tasks
@@ -156,7 +163,8 @@ class Bank(nn.Module):
         else:
             rows = 1 if self.sharing == "propetl-or" else self.num_layers
             self.tasks[task] = TaskMasks(self.masked, rows, self.config.keep_ratio,
-                                         generator if trainable else None)
+                                         generator if trainable else None,
+                                         learned=self.config.masks == "learned")
         self._cache.pop(task, None)
 
     def remove_task(self, task: str) -> None:

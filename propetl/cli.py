@@ -79,8 +79,8 @@ def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottlene
 
 # ------------------------------------------------------------------ training and inference
 
-PROPETL_FLAGS = ("petl", "sharing", "keep", "bottleneck", "lora_r", "lora_alpha", "prefix_len",
-                 "head", "pooling")
+PROPETL_FLAGS = ("petl", "sharing", "keep", "masks", "bottleneck", "lora_r", "lora_alpha",
+                 "prefix_len", "head", "pooling")
 TRAIN_FLAGS = ("backbone", "lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_length",
                "eval_every", "max_examples", "sampling", "seed", "device", "precision",
                "early_stopping_patience")
@@ -121,6 +121,8 @@ def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
 @click.option("--petl", type=click.Choice(["adapter", "lora", "prefix"]))
 @click.option("--sharing", type=click.Choice(["propetl", "propetl-or", "none"]))
 @click.option("--keep", type=float)
+@click.option("--masks", type=click.Choice(["learned", "random"]),
+              help="random: masks drawn once and never trained (ablation)")
 @click.option("--bottleneck", type=int)
 @click.option("--lora-r", type=int)
 @click.option("--lora-alpha", type=float)

@@ -12,11 +12,13 @@ from typing import Any, Literal, Union
 
 PetlKind = Literal["adapter", "lora", "prefix"]
 SharingMode = Literal["propetl", "propetl-or", "none"]
+MaskMode = Literal["learned", "random"]
 HeadKind = Literal["linear", "roberta"]
 Pooling = Literal["cls", "mean"]
 
 PETL_KINDS: tuple[str, ...] = ("adapter", "lora", "prefix")
 SHARING_MODES: tuple[str, ...] = ("propetl", "propetl-or", "none")
+MASK_MODES: tuple[str, ...] = ("learned", "random")
 HEAD_KINDS: tuple[str, ...] = ("linear", "roberta")
 POOLINGS: tuple[str, ...] = ("cls", "mean")
 
@@ -99,12 +101,14 @@ class PropetlConfig:
     """Everything that shapes the trainable part of a ProPETL model (not the training run).
 
     `keep` is the fraction of each masked tensor's entries that a mask keeps (the public code
-    calls it "sparsity").
+    calls it "sparsity"). `masks` "random" is the paper's ablation: each mask is drawn once at
+    random with the same number of kept entries and never trained (only the prototype trains).
     """
 
     petl: PetlKind = "adapter"
     sharing: SharingMode = "propetl"
     keep: float | None = None
+    masks: MaskMode = "learned"
     bottleneck: int = 64
     lora_r: int = 32
     lora_alpha: float = 48.0
@@ -145,6 +149,10 @@ class PropetlConfig:
         need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
         need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         need(0.0 < self.keep_ratio <= 1.0, f"keep must be in (0, 1], got {self.keep}")
+        need(self.masks in MASK_MODES, f"masks must be one of {MASK_MODES}, got {self.masks!r}")
+        need(self.masks == "learned" or self.masked,
+             f"masks {self.masks!r} needs sharing 'propetl' or 'propetl-or': sharing 'none' "
+             "trains ordinary modules and has no masks")
         need(self.bottleneck >= 1, f"bottleneck must be >= 1, got {self.bottleneck}")
         need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
         need(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")

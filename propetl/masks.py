@@ -52,6 +52,15 @@ def init_scores(shape: tuple[int, ...], generator: torch.Generator | None = None
     return out
 
 
+def random_mask(shape: tuple[int, ...], keep: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """A fixed random binary mask stack [R, *shape]: exactly as many kept entries per row as
+    `topk_mask` keeps, drawn as the top-k of fresh `init_scores` (the mask that learned scores
+    would start from)."""
+    with torch.no_grad():
+        return topk_mask(init_scores(shape, generator), keep)
+
+
 # ---------------------------------------------------------------- bit packing
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
