@@ -111,3 +111,21 @@ def test_refused_and_unknown_exports(client, sweep):
     assert any(n.endswith("tasks/rotten_tomatoes/masks.safetensors") for n in names)
     assert client.get(url, params={"format": "onnx"}).status_code == 422
     assert client.get(f"/api/prototypes/{uid}/masks/sst2/export").status_code == 404
+
+
+def test_a_sweep_and_its_jobs_belong_to_the_caller(auth_client):
+    from tests.dashboard_stack import token_for
+
+    alice = token_for(auth_client, "alice", "wonder")
+    bob = token_for(auth_client, "bob", "builder")
+    body = {"owner": "mallory", "base": {**BASE, "queue": "nowhere"},
+            "grid": {"lr": [0.001, 0.01]}}
+    assert auth_client.post("/api/sweeps", json=body).status_code == 401
+    reply = auth_client.post("/api/sweeps", json=body, headers=alice)
+    assert reply.status_code == 201, reply.text
+    created = reply.json()
+    assert created["owner"] == "alice"
+    for job_id in created["job_ids"]:
+        assert auth_client.get(f"/api/jobs/{job_id}", headers=alice).json()["owner"] == "alice"
+        assert auth_client.post(f"/api/jobs/{job_id}/cancel", headers=bob).status_code == 403
+        assert auth_client.post(f"/api/jobs/{job_id}/cancel", headers=alice).status_code == 200
