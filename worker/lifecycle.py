@@ -12,15 +12,22 @@ from app.queue import active_task_ids
 from app.registry import get_registry, reset_registry
 from app.settings import get_settings
 
+from .runner import RUNNING_HERE
+
 log = logging.getLogger(__name__)
 
 _stop = threading.Event()
 
 
+def alive_task_ids() -> set[str]:
+    """Tasks known to be running: those live workers report, and this process's own."""
+    return (active_task_ids() or set()) | set(RUNNING_HERE)
+
+
 def reap_once() -> list[tuple[int, str]]:
     """Re-queue or fail jobs whose worker died (no heartbeat, not active anywhere)."""
     try:
-        actions = get_registry().reap_stale_jobs(active=active_task_ids)
+        actions = get_registry().reap_stale_jobs(active=alive_task_ids)
     except Exception:
         log.exception("reaper pass failed")
         return []

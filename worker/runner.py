@@ -29,6 +29,11 @@ from .reporting import Heartbeat, ProgressSink, replay_log
 log = logging.getLogger(__name__)
 
 
+#: Celery task ids of the jobs this process is running now (its reaper never reaps them,
+#: however late their heartbeat: a long GIL-holding call can delay the heartbeat thread).
+RUNNING_HERE: set[str] = set()
+
+
 class RegistryUnreachable(RuntimeError):
     """The registry database stayed unreachable for the whole retry bound."""
 
@@ -65,6 +70,8 @@ def execute(job_id: int, *, task_id: str | None = None, registry: Registry | Non
         log.info("job %s: not runnable here (finished, cancelled or running elsewhere)", job_id)
         return "skipped"
     log.info("job %s: attempt %s in %s", job_id, claim.attempt, claim.run_dir)
+    if task_id:
+        RUNNING_HERE.add(task_id)
     try:
         return _run(registry, job_id, claim)
     except DBAPIError as err:
@@ -74,6 +81,8 @@ def execute(job_id: int, *, task_id: str | None = None, registry: Registry | Non
                   "(it resumes from its last checkpoint)", job_id,
                   registry.settings.db_retry_seconds)
         return "deferred"
+    finally:
+        RUNNING_HERE.discard(task_id or "")
 
 
 def _run(registry: Registry, job_id: int, claim: Claim) -> str:
