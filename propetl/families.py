@@ -2,7 +2,11 @@
 
 Adding a family is one declarative entry: the attribute paths of its layer list and, inside a
 layer, of the FFN output projection, the query / value projections and the self-attention
-module (whose attention call receives the prefix keys / values).
+module (whose attention call receives the prefix keys / values). Generative families also say
+what they generate with ("seq2seq": encoder-decoder, "causal": decoder-only) and, for
+encoder-decoders, where the decoder's layers are: encoder and decoder layers then form one
+layer list, so one prototype is shared by both. A path part that is an integer indexes a list
+("layer.-1" is a T5 block's last sub-layer, its FFN in the encoder and in the decoder).
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ class Family:
     query: str
     value: str
     attention: str
+    kind: str = "encoder"  # "encoder" | "seq2seq" | "causal"
+    decoder_layers: str | None = None
+    prefix: bool = True  # whether prefix-tuning is supported
+
+    @property
+    def generative(self) -> bool:
+        return self.kind != "encoder"
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -36,6 +47,11 @@ FAMILIES: tuple[Family, ...] = (
            "attention.self.query", "attention.self.value", "attention.self"),
     Family("distilbert", ("distilbert",), "transformer.layer", "ffn.lin2",
            "attention.q_lin", "attention.v_lin", "attention"),
+    Family("t5", ("t5", "mt5"), "encoder.block", "layer.-1.DenseReluDense.wo",
+           "layer.0.SelfAttention.q", "layer.0.SelfAttention.v", "layer.0.SelfAttention",
+           kind="seq2seq", decoder_layers="decoder.block", prefix=False),
+    Family("llama", ("llama", "mistral", "qwen2"), "model.layers", "mlp.down_proj",
+           "self_attn.q_proj", "self_attn.v_proj", "self_attn", kind="causal", prefix=False),
 )
 
 
@@ -52,13 +68,21 @@ def family_for(model_type: str) -> Family:
         + ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in FAMILIES))
 
 
+def _is_index(part: str) -> bool:
+    return part.lstrip("-").isdigit()
+
+
 def get_path(root: nn.Module, path: str) -> nn.Module:
     module = root
     for part in path.split("."):
-        module = getattr(module, part)
+        module = module[int(part)] if _is_index(part) else getattr(module, part)  # type: ignore[index]
     return module
 
 
 def set_path(root: nn.Module, path: str, value: nn.Module) -> None:
-    parent, _, name = path.rpartition(".")
-    setattr(get_path(root, parent) if parent else root, name, value)
+    parent_path, _, name = path.rpartition(".")
+    parent = get_path(root, parent_path) if parent_path else root
+    if _is_index(name):
+        parent[int(name)] = value  # type: ignore[index]
+    else:
+        setattr(parent, name, value)

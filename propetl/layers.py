@@ -62,6 +62,11 @@ class AdapterOutput(nn.Module):
         self.base = base
         self.state, self.bank, self.layer = state, bank, layer
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The wrapped projection's weight (T5's FFN reads `wo.weight.dtype`)."""
+        return self.base.weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.base(x)
 

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import ModelOutput, SequenceClassifierOutput
 
 from .banks import Bank
 from .config import PropetlConfig, TaskHeadSpec
-from .families import Family, family_for, get_path, set_path
+from .families import Family, UnsupportedModelError, family_for, get_path, set_path
 from .heads import TaskHead
 from .layers import (
     AdapterOutput,
@@ -32,10 +40,12 @@ class UnknownTaskError(KeyError):
 
 
 def load_backbone(name_or_path: str, **kwargs) -> PreTrainedModel:
-    """Load the bare encoder (no head). Rejects unsupported families before loading weights."""
+    """Load the bare encoder (no head), or a generative family's model with its LM head.
+    Rejects unsupported families before loading weights."""
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-    family_for(config.model_type)
-    return AutoModel.from_pretrained(name_or_path, **kwargs)
+    kind = family_for(config.model_type).kind
+    auto = {"seq2seq": AutoModelForSeq2SeqLM, "causal": AutoModelForCausalLM}.get(kind, AutoModel)
+    return auto.from_pretrained(name_or_path, **kwargs)
 
 
 class ProPETLModel(nn.Module):
@@ -55,8 +65,9 @@ class ProPETLModel(nn.Module):
         self.config = config
         bconf: PretrainedConfig = backbone.config
         self.hidden_size = int(bconf.hidden_size)
-        self.num_layers = int(bconf.num_hidden_layers)
+        self.num_layers = len(self._layers())
         self.num_heads = int(bconf.num_attention_heads)
+        self.label_smoothing = 0.0  # generative families: label smoothing of the LM loss
         for param in self.backbone.parameters():
             param.requires_grad_(False)
         self.state = ForwardState()
@@ -77,11 +88,20 @@ class ProPETLModel(nn.Module):
         return cls(load_backbone(name_or_path, **kwargs), config, tasks, backbone_name=name_or_path)
 
     def _layers(self) -> nn.ModuleList:
-        return get_path(self.backbone, self.family.layers)  # type: ignore[return-value]
+        """Every layer that gets a ProPETL module (encoder-decoders: encoder, then decoder)."""
+        layers = get_path(self.backbone, self.family.layers)
+        if self.family.decoder_layers is None:
+            return layers  # type: ignore[return-value]
+        decoder = get_path(self.backbone, self.family.decoder_layers)
+        return nn.ModuleList([*layers, *decoder])  # type: ignore[misc]
 
     def _inject(self) -> None:
         cfg, d, L = self.config, self.hidden_size, self.num_layers
         layers = self._layers()
+        if cfg.petl == "prefix" and not self.family.prefix:
+            raise UnsupportedModelError(
+                f"prefix-tuning is not supported on the {self.family.name} family; "
+                "use petl 'adapter' or 'lora'")
         if cfg.petl == "adapter":
             b = cfg.bottleneck
             self.banks["adapter"] = Bank("adapter", "adapter", {"down": (b, d), "up": (d, b)},
@@ -93,8 +113,11 @@ class ProPETLModel(nn.Module):
             r = cfg.lora_r
             for target in cfg.lora_targets:
                 bank = f"lora_{target}"
-                self.banks[bank] = Bank("lora", bank, {"A": (r, d), "B": (d, r)}, {}, L, cfg)
                 path = getattr(self.family, target)
+                first = get_path(layers[0], path)  # grouped-query attention: v is narrower
+                d_in, d_out = first.in_features, first.out_features
+                self.banks[bank] = Bank("lora", bank, {"A": (r, d_in), "B": (d_out, r)}, {}, L,
+                                        cfg)
                 for i, layer in enumerate(layers):
                     base = get_path(layer, path)
                     set_path(layer, path, LoraLinear(base, self.state, bank, i,
@@ -126,8 +149,10 @@ class ProPETLModel(nn.Module):
             raise ValueError(f"task {spec.name!r} already exists")
         for bank in self.banks.values():
             bank.add_task(spec.name, trainable=trainable)
-        self.heads[spec.name] = TaskHead(self.hidden_size, spec.num_labels, self.config.head,
-                                         self.config.head_dropout, self.config.pooling)
+        # Generative families answer with the backbone's own LM head: a task has no head.
+        self.heads[spec.name] = nn.Module() if self.family.generative else TaskHead(
+            self.hidden_size, spec.num_labels, self.config.head, self.config.head_dropout,
+            self.config.pooling)
         self.task_specs[spec.name] = spec
         device = next(self.backbone.parameters()).device
         self.banks.to(device)
@@ -162,41 +187,67 @@ class ProPETLModel(nn.Module):
     def _task_weights(self, task: str) -> dict[str, dict[str, torch.Tensor]]:
         return {name: bank.effective(task) for name, bank in self.banks.items()}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, task_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, task: str | None = None,
-                **_: object) -> SequenceClassifierOutput:
+    def _plan(self, task_ids: torch.Tensor | None,
+              task: str | None) -> list[tuple[str, torch.Tensor | None]]:
+        """(task, indices of its examples) per task in the batch (None = the whole batch)."""
         names = self.task_names
         if task_ids is None:
             name = task or self.active_task
             if name is None:
                 raise RuntimeError("the model has no task: add one with add_task()")
             self._check_task(name)
-            plan: list[tuple[str, torch.Tensor | None]] = [(name, None)]
-        else:
-            present = torch.unique(task_ids).tolist()
-            if max(present) >= len(names) or min(present) < 0:
-                raise ValueError(f"task_ids out of range: the model has {len(names)} tasks")
-            if len(present) == 1:
-                plan = [(names[present[0]], None)]
-            else:
-                plan = [(names[t], (task_ids == t).nonzero(as_tuple=True)[0]) for t in present]
+            return [(name, None)]
+        present = torch.unique(task_ids).tolist()
+        if max(present) >= len(names) or min(present) < 0:
+            raise ValueError(f"task_ids out of range: the model has {len(names)} tasks")
+        if len(present) == 1:
+            return [(names[present[0]], None)]
+        return [(names[t], (task_ids == t).nonzero(as_tuple=True)[0]) for t in present]
+
+    @contextmanager
+    def routing(self, task_ids: torch.Tensor | None = None,
+                task: str | None = None) -> Iterator[list[tuple[str, torch.Tensor | None]]]:
+        """Within the block, backbone calls use the masks of `task` (or of each example's
+        task in `task_ids`); yields the plan (task, example indices) of the batch."""
+        plan = self._plan(task_ids, task)
         self.state.groups = [TaskGroup(index, self._task_weights(name)) for name, index in plan]
         self.state.example_group = None
         if len(plan) > 1:
             assert task_ids is not None
-            lookup = torch.full((len(names),), -1, dtype=torch.long, device=task_ids.device)
-            lookup[torch.tensor(present, device=task_ids.device)] = torch.arange(
-                len(present), device=task_ids.device)
+            present = torch.tensor([self.task_names.index(name) for name, _ in plan],
+                                   device=task_ids.device)
+            lookup = torch.full((len(self.task_names),), -1, dtype=torch.long,
+                                device=task_ids.device)
+            lookup[present] = torch.arange(len(plan), device=task_ids.device)
             self.state.example_group = lookup[task_ids]
         try:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None and self._accepts_token_types:
-                kwargs["token_type_ids"] = token_type_ids
-            hidden = self.backbone(**kwargs).last_hidden_state
+            yield plan
         finally:
             self.state.groups, self.state.example_group = [], None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, task_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, task: str | None = None,
+                **kwargs: object) -> ModelOutput:
+        if self.family.generative:
+            from .generation import lm_forward
+
+            with self.routing(task_ids, task):
+                return lm_forward(self, input_ids, attention_mask, labels, **kwargs)
+        with self.routing(task_ids, task) as plan:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None and self._accepts_token_types:
+                inputs["token_type_ids"] = token_type_ids
+            hidden = self.backbone(**inputs).last_hidden_state
         return self._heads_and_loss(plan, hidden, attention_mask, labels)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 task_ids: torch.Tensor | None = None, task: str | None = None,
+                 **generate_kwargs: object) -> torch.Tensor:
+        """Generate with the backbone's `generate` under one task's (or each example's) masks."""
+        from .generation import generate
+
+        return generate(self, input_ids, attention_mask, task_ids, task, **generate_kwargs)
 
     def _heads_and_loss(self, plan: list[tuple[str, torch.Tensor | None]], hidden: torch.Tensor,
                         attention_mask: torch.Tensor | None,

@@ -6,15 +6,38 @@ from collections.abc import Iterable
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import AutoConfig, AutoModel, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 TINY_FAMILIES: tuple[str, ...] = ("bert", "roberta", "electra", "distilbert")
+#: Generative families (encoder-decoder T5, decoder-only Llama) with their LM heads.
+TINY_GENERATIVE: tuple[str, ...] = ("t5", "llama")
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def tiny_config(model_type: str = "bert", vocab_size: int = 256, hidden: int = 32,
                 layers: int = 2, heads: int = 4):
+    # Token ids of the generative configs follow BERT's vocabulary: [PAD] 0, [CLS] 101, [SEP] 102.
+    special = {"pad_token_id": 0, "bos_token_id": min(101, vocab_size - 2),
+               "eos_token_id": min(102, vocab_size - 1)}
+    if model_type == "t5":
+        return AutoConfig.for_model("t5", vocab_size=vocab_size, d_model=hidden,
+                                    d_kv=hidden // heads, d_ff=2 * hidden, num_layers=layers,
+                                    num_heads=heads, decoder_start_token_id=0, **special)
+    if model_type == "llama":
+        # grouped-query attention (2 key / value heads) like SmolLM2, so v is narrower than q
+        return AutoConfig.for_model("llama", vocab_size=vocab_size, hidden_size=hidden,
+                                    intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                    num_attention_heads=heads, num_key_value_heads=heads // 2,
+                                    max_position_embeddings=256, tie_word_embeddings=True,
+                                    **special)
     if model_type == "distilbert":
         return AutoConfig.for_model("distilbert", vocab_size=vocab_size, dim=hidden,
                                     n_layers=layers, n_heads=heads, hidden_dim=2 * hidden,
@@ -28,7 +51,8 @@ def tiny_config(model_type: str = "bert", vocab_size: int = 256, hidden: int = 3
 
 def tiny_backbone(model_type: str = "bert", seed: int = 0, **kwargs) -> PreTrainedModel:
     torch.manual_seed(seed)
-    model = AutoModel.from_config(tiny_config(model_type, **kwargs))
+    auto = {"t5": AutoModelForSeq2SeqLM, "llama": AutoModelForCausalLM}.get(model_type, AutoModel)
+    model = auto.from_config(tiny_config(model_type, **kwargs))
     model.name_or_path = f"tiny-{model_type}"
     return model.eval()
 
