@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from .report_ablations import ablation_lines, ablations_plot
+
 GOALS = [  # (summary key, label, goal text, check)
     ("rt_acc.propetl_adapter", "RT test accuracy, ProPETL adapter", ">= best PEFT LoRA",
      lambda f: f["rt_acc.propetl_adapter"] >= max(f["rt_acc.peft_lora_r8"],
@@ -50,6 +52,8 @@ def plot_all(results: dict, out: Path) -> list[Path]:
         paths.append(_serving(results["serving"], out / "serving.png"))
     if "multitask" in results:
         paths.append(_multitask(results["multitask"], out / "multitask.png"))
+    if results.get("ablations", {}).get("runs"):
+        paths.append(ablations_plot(results["ablations"], out / "ablations_keep.png"))
     return paths
 
 
@@ -182,6 +186,8 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
                              f"{row['ordinary_percent']:.3f} % | {100 * row['ratio']:.1f} % | "
                              f"{paper['propetl']} % vs {paper['none']} % |")
         lines.append("")
+    if results.get("ablations", {}).get("runs"):
+        lines += ablation_lines(results["ablations"])
     lines += ["## How to read these figures", "",
               "- One seed (42) per method: differences of a few tenths of a point are within "
               "seed noise.",

@@ -1,6 +1,6 @@
 """Run every benchmark, save JSON and plots, and regenerate docs/BENCHMARKS.md.
 
-    python -m bench.run_all            # full run (make bench), about 40 minutes on 2 CPU cores
+    python -m bench.run_all            # full run (make bench), about 80 minutes on 2 CPU cores
     python -m bench.run_all --smoke    # a tiny model and a few examples: checks the scripts
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from . import accuracy, multitask, serving, storage_paper
+from . import ablations, accuracy, multitask, serving, storage_paper
 from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
-PARTS = ("storage", "serving", "accuracy", "multitask")
+PARTS = ("storage", "serving", "accuracy", "multitask", "ablations")
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
                 results[part] = {**kept, **fresh}
             elif part == "multitask":
                 results[part] = multitask.run(settings, Path(work) / "multitask")
+            elif part == "ablations":
+                results[part] = ablations.run(settings, Path(work) / "ablations",
+                                              out / "accuracy.json")
             else:
                 raise SystemExit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             timings[part] = time.monotonic() - started
@@ -104,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         if part not in results and saved.is_file():
             results[part] = json.loads(saved.read_text())
     flat = summary(results, settings)
-    flat["seconds"] = timings
+    saved_summary = out / "summary.json"
+    earlier = json.loads(saved_summary.read_text()).get("seconds", {}) \
+        if saved_summary.is_file() else {}
+    flat["seconds"] = {**earlier, **timings}  # parts not rerun keep their timings
     write_json(out / "summary.json", flat)
     plots = plot_all(results, out)
     if not args.smoke:

@@ -18,8 +18,12 @@ def test_bench_smoke_writes_every_result(tmp_path):
                 "switch_ms.propetl_loaded", "load_ms.peft_hotswap", "mixed5_ratio.peft",
                 "train_sps.peft_lora_r8", "seeds", "machine"):
         assert key in summary, key
-    for name in ("accuracy", "serving", "multitask", "storage"):
+    for name in ("accuracy", "serving", "multitask", "storage", "ablations"):
         assert (tmp_path / f"{name}.json").is_file()
+    ablations = json.loads((tmp_path / "ablations.json").read_text())
+    assert ablations["complete"] and set(ablations["comparisons"]) == {"0.1"}
+    assert {"learned_0.1", "random_0.1", "none_adapter"} <= set(ablations["runs"])
+    assert (tmp_path / "ablations_keep.png").stat().st_size > 10_000
     assert (tmp_path / "accuracy_vs_bytes.png").stat().st_size > 10_000
     storage = json.loads((tmp_path / "storage.json").read_text())
     assert storage["roberta-base"]["adapter"]["propetl_percent"] == pytest.approx(0.109, abs=0.002)

@@ -1,0 +1,132 @@
+"""The ablations' plot and Markdown section (keep-ratio sweep, frozen random masks), with a
+plain verdict on each of the paper's claims from the measured figures and their noise."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def ablations_plot(abl: dict, path: Path) -> Path:
+    """Accuracy against keep ratio: learned and frozen random masks, the ordinary adapter."""
+    runs, n = abl["runs"], abl["test_examples"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for kind, color in (("learned", "tab:red"), ("random", "tab:gray")):
+        rows = sorted((r["keep"], r["accuracy"]) for name, r in runs.items()
+                      if name.startswith(f"{kind}_"))
+        if rows:
+            keeps, accs = zip(*rows, strict=True)
+            errors = [100 * math.sqrt(a * (1 - a) / n) for a in accs]
+            ax.errorbar(keeps, [100 * a for a in accs], yerr=errors, color=color, marker="o",
+                        capsize=3, label=f"{kind} masks (+/- 1 s.e.)")
+    if "none_adapter" in runs:
+        ax.axhline(100 * runs["none_adapter"]["accuracy"], color="tab:blue", ls="--",
+                   label="ordinary adapter, one module per layer (sharing none)")
+    ax.set_xscale("log")
+    ax.set_xticks([0.05, 0.1, 0.3, 0.5, 0.7, 1.0], ["0.05", "0.1", "0.3", "0.5", "0.7", "1"])
+    ax.set_xlabel("keep ratio (fraction of the prototype each mask keeps; log scale)")
+    ax.set_ylabel("rotten_tomatoes test accuracy (%)")
+    ax.set_title("ProPETL adapter: keep ratio, learned vs frozen random masks")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def ablation_lines(abl: dict) -> list[str]:
+    """The ablations section: tables, and whether each of the paper's claims held here."""
+    runs, n, setup = abl["runs"], abl["test_examples"], abl["settings"]
+    se = 100 * abl["se_at_80_percent"]
+    lines = ["## Ablations: keep ratio and frozen random masks", "",
+             f"ProPETL adapter (bottleneck {setup['bottleneck']}) on {setup['task']}, "
+             f"`{setup['backbone']}`, {setup['epochs']:g} epoch (each run sees "
+             f"{setup['train_examples_seen']:,} of the {setup['split_sizes']['train']:,} training "
+             f"examples), batch {setup['batch_size']}, "
+             f"max length {setup['max_length']}, lr {setup['lr']:g}, mask lr "
+             f"{setup['mask_lr']:g}, seed {setup['seed']}"
+             f"{'; whole splits' if setup['max_examples'] is None else '; splits capped'}. "
+             f"One seed: on {n} test examples the binomial standard error of an accuracy near "
+             f"80 % is {se:.1f} points, so two runs differing by less than about "
+             f"{2 * math.sqrt(2) * se:.1f} points (2 s.e. of a difference) are within noise.",
+             "", "| run | masks | keep | test acc. | bytes per task on disk | train s |",
+             "|---|---|---|---|---|---|"]
+    for name, row in sorted(runs.items(), key=lambda kv: (kv[1]["keep"] is None,
+                                                          kv[1].get("masks") or "",
+                                                          kv[1]["keep"] or 0)):
+        label = ("ordinary adapter (sharing none)" + (f", from `{row['reused_from']}`"
+                                                      if row.get("reused_from") else "")
+                 if name == "none_adapter" else name)
+        keep = "-" if row["keep"] is None else f"{row['keep']:g}"
+        lines.append(f"| {label} | {row.get('masks') or '-'} | {keep} | "
+                     f"{100 * row['accuracy']:.2f} % | {int(row['task_bytes']):,} | "
+                     f"{row['train_seconds']:.0f} |")
+    if abl.get("missing"):
+        lines += ["", f"Not run (time ran out): {', '.join(abl['missing'])}."]
+    lines += ["", "Train seconds depend on what else ran on the machine; accuracies do not. "
+              "A mask file holds 1 bit per prototype entry whatever the keep ratio, so the "
+              "bytes per task do not change along the sweep.", ""]
+    comparisons = abl["comparisons"]
+    if comparisons:
+        lines += ["| keep | learned | frozen random | learned - random | s.e. of the difference |",
+                  "|---|---|---|---|---|"]
+        for keep, c in comparisons.items():
+            lines.append(f"| {keep} | {100 * c['learned']:.2f} % | {100 * c['random']:.2f} % | "
+                         f"{100 * c['difference']:+.2f} | {100 * c['se_difference']:.2f} |")
+        lines.append("")
+    lines += ["Did the paper's claims hold here?", "",
+              f"- Learned masks find the important weights: {_random_verdict(comparisons)}",
+              f"- Small PETL modules are over-parameterised: {_keep_verdict(runs, n)}", ""]
+    return lines
+
+
+def _random_verdict(comparisons: dict) -> str:
+    if not comparisons:
+        return "not measured."
+    clear = [k for k, c in comparisons.items() if c["difference"] > 2 * c["se_difference"]]
+    worse = [k for k, c in comparisons.items() if c["difference"] < -2 * c["se_difference"]]
+    gaps = "learned - random: " + ", ".join(f"{100 * c['difference']:+.1f} points at keep {k}"
+                                            for k, c in comparisons.items())
+    if len(clear) == len(comparisons):
+        return f"held: learned masks beat frozen random ones by more than 2 s.e. at every keep " \
+               f"ratio ({gaps})."
+    if clear:
+        return f"held only at keep {', '.join(clear)} (beyond 2 s.e.); elsewhere the gap is " \
+               f"within noise ({gaps})."
+    if worse:
+        return f"did not hold: random masks did better beyond noise at keep " \
+               f"{', '.join(worse)} ({gaps})."
+    return f"not shown: the gaps are within noise ({gaps})."
+
+
+def _keep_verdict(runs: dict, n: int) -> str:
+    """Does a small keep ratio stay within noise of the whole prototype (or, without a keep 1
+    run, of the ordinary adapter)?"""
+    full, what = runs.get("learned_1"), "keeping the whole prototype"
+    if full is None:
+        full, what = runs.get("none_adapter"), "the ordinary adapter"
+    if full is None:
+        return "not measured (neither keep 1 nor the ordinary adapter ran)."
+    floor = full["accuracy"] - 2 * math.sqrt(2 * full["accuracy"] * (1 - full["accuracy"]) / n)
+    sweep = sorted((r["keep"], r["accuracy"]) for name, r in runs.items()
+                   if name.startswith("learned_") and r["keep"] < 1)
+    enough = [k for k, a in sweep if a >= floor]
+    if not enough:
+        return f"did not hold: every keep ratio below 1 lost more than noise against {what} " \
+               f"({100 * full['accuracy']:.2f} %)."
+    smallest = min(enough)
+    steady = "" if [k for k, _ in sweep if k >= smallest] == enough else \
+        " (though not at every larger keep)"
+    ordinary = runs.get("none_adapter")
+    against = "" if ordinary is None or ordinary is full else \
+        f"; the ordinary adapter (its own module in every layer) scored " \
+        f"{100 * ordinary['accuracy']:.2f} %"
+    return f"held: masks keeping only {100 * smallest:g} % of the shared prototype scored " \
+           f"{100 * dict(sweep)[smallest]:.2f} %, within noise of {what} " \
+           f"({100 * full['accuracy']:.2f} %){steady}{against}."
