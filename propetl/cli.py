@@ -83,7 +83,7 @@ PROPETL_FLAGS = ("petl", "sharing", "keep", "masks", "bottleneck", "lora_r", "lo
                  "prefix_len", "head", "pooling")
 TRAIN_FLAGS = ("backbone", "lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_length",
                "eval_every", "max_examples", "sampling", "seed", "device", "precision",
-               "early_stopping_patience")
+               "early_stopping_patience", "max_target_length", "label_smoothing", "num_beams")
 
 
 def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
@@ -138,6 +138,9 @@ def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
 @click.option("--eval-every", type=int)
 @click.option("--early-stopping-patience", type=int)
 @click.option("--max-examples", type=int, help="cap each split (quick runs)")
+@click.option("--max-target-length", type=int, help="generative backbones: target tokens")
+@click.option("--label-smoothing", type=float, help="generative backbones: LM label smoothing")
+@click.option("--num-beams", type=int, help="generative backbones: beams when evaluating")
 @click.option("--sampling", type=click.Choice(["temperature", "proportional", "uniform"]))
 @click.option("--seed", type=int)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
@@ -216,6 +219,12 @@ def predict(model_dir: str, task: str, text: str, text_pair: str | None, as_json
     from .inference import Predictor
 
     model, backbone = _load_for_inference(model_dir)
+    if model.family.generative:
+        from .inference import Generator
+
+        result = Generator(model, load_tokenizer(backbone)).generate(task, [text])[0]
+        click.echo(json.dumps(result, indent=2) if as_json else f"{task}: {result['text']}")
+        return
     predictor = Predictor(model, load_tokenizer(backbone))
     result = predictor.predict(task, [(text, text_pair)])[0]
     if as_json:
@@ -241,7 +250,8 @@ def tasks(as_json: bool) -> None:
         sizes = info.sizes or {}
         size = "/".join(str(sizes.get(k, "?")) for k in ("train", "dev", "test")) \
             if sizes else "hub"
-        labels = "regression" if info.is_regression else f"{info.num_labels} labels"
+        labels = "text2text" if info.generative else \
+            "regression" if info.is_regression else f"{info.num_labels} labels"
         click.echo(f"{info.name:<18} {info.source:<8} {labels:<11} {size:<18} "
                    f"{', '.join(info.metrics)}")
 

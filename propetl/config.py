@@ -256,6 +256,10 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 42
     save_every: int | None = None
+    # generative backbones (T5, Llama families): text-to-text training and evaluation
+    max_target_length: int = 64
+    label_smoothing: float = 0.0
+    num_beams: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.propetl, dict):
@@ -294,6 +298,11 @@ class TrainConfig:
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         need(self.save_every is None or self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}")
+        need(1 <= self.max_target_length <= 1024,
+             f"max_target_length must be in [1, 1024], got {self.max_target_length}")
+        need(0.0 <= self.label_smoothing < 1.0,
+             f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        need(1 <= self.num_beams <= 16, f"num_beams must be in [1, 16], got {self.num_beams}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -83,3 +83,119 @@ class Predictor:
     def predict_all_tasks(self, pair: Pair) -> list[dict]:
         """Every task's answer for one text, as one mixed batch."""
         return self.predict_mixed([(task, pair) for task in self.tasks])
+
+
+@dataclass
+class Chunk:
+    """Text generated so far while streaming, and the speed of the generation."""
+
+    text: str
+    tokens: int
+    tokens_per_second: float
+    done: bool = False
+
+
+class Generator:
+    """Generate text for any task of a generative ProPETL model (T5 or Llama family).
+
+    The input is built as in training: the text, then the task's prompt (a text-to-text
+    catalog task's, or the label names of a classification task answered as text)."""
+
+    def __init__(self, model: ProPETLModel, tokenizer, max_length: int = 256,
+                 max_new_tokens: int = 48) -> None:
+        if not model.family.generative:
+            raise ValueError(f"backbone family {model.family.name!r} does not generate text")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length, self.max_new_tokens = max_length, max_new_tokens
+        self.causal = model.family.kind == "causal"
+        self.model.materialise()
+        self.last_timing = Timing(0.0, 0.0)
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.model.task_names
+
+    def prompt(self, task: str) -> str:
+        spec = self.model.task_specs[task]
+        if spec.label_names:
+            return "Answer (" + ", ".join(spec.label_names) + "):"
+        from .data import get_task_info
+
+        try:
+            return get_task_info(task).prompt
+        except (KeyError, ValueError):
+            return ""
+
+    def _encode(self, task: str, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        from .data.text2text_collate import model_input, pad_rows
+
+        if not texts or not all(t and t.strip() for t in texts):
+            raise ValueError("nothing to generate from: give a non-empty text")
+        self.model._check_task(task)
+        prompt = self.prompt(task)
+        rows = []
+        for text in texts:
+            if self.causal:
+                ids = self.tokenizer(text, add_special_tokens=False, truncation=True,
+                                     max_length=self.max_length)["input_ids"]
+                ids += self.tokenizer("\n" + prompt, add_special_tokens=False)["input_ids"]
+            else:
+                ids = self.tokenizer(model_input(text, None, prompt), truncation=True,
+                                     max_length=self.max_length)["input_ids"]
+            rows.append(ids)
+        pad = self.tokenizer.pad_token_id
+        pad = pad if pad is not None else self.tokenizer.eos_token_id
+        device = next(self.model.backbone.parameters()).device
+        return {"input_ids": pad_rows(rows, pad, left=self.causal).to(device),
+                "attention_mask": pad_rows([[1] * len(r) for r in rows], 0,
+                                       left=self.causal).to(device)}
+
+    @torch.no_grad()
+    def generate(self, task: str, texts: Sequence[str], num_beams: int = 1,
+                 max_new_tokens: int | None = None) -> list[dict]:
+        """Generated text per input (greedy, or beam search with `num_beams` > 1)."""
+        inputs = self._encode(task, texts)
+        started = time.perf_counter()
+        out = self.model.generate(**inputs, task=task, num_beams=num_beams, do_sample=False,
+                                  max_new_tokens=max_new_tokens or self.max_new_tokens)
+        self.last_timing = Timing(0.0, (time.perf_counter() - started) * 1e3)
+        decoded = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [{"task": task, "label": None, "text": text.strip()} for text in decoded]
+
+    def stream(self, task: str, text: str, max_new_tokens: int | None = None):
+        """Yield a `Chunk` per generated piece of text (greedy), then a final one with done."""
+        from threading import Thread
+
+        from transformers import TextIteratorStreamer
+
+        inputs = self._encode(task, [text])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.causal,
+                                        skip_special_tokens=True, timeout=120.0)
+        counted = _TokenCount()
+        options = {"task": task, "do_sample": False, "streamer": streamer,
+                   "max_new_tokens": max_new_tokens or self.max_new_tokens,
+                   "logits_processor": [counted]}
+        worker = Thread(target=self.model.generate, kwargs={**inputs, **options}, daemon=True)
+        started = time.perf_counter()
+        worker.start()
+        pieces: list[str] = []
+        for piece in streamer:
+            pieces.append(piece)
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            yield Chunk("".join(pieces).strip(), counted.tokens, counted.tokens / elapsed)
+        worker.join()
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        self.last_timing = Timing(0.0, elapsed * 1e3)
+        yield Chunk("".join(pieces).strip(), counted.tokens, counted.tokens / elapsed, done=True)
+
+
+class _TokenCount:
+    """A logits processor that only counts generation steps (one token per step)."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.tokens += 1
+        return scores

@@ -30,7 +30,9 @@ from .backbones import load_backbone_model, load_tokenizer
 from .checkpoint import CheckpointError
 from .config import ConfigError, TaskHeadSpec, TrainConfig
 from .data import MultiTaskBatchSampler, MultiTaskCollator, TaskData, load_task, tokenize_task
-from .evaluation import evaluate_task
+from .data.text2text_collate import Text2TextCollator, tokenize_text2text
+from .evaluation import evaluate_generative, evaluate_task
+from .families import family_for
 from .masks import density
 from .model import ProPETLModel
 from .storage import storage_report
@@ -106,23 +108,45 @@ class PreparedData:
     train: list
     dev: list
     test: list
-    collator: MultiTaskCollator
+    collator: MultiTaskCollator | Text2TextCollator
+    generative: str | None = None  # None (encoder), "seq2seq" or "causal"
+    tokenizer: object = None
 
 
-def prepare_data(config: TrainConfig, tokenizer) -> PreparedData:
+def prepare_data(config: TrainConfig, tokenizer, generative: str | None = None) -> PreparedData:
+    """Load and tokenise the job's tasks; for a generative backbone (`generative` = "seq2seq"
+    or "causal") as text-to-text with teacher forcing."""
     datasets.disable_progress_bars()
     tasks = [load_task(name, seed=config.seed, max_examples=config.max_examples)
              for name in config.tasks]
     names = [t.info.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks: two tasks share a name: {names}")
-    tokenized = [tokenize_task(t, tokenizer, config.max_length, i) for i, t in enumerate(tasks)]
+    if generative is None:
+        text_tasks = [t.info.name for t in tasks if t.info.generative]
+        if text_tasks:
+            raise ConfigError(f"task(s) {text_tasks} are text-to-text; they need a generative "
+                              f"backbone (T5 or Llama family), not {config.backbone!r}")
+        tokenized = [tokenize_task(t, tokenizer, config.max_length, i)
+                     for i, t in enumerate(tasks)]
+        collator: MultiTaskCollator | Text2TextCollator = MultiTaskCollator(tokenizer)
+    else:
+        causal = generative == "causal"
+        try:
+            tokenized = [tokenize_text2text(t, tokenizer, config.max_length,
+                                            config.max_target_length, i, causal)
+                         for i, t in enumerate(tasks)]
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        collator = Text2TextCollator(tokenizer, causal)
     return PreparedData(tasks, [t["train"] for t in tokenized], [t["dev"] for t in tokenized],
-                        [t["test"] for t in tokenized], MultiTaskCollator(tokenizer))
+                        [t["test"] for t in tokenized], collator, generative, tokenizer)
 
 
 def head_specs(tasks: list[TaskData]) -> list[TaskHeadSpec]:
-    return [TaskHeadSpec(t.info.name, t.info.num_labels, t.info.label_names) for t in tasks]
+    # generative backbones have no task head: one output (unused) stands for the LM head
+    return [TaskHeadSpec(t.info.name, 1) if t.info.generative else
+            TaskHeadSpec(t.info.name, t.info.num_labels, t.info.label_names) for t in tasks]
 
 
 # ------------------------------------------------------------------ trainer
@@ -223,6 +247,11 @@ class ProPETLTrainer(Trainer):
 
 def evaluate_all(model, data: PreparedData, splits: list, job: TrainConfig,
                  device) -> dict[str, dict[str, float]]:
+    if data.generative:
+        return {t.info.name: evaluate_generative(
+                    model, split, data.collator, t.info, data.tokenizer, job.eval_batch_size,
+                    device, job.num_beams, job.max_target_length)
+                for t, split in zip(data.tasks, splits, strict=True)}
     return {t.info.name: evaluate_task(model, split, data.collator, t.info, job.eval_batch_size,
                                        device)
             for t, split in zip(data.tasks, splits, strict=True)}
@@ -334,9 +363,11 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     if limit and config.max_length > limit:
         raise ConfigError(f"max_length {config.max_length} is more than backbone "
                           f"{config.backbone!r} supports ({limit} tokens)")
-    data = prepare_data(config, tokenizer)
+    family = family_for(backbone.config.model_type)
+    data = prepare_data(config, tokenizer, family.kind if family.generative else None)
     model = ProPETLModel(backbone, config.propetl, head_specs(data.tasks),
                          backbone_name=config.backbone)
+    model.label_smoothing = config.label_smoothing
     batches_per_epoch = len(MultiTaskBatchSampler([len(d) for d in data.train], config.batch_size,
                                                   strategy=config.sampling,
                                                   temperature=config.temperature,

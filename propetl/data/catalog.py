@@ -9,13 +9,14 @@ from .errors import UnknownTaskError
 from .glue import GLUE, glue_info, load_glue
 from .splits import cap_splits
 from .task import TaskData, TaskInfo
+from .text2text import TEXT2TEXT, load_text2text, text2text_info_of
 from .user_file import load_user_file
 from .user_read import SUPPORTED_SUFFIXES
 
 
 def task_names() -> list[str]:
-    """Catalog names: bundled tasks first, then GLUE."""
-    return [*BUNDLED, *GLUE]
+    """Catalog names: bundled tasks first, then text-to-text tasks, then GLUE."""
+    return [*BUNDLED, *TEXT2TEXT, *GLUE]
 
 
 def canonical_name(name: str) -> str | None:
@@ -24,12 +25,13 @@ def canonical_name(name: str) -> str | None:
     for prefix in ("nyu-mll/glue/", "glue/"):
         if key.startswith(prefix) and key[len(prefix) :] in GLUE:
             return key[len(prefix) :]
-    return key if key in BUNDLED or key in GLUE else None
+    return key if key in BUNDLED or key in TEXT2TEXT or key in GLUE else None
 
 
 def list_tasks() -> list[TaskInfo]:
     """Info of every catalog task (bundled sizes computed once per process)."""
-    return [bundled_info(n) for n in BUNDLED] + [glue_info(n) for n in GLUE]
+    return ([bundled_info(n) for n in BUNDLED] + [text2text_info_of(n) for n in TEXT2TEXT]
+            + [glue_info(n) for n in GLUE])
 
 
 def _unknown(name: str) -> UnknownTaskError:
@@ -45,6 +47,8 @@ def get_task_info(name: str) -> TaskInfo:
     key = canonical_name(name)
     if key is None:
         raise _unknown(name)
+    if key in TEXT2TEXT:
+        return text2text_info_of(key)
     return bundled_info(key) if key in BUNDLED else glue_info(key)
 
 
@@ -67,6 +71,8 @@ def load_task(
     key = canonical_name(str(name_or_path))
     if key in BUNDLED:
         data = load_bundled(key, seed)
+    elif key in TEXT2TEXT:
+        data = load_text2text(key, seed)
     elif key in GLUE:
         data = load_glue(key, seed=seed, cache_dir=cache_dir)
     elif _looks_like_path(str(name_or_path)):

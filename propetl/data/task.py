@@ -11,8 +11,10 @@ import datasets
 TEXT = "text"
 TEXT_PAIR = "text_pair"
 LABEL = "label"
+TARGET = "target"  # the target text of a text-to-text task (its source is TEXT)
+KINDS: tuple[str, ...] = ("classification", "text2text")
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
-SOURCES: tuple[str, ...] = ("bundled", "glue", "file")
+SOURCES: tuple[str, ...] = ("bundled", "glue", "file", "hub")
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,12 @@ class TaskInfo:
     main_metric: str
     description: str = ""
     sizes: dict[str, int] | None = None
+    kind: str = "classification"
+    prompt: str = ""  # text-to-text: what follows the source in the model's input
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if not 1 <= len(self.text_columns) <= 2:
@@ -49,7 +55,12 @@ class TaskInfo:
     @property
     def is_regression(self) -> bool:
         """True when the target is a real number."""
-        return self.label_names is None
+        return self.label_names is None and not self.generative
+
+    @property
+    def generative(self) -> bool:
+        """True when the target is a text (source text -> target text)."""
+        return self.kind == "text2text"
 
     @property
     def is_pair(self) -> bool:
@@ -78,6 +89,8 @@ class TaskInfo:
             main_metric=data["main_metric"],
             description=data.get("description", ""),
             sizes=None if sizes is None else {k: int(v) for k, v in sizes.items()},
+            kind=data.get("kind", "classification"),
+            prompt=data.get("prompt", ""),
         )
 
 
