@@ -129,6 +129,18 @@ def _owned_job(registry: Registry, job_id: int, request: Request, user: str) -> 
     return job
 
 
+def _owner_of(registry: Registry, proto: Any) -> str | None:
+    """Who owns a prototype: the owner of the job that trained it."""
+    return registry.get_job(proto.job_id).owner if proto.job_id else None
+
+
+def _owned_prototype(registry: Registry, proto: Any, request: Request, user: str) -> Any:
+    """`proto` when the caller owns the job that trained it (or is an admin)."""
+    if _auth(request).enabled:
+        _auth(request).ensure_owner(user, _owner_of(registry, proto))
+    return proto
+
+
 @router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
 def submit_job(spec: JobSpec, registry: RegistryDep, request: Request,
                user: UserDep) -> dict[str, Any]:
@@ -139,26 +151,29 @@ def submit_job(spec: JobSpec, registry: RegistryDep, request: Request,
 
 
 @router.get("/jobs", tags=["jobs"])
-def list_jobs(registry: RegistryDep, user: UserDep,
+def list_jobs(registry: RegistryDep, request: Request, user: UserDep,
               status_: Annotated[str | None, Query(alias="status")] = None,
               owner: str | None = None, sweep: int | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
-    """Jobs, newest first (only one sweep's with `sweep`)."""
+    """Jobs, newest first (only one sweep's with `sweep`); with login on, the caller's."""
+    owner = _auth(request).visible_owner(user, owner)
     return [views.job_summary(j) for j in registry.list_jobs(status=status_, owner=owner,
                                                              sweep_id=sweep, limit=limit)]
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
-def get_job(job_id: int, registry: RegistryDep, user: UserDep) -> dict[str, Any]:
+def get_job(job_id: int, registry: RegistryDep, request: Request,
+            user: UserDep) -> dict[str, Any]:
     """One job with its spec, metric curves and prototype."""
-    return views.job_detail(registry, registry.get_job(job_id))
+    return views.job_detail(registry, _owned_job(registry, job_id, request, user))
 
 
 @router.get("/jobs/{job_id}/log", tags=["jobs"])
-def job_log(job_id: int, registry: RegistryDep, user: UserDep,
+def job_log(job_id: int, registry: RegistryDep, request: Request, user: UserDep,
             lines: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     """The tail of a job's training log."""
-    return {"id": job_id, "log": views.log_tail(registry.get_job(job_id), lines)}
+    job = _owned_job(registry, job_id, request, user)
+    return {"id": job_id, "log": views.log_tail(job, lines)}
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"])
@@ -190,16 +205,21 @@ def create_sweep(spec: SweepSpec, registry: RegistryDep, request: Request,
 
 
 @router.get("/sweeps", tags=["sweeps"])
-def list_sweeps(registry: RegistryDep, user: UserDep, owner: str | None = None,
+def list_sweeps(registry: RegistryDep, request: Request, user: UserDep,
+                owner: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
     """Sweeps, newest first, with how many of their jobs are in each status."""
+    owner = _auth(request).visible_owner(user, owner)
     return [views.sweep_summary(s) for s in registry.list_sweeps(owner=owner, limit=limit)]
 
 
 @router.get("/sweeps/{sweep_id}", tags=["sweeps"])
-def get_sweep(sweep_id: int, registry: RegistryDep, user: UserDep) -> dict[str, Any]:
+def get_sweep(sweep_id: int, registry: RegistryDep, request: Request,
+              user: UserDep) -> dict[str, Any]:
     """A sweep: its grid, base spec, jobs, and each (job, task)'s metrics and stored bytes."""
-    return views.sweep_detail(registry.get_sweep(sweep_id))
+    sweep = registry.get_sweep(sweep_id)
+    _auth(request).ensure_owner(user, sweep.owner)
+    return views.sweep_detail(sweep)
 
 
 # --- catalog ---------------------------------------------------------------------------
@@ -230,29 +250,37 @@ def list_backbones(user: UserDep) -> list[dict[str, Any]]:
 # --- prototypes and masks --------------------------------------------------------------
 
 @router.get("/prototypes", tags=["prototypes"])
-def list_prototypes(registry: RegistryDep, user: UserDep,
+def list_prototypes(registry: RegistryDep, request: Request, user: UserDep,
                     backbone: str | None = None) -> list[dict[str, Any]]:
-    """Trained prototypes, newest first."""
-    return [views.prototype_summary(p) for p in registry.list_prototypes(backbone=backbone)]
+    """Trained prototypes, newest first (with login on, those of the caller's jobs)."""
+    auth = _auth(request)
+    return [views.prototype_summary(p) for p in registry.list_prototypes(backbone=backbone)
+            if not auth.enabled or auth.can_access(user, _owner_of(registry, p))]
 
 
 @router.get("/prototypes/{uid}", tags=["prototypes"])
-def get_prototype(uid: str, registry: RegistryDep, user: UserDep) -> dict[str, Any]:
+def get_prototype(uid: str, registry: RegistryDep, request: Request,
+                  user: UserDep) -> dict[str, Any]:
     """A prototype with its storage report and every task's masks."""
-    return views.prototype_detail(registry.get_prototype(uid))
+    return views.prototype_detail(
+        _owned_prototype(registry, registry.get_prototype(uid), request, user))
 
 
 @router.get("/prototypes/{uid}/download", tags=["prototypes"])
-def download_prototype(uid: str, registry: RegistryDep, user: UserDep) -> FileResponse:
+def download_prototype(uid: str, registry: RegistryDep, request: Request,
+                       user: UserDep) -> FileResponse:
     """The whole bundle (config, prototype, all tasks) as a zip."""
-    path = bundles.bundle_zip(registry.get_prototype(uid))
+    proto = _owned_prototype(registry, registry.get_prototype(uid), request, user)
+    path = bundles.bundle_zip(proto)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.get("/prototypes/{uid}/masks", tags=["masks"])
-def list_masks(uid: str, registry: RegistryDep, user: UserDep) -> list[dict[str, Any]]:
+def list_masks(uid: str, registry: RegistryDep, request: Request,
+               user: UserDep) -> list[dict[str, Any]]:
     """Each task's masks over this prototype: bits, bytes on disk, density, metrics."""
-    return [views.mask_set_summary(m) for m in registry.get_prototype(uid).mask_sets]
+    proto = _owned_prototype(registry, registry.get_prototype(uid), request, user)
+    return [views.mask_set_summary(m) for m in proto.mask_sets]
 
 
 def _mask_set(registry: Registry, uid: str, task: str) -> Any:
@@ -264,21 +292,24 @@ def _mask_set(registry: Registry, uid: str, task: str) -> Any:
 
 
 @router.get("/prototypes/{uid}/masks/{task}/download", tags=["masks"])
-def download_masks(uid: str, task: str, registry: RegistryDep, user: UserDep) -> FileResponse:
+def download_masks(uid: str, task: str, registry: RegistryDep, request: Request,
+                   user: UserDep) -> FileResponse:
     """One task's masks and head as a zip."""
     proto, _ = _mask_set(registry, uid, task)
+    _owned_prototype(registry, proto, request, user)
     path = bundles.task_zip(proto, task)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.get("/prototypes/{uid}/masks/{task}/export", tags=["masks"])
-def export_masks(uid: str, task: str, registry: RegistryDep, user: UserDep,
+def export_masks(uid: str, task: str, registry: RegistryDep, request: Request, user: UserDep,
                  format_: Annotated[Literal["propetl", "peft", "merged"],
                                     Query(alias="format")] = "propetl") -> FileResponse:
     """One task as a zip: `propetl` (its masks, head and config), `peft` (a PEFT LoRA adapter
     folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
     tasks with first-token heads; others are refused with 422 and the reason."""
     proto, _ = _mask_set(registry, uid, task)
+    _owned_prototype(registry, proto, request, user)
     path = exports.export_zip(proto, task, format_)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
@@ -289,8 +320,7 @@ def delete_masks(uid: str, task: str, registry: RegistryDep, engine: EngineDep,
                  request: Request, user: UserDep) -> Response:
     """Delete a task's masks from a prototype (only the owner of the job that made it)."""
     proto, mask_set = _mask_set(registry, uid, task)
-    owner = registry.get_job(proto.job_id).owner if proto.job_id else None
-    _auth(request).ensure_owner(user, owner)
+    _owned_prototype(registry, proto, request, user)
     registry.delete_mask_set(mask_set.id)
     engine.forget(uid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -316,8 +346,12 @@ class PredictRequest(BaseModel):
 
 
 @router.post("/predict", tags=["predict"])
-def predict(body: PredictRequest, engine: EngineDep, user: UserDep) -> dict[str, Any]:
-    """Labels and probabilities; the prototype stays loaded and tasks swap masks."""
+def predict(body: PredictRequest, engine: EngineDep, registry: RegistryDep, request: Request,
+            user: UserDep) -> dict[str, Any]:
+    """Labels and probabilities; the prototype stays loaded and tasks swap masks (with login
+    on, only from prototypes of the caller's jobs)."""
+    if _auth(request).enabled:
+        _owned_prototype(registry, registry.get_prototype(body.prototype), request, user)
     if body.items:
         result = engine.predict_mixed(body.prototype,
                                       [(i.task, i.text, i.text_pair) for i in body.items])

@@ -64,12 +64,25 @@ class Auth:
         """The owner recorded for work done by `username` (the default owner without login)."""
         return username if self.enabled and username else self.default_owner
 
-    def ensure_owner(self, username: str | None, owner: str | None) -> None:
-        """Raise `ForbiddenError` when `username` may not change work owned by `owner`."""
+    def can_access(self, username: str | None, owner: str | None) -> bool:
+        """True when `username` may see or change work owned by `owner` (their own work,
+        or anyone's for an admin; everything with login off)."""
         if not self.enabled or owner is None:
-            return
-        if username != owner and username not in self.admins:
+            return True
+        return username == owner or username in self.admins
+
+    def ensure_owner(self, username: str | None, owner: str | None) -> None:
+        """Raise `ForbiddenError` when `username` may not see or change work of `owner`."""
+        if not self.can_access(username, owner):
             raise ForbiddenError(f"this belongs to {owner!r}; you are {username!r}")
+
+    def visible_owner(self, username: str | None, owner: str | None) -> str | None:
+        """The owner filter of a listing: a user who is not an admin sees only their own
+        work (asking for someone else's gives `ForbiddenError`)."""
+        if not self.enabled or username in self.admins:
+            return owner
+        self.ensure_owner(username, owner)
+        return username
 
     # --- tokens ------------------------------------------------------------------------
 
