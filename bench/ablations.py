@@ -19,8 +19,12 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from safetensors import safe_open
+
+from propetl.banks import seeded_generator
 from propetl.config import DEFAULT_MASK_LR, PropetlConfig
 from propetl.data import load_task
+from propetl.masks import random_mask, unpack_bits
 
 from .accuracy import LR, TASK, run_propetl
 from .common import BenchSettings, machine, write_json
@@ -87,7 +91,10 @@ def run(settings: BenchSettings, work: Path, accuracy_file: Path | None = None) 
     for name, config in run_names(settings).items():
         if name in runs:
             continue
-        row = run_propetl(name, replace(config, seed=seed), settings, seed, work)
+        config = replace(config, seed=seed)
+        row = run_propetl(name, config, settings, seed, work)
+        if config.masked and config.masks == "learned":
+            row["kept_moved"] = kept_moved(work / f"{name}-{seed}" / "model", config)
         runs[name] = {**row, "keep": config.keep_ratio if config.masked else None,
                       "masks": config.masks if config.masked else None}
         print(f"[ablations] {name}: {row['accuracy']:.4f} in {row['train_seconds']:.0f} s",
@@ -96,11 +103,29 @@ def run(settings: BenchSettings, work: Path, accuracy_file: Path | None = None) 
     return _result(setup, runs, settings, complete=True)
 
 
+def kept_moved(model_dir: Path, config: PropetlConfig) -> float:
+    """Fraction of a learned task's kept entries that its random starting mask did not keep
+    (the starting mask is what `masks="random"` freezes: same seed, same draw)."""
+    manifest = json.loads((model_dir / "propetl_config.json").read_text())
+    moved = kept = 0.0
+    with safe_open(str(model_dir / "tasks" / TASK / "masks.safetensors"), "pt") as handle:
+        metadata = handle.metadata()
+        for bank, info in manifest["banks"].items():
+            generator = seeded_generator(config.seed, bank, "task", TASK)
+            for name in info["masked"]:
+                key = f"{bank}.{name}"
+                shape = tuple(json.loads(metadata[key]))
+                final = unpack_bits(handle.get_tensor(key), shape).bool()
+                start = random_mask(shape, config.keep_ratio, generator).bool()
+                moved += float((final & ~start).sum())
+                kept += float(final.sum())
+    return moved / kept
+
+
 def _result(setup: dict, runs: dict, settings: BenchSettings, complete: bool) -> dict:
     n = setup["split_sizes"]["test"]
     return {"settings": setup, "machine": machine(), "complete": complete,
             "test_examples": n,
-            "se_at_80_percent": binomial_se(0.8, n),
             "runs": runs, "comparisons": compare(runs, n),
             "missing": [name for name in run_names(settings) if name not in runs]}
 
