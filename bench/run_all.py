@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from . import ablations, accuracy, multitask, serving, storage_paper
+from . import ablations, accuracy, load, multitask, serving, storage_paper
 from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
-PARTS = ("storage", "serving", "accuracy", "multitask", "ablations")
+PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load")
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
@@ -50,6 +50,11 @@ def summary(results: dict, settings: BenchSettings) -> dict:
         out["train_sps_step.propetl_adapter"] = speed["propetl_adapter"]
         out["train_sps_step.peft_lora_r8"] = speed["peft_lora_r8"]
         out["mixed5_ratio.peft"] = serve["mixed"]["ratio"]["peft"]
+    for name, row in results.get("load", {}).items():
+        if isinstance(row, dict) and "requests_per_s" in row:
+            out[f"load.{name}.requests_per_s"] = row["requests_per_s"]
+            out[f"load.{name}.p99_ms"] = row["p99_ms"]
+            out[f"load.{name}.errors_and_lost"] = row["errors"] + row["lost"]
     multi = results.get("multitask")
     if multi:
         out["multitask.shared_total_bytes"] = multi["shared_total_bytes"]
@@ -98,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "ablations":
                 results[part] = ablations.run(settings, Path(work) / "ablations",
                                               out / "accuracy.json")
+            elif part == "load":
+                results[part] = load.run(settings.smoke)
             else:
                 raise SystemExit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             timings[part] = time.monotonic() - started

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(720)
 def test_bench_smoke_writes_every_result(tmp_path):
     run = subprocess.run([sys.executable, "-m", "bench.run_all", "--smoke", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=580)
+                         capture_output=True, text=True, timeout=700)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("rt_acc.propetl_adapter", "rt_acc.peft_lora_r8", "rt_acc.head_only",
@@ -18,12 +18,14 @@ def test_bench_smoke_writes_every_result(tmp_path):
                 "switch_ms.propetl_loaded", "load_ms.peft_hotswap", "mixed5_ratio.peft",
                 "train_sps.peft_lora_r8", "seeds", "machine"):
         assert key in summary, key
-    for name in ("accuracy", "serving", "multitask", "storage", "ablations"):
+    for name in ("accuracy", "serving", "multitask", "storage", "ablations", "load"):
         assert (tmp_path / f"{name}.json").is_file()
+    for name in ("predict_c8", "predict_c32", "submit_c8"):  # a real server, loopback
+        assert summary[f"load.{name}.requests_per_s"] > 0
+        assert summary[f"load.{name}.errors_and_lost"] == 0
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert ablations["complete"] and set(ablations["comparisons"]) == {"0.1"}
     assert {"learned_0.1", "random_0.1", "none_adapter"} <= set(ablations["runs"])
-    assert 0 <= ablations["runs"]["learned_0.1"]["kept_moved"] <= 1
     assert (tmp_path / "ablations_keep.png").stat().st_size > 10_000
     assert (tmp_path / "accuracy_vs_bytes.png").stat().st_size > 10_000
     storage = json.loads((tmp_path / "storage.json").read_text())
