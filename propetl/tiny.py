@@ -37,6 +37,7 @@ def tiny_config(model_type: str = "bert", vocab_size: int = 256, hidden: int = 3
                                     intermediate_size=2 * hidden, num_hidden_layers=layers,
                                     num_attention_heads=heads, num_key_value_heads=heads // 2,
                                     max_position_embeddings=256, tie_word_embeddings=True,
+                                    initializer_range=0.1,
                                     **special)
     if model_type == "distilbert":
         return AutoConfig.for_model("distilbert", vocab_size=vocab_size, dim=hidden,
