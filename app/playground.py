@@ -2,6 +2,8 @@
 
 Loaded prototypes are kept in a small LRU cache keyed by (uid, tasks), so deleting a
 task's masks gives a fresh load. Every call reports the measured swap and inference time.
+A prototype over a generative backbone (T5, Llama families) answers with generated text,
+which `stream` hands out piece by piece with the token rate.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,9 @@ class Loaded:
     backbone: str
     tasks: list[str]
     model: Any
-    predictor: Any
+    predictor: Any  # propetl's Predictor, or its Generator for a generative backbone
     load_ms: float
+    generative: bool = False
 
 
 @dataclass
@@ -64,7 +67,7 @@ class PlaygroundEngine:
     def load(self, uid: str) -> tuple[Loaded, float]:
         """The loaded prototype and the ms spent loading it now (0 when cached)."""
         from propetl.backbones import load_tokenizer
-        from propetl.inference import Predictor
+        from propetl.inference import Generator, Predictor
         from propetl.model import ProPETLModel
 
         proto = self._registry().get_prototype(uid)
@@ -80,9 +83,12 @@ class PlaygroundEngine:
             model = ProPETLModel.from_pretrained(proto.artifact_path, tasks=list(tasks))
             tokenizer = load_tokenizer(proto.backbone.name)
             max_length = int((proto.train_config or {}).get("max_length") or 128)
-            predictor = Predictor(model, tokenizer, max_length=max_length)
+            generative = model.family.generative
+            predictor = (Generator if generative else Predictor)(model, tokenizer,
+                                                                 max_length=max_length)
             load_ms = (time.perf_counter() - started) * 1e3
-            loaded = Loaded(uid, proto.backbone.name, list(tasks), model, predictor, load_ms)
+            loaded = Loaded(uid, proto.backbone.name, list(tasks), model, predictor, load_ms,
+                            generative)
             for old in [k for k in self._cache if k[0] == uid]:
                 del self._cache[old]
             self._cache[key] = loaded
@@ -96,21 +102,54 @@ class PlaygroundEngine:
             raise PlaygroundError("type a text first")
         pair = pair.strip() if pair and pair.strip() else None
         loaded, load_ms = self.load(uid)
+        if loaded.generative:
+            return self._generate(loaded, task, text, load_ms)
         if task == ALL_TASKS:
             return self.predict_mixed(uid, [(t, text, pair) for t in loaded.tasks], load_ms)
-        if task not in loaded.tasks:
-            raise PlaygroundError(f"unknown task {task!r}; this prototype has: "
-                                  + ", ".join(loaded.tasks))
+        self._check(loaded, task)
         with self._lock:
             results = loaded.predictor.predict(task, [(text, pair)])
             timing = loaded.predictor.last_timing
         return Prediction(results, timing.swap_ms, timing.inference_ms, "single", load_ms,
                           loaded.tasks)
 
+    @staticmethod
+    def _check(loaded: Loaded, task: str) -> None:
+        if task not in loaded.tasks:
+            raise PlaygroundError(f"unknown task {task!r}; this prototype has: "
+                                  + ", ".join(loaded.tasks))
+
+    def _generate(self, loaded: Loaded, task: str, text: str, load_ms: float) -> Prediction:
+        tasks = loaded.tasks if task == ALL_TASKS else [task]
+        results, inference_ms = [], 0.0
+        for name in tasks:
+            self._check(loaded, name)
+            with self._lock:
+                results += loaded.predictor.generate(name, [text])
+                inference_ms += loaded.predictor.last_timing.inference_ms
+        return Prediction(results, 0.0, inference_ms, "single", load_ms, loaded.tasks)
+
+    def is_generative(self, uid: str) -> bool:
+        """Whether the prototype answers with generated text."""
+        return self.load(uid)[0].generative
+
+    def stream(self, uid: str, task: str, text: str) -> Iterator[Any]:
+        """Generated text of one task, piece by piece (propetl's `Chunk`: text so far, tokens,
+        tokens per second, done)."""
+        if not text or not text.strip():
+            raise PlaygroundError("type a text first")
+        loaded, _ = self.load(uid)
+        if not loaded.generative:
+            raise PlaygroundError(f"prototype {uid[:8]} classifies; it does not generate text")
+        self._check(loaded, task)
+        yield from loaded.predictor.stream(task, text)  # the generator serialises its calls
+
     def predict_mixed(self, uid: str, requests: Sequence[tuple[str, str, str | None]],
                       load_ms: float = 0.0) -> Prediction:
         """One batch whose examples each name their own task."""
         loaded, extra = self.load(uid)
+        if loaded.generative:
+            raise PlaygroundError("a generative prototype answers one task at a time")
         unknown = sorted({t for t, _, _ in requests} - set(loaded.tasks))
         if unknown:
             raise PlaygroundError(f"unknown task(s) {', '.join(unknown)}; this prototype has: "

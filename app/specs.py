@@ -55,7 +55,7 @@ def _custom(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDe
 def check_resolvable(config: TrainConfig) -> list[InitErrorDetails]:
     """Errors for a backbone that cannot load or tasks the catalog does not know."""
     errors: list[InitErrorDetails] = []
-    from propetl.backbones import BackboneError, check_backbone
+    from propetl.backbones import BackboneError, check_backbone, is_generative
 
     try:
         check_backbone(config.backbone)
@@ -74,9 +74,14 @@ def check_resolvable(config: TrainConfig) -> list[InitErrorDetails]:
                     errors.append(_custom(("tasks", i), f"{task}: " + "; ".join(problems), task))
             continue
         try:
-            get_task_info(task)
+            info = get_task_info(task)
         except ValueError as err:  # UnknownTaskError
             errors.append(_custom(("tasks", i), str(err), task))
+            continue
+        if info.generative and not errors and not is_generative(config.backbone):
+            errors.append(_custom(("tasks", i), f"{task} is a text-to-text task: it needs a "
+                                  "generative backbone (T5 or Llama family, e.g. smollm2-135m)",
+                                  task))
     return errors
 
 

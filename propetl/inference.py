@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ class Generator:
         self.tokenizer = tokenizer
         self.max_length, self.max_new_tokens = max_length, max_new_tokens
         self.causal = model.family.kind == "causal"
+        self._lock = threading.Lock()  # one generation at a time: layers share routing state
         self.model.materialise()
         self.last_timing = Timing(0.0, 0.0)
 
@@ -157,16 +159,15 @@ class Generator:
         """Generated text per input (greedy, or beam search with `num_beams` > 1)."""
         inputs = self._encode(task, texts)
         started = time.perf_counter()
-        out = self.model.generate(**inputs, task=task, num_beams=num_beams, do_sample=False,
-                                  max_new_tokens=max_new_tokens or self.max_new_tokens)
+        with self._lock:
+            out = self.model.generate(**inputs, task=task, num_beams=num_beams, do_sample=False,
+                                      max_new_tokens=max_new_tokens or self.max_new_tokens)
         self.last_timing = Timing(0.0, (time.perf_counter() - started) * 1e3)
         decoded = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [{"task": task, "label": None, "text": text.strip()} for text in decoded]
 
     def stream(self, task: str, text: str, max_new_tokens: int | None = None):
         """Yield a `Chunk` per generated piece of text (greedy), then a final one with done."""
-        from threading import Thread
-
         from transformers import TextIteratorStreamer
 
         inputs = self._encode(task, [text])
@@ -176,7 +177,17 @@ class Generator:
         options = {"task": task, "do_sample": False, "streamer": streamer,
                    "max_new_tokens": max_new_tokens or self.max_new_tokens,
                    "logits_processor": [counted]}
-        worker = Thread(target=self.model.generate, kwargs={**inputs, **options}, daemon=True)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self.model.generate(**inputs, **options)
+            except BaseException as err:  # handed to the consumer below
+                errors.append(err)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
         started = time.perf_counter()
         worker.start()
         pieces: list[str] = []
@@ -185,6 +196,8 @@ class Generator:
             elapsed = max(time.perf_counter() - started, 1e-6)
             yield Chunk("".join(pieces).strip(), counted.tokens, counted.tokens / elapsed)
         worker.join()
+        if errors:
+            raise errors[0]
         elapsed = max(time.perf_counter() - started, 1e-6)
         self.last_timing = Timing(0.0, elapsed * 1e3)
         yield Chunk("".join(pieces).strip(), counted.tokens, counted.tokens / elapsed, done=True)

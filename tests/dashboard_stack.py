@@ -10,6 +10,10 @@ import pytest
 
 TINY = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes", "bbc_news"], "max_examples": 16,
         "max_steps": 4, "batch_size": 8, "eval_every": 2}
+#: A tiny generative job: a decoder that writes headlines and answers sentiment as text.
+TINY_GENERATIVE = {"backbone": "tiny-llama", "tasks": ["bbc_headlines", "rotten_tomatoes"],
+                   "max_examples": 8, "max_steps": 2, "batch_size": 4, "eval_every": 2,
+                   "max_length": 32, "max_target_length": 6}
 
 
 def reset_caches() -> None:
@@ -34,8 +38,9 @@ class Stack:
         return get_registry()
 
 
-def make_stack(tmp: Path) -> Iterator[Stack]:
-    """Data dir under `tmp`; one job trained in this process (no worker needed)."""
+def make_stack(tmp: Path, config: dict | None = None) -> Iterator[Stack]:
+    """Data dir under `tmp`; one job (`TINY` unless `config`) trained in this process (no
+    worker needed)."""
     with pytest.MonkeyPatch.context() as mp:
         for key in ("DATABASE_URL", "BROKER_URL", "RESULT_BACKEND", "ARTIFACTS_DIR", "RUNS_DIR",
                     "AUTH_ENABLED", "USERS", "ADMINS", "SECRET_KEY"):
@@ -46,7 +51,7 @@ def make_stack(tmp: Path) -> Iterator[Stack]:
         from worker.runner import execute
 
         registry = get_registry()
-        job_id = registry.submit_job({"name": "tiny two-task", "config": TINY})
+        job_id = registry.submit_job({"name": "tiny two-task", "config": config or TINY})
         assert execute(job_id, registry=registry) == "succeeded", registry.get_job(job_id).error
         proto = registry.prototype_for_job(job_id)
         assert proto is not None

@@ -1,8 +1,11 @@
-"""Playground tab: one prototype loaded once; a task (or all tasks) answered by mask swap."""
+"""Playground tab: one prototype loaded once; a task (or all tasks) answered by mask swap.
+
+A generative prototype's answer is streamed token by token, with the token rate."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -25,7 +28,9 @@ def results_html(prediction: Prediction) -> str:
     """One card per task: its label and a bar per class."""
     cards = []
     for row in prediction.results:
-        if row.get("label") is None:
+        if "text" in row:
+            body = f"<div class='pp-generated'>{html.escape(row['text'])}</div>"
+        elif row.get("label") is None:
             body = f"<div class='pp-value'>value {row.get('value', 0):.3f}</div>"
         else:
             bars = "".join(
@@ -51,6 +56,17 @@ def timing_md(prediction: Prediction) -> str:
     return text
 
 
+def generated_html(task: str, text: str, done: bool) -> str:
+    cursor = "" if done else "<span class='pp-cursor'>▍</span>"
+    return (f"<div class='pp-results'><div class='pp-result'><div class='pp-task'>"
+            f"{html.escape(task)}</div><div class='pp-generated' id='play-generated'>"
+            f"{html.escape(text)}{cursor}</div></div></div>")
+
+
+def error_html(err: Exception) -> str:
+    return f"<p class='pp-error'>✗ {html.escape(str(err))}</p>"
+
+
 def predict(uid: str | None, task: str | None, text: str, pair: str) -> tuple[str, str]:
     if not uid:
         return NO_MODELS, ""
@@ -58,9 +74,31 @@ def predict(uid: str | None, task: str | None, text: str, pair: str) -> tuple[st
         return "Choose a task.", ""
     try:
         prediction = get_engine().predict(uid, task, text, pair or None)
-    except (PlaygroundError, NotFoundError) as err:
-        return f"<p class='pp-error'>✗ {html.escape(str(err))}</p>", ""
+    except (PlaygroundError, NotFoundError, ValueError) as err:
+        return error_html(err), ""
     return results_html(prediction), timing_md(prediction)
+
+
+def respond(uid: str | None, task: str | None, text: str,
+            pair: str) -> Iterator[tuple[str, str]]:
+    """`predict`, except that a generative prototype streams its text as it comes."""
+    try:
+        streaming = bool(uid and task and task != ALL_TASKS and get_engine().is_generative(uid))
+    except (PlaygroundError, NotFoundError) as err:
+        yield error_html(err), ""
+        return
+    if not streaming:
+        yield predict(uid, task, text, pair)
+        return
+    assert uid is not None and task is not None
+    try:
+        for chunk in get_engine().stream(uid, task, text):
+            state = "done" if chunk.done else "generating"
+            yield (generated_html(task, chunk.text, chunk.done),
+                   f"{state} · **{chunk.tokens} tokens** · "
+                   f"**{chunk.tokens_per_second:.1f} tokens/s**")
+    except (PlaygroundError, NotFoundError, ValueError) as err:
+        yield error_html(err), ""
 
 
 def build() -> tuple[gr.Dropdown, Any]:
@@ -84,8 +122,8 @@ def build() -> tuple[gr.Dropdown, Any]:
             timing = gr.Markdown(elem_id="play-timing")
     private: dict[str, Any] = {"api_visibility": "private"}
     proto.change(task_choices, proto, task, api_name="prototype_tasks")
-    go.click(predict, [proto, task, text, pair], [out, timing], api_name="predict")
-    text.submit(predict, [proto, task, text, pair], [out, timing], **private)
-    task.input(predict, [proto, task, text, pair], [out, timing], **private)
+    go.click(respond, [proto, task, text, pair], [out, timing], api_name="predict")
+    text.submit(respond, [proto, task, text, pair], [out, timing], **private)
+    task.input(respond, [proto, task, text, pair], [out, timing], **private)
     refresh.click(lambda: gr.update(choices=prototype_choices()), None, proto, **private)
     return proto, refresh
