@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from . import ablations, accuracy, load, multitask, serving, storage_paper
+from . import ablations, accuracy, generative, load, multitask, serving, storage_paper
 from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
-PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load")
+PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load", "generative")
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
@@ -55,6 +55,10 @@ def summary(results: dict, settings: BenchSettings) -> dict:
             out[f"load.{name}.requests_per_s"] = row["requests_per_s"]
             out[f"load.{name}.p99_ms"] = row["p99_ms"]
             out[f"load.{name}.errors_and_lost"] = row["errors"] + row["lost"]
+    gen = results.get("generative")
+    if gen:
+        out["gen_rougeL.untuned"] = gen["untuned"]["rougeL"]
+        out["gen_rougeL.propetl"] = gen["propetl_lora"]["rougeL"]
     multi = results.get("multitask")
     if multi:
         out["multitask.shared_total_bytes"] = multi["shared_total_bytes"]
@@ -105,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
                                               out / "accuracy.json")
             elif part == "load":
                 results[part] = load.run(settings.smoke)
+            elif part == "generative":
+                gen = generative.smoke_settings(out) if args.smoke else \
+                    generative.GenSettings(out=out)
+                results[part] = generative.run(gen, Path(work) / "generative")
             else:
                 raise SystemExit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
             timings[part] = time.monotonic() - started
