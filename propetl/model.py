@@ -39,13 +39,17 @@ class UnknownTaskError(KeyError):
         return str(self.args[0])
 
 
+def auto_class(model_type: str):
+    """The transformers auto class ProPETL builds a backbone with: the bare encoder, or a
+    generative family's model with its LM head. Rejects unsupported families."""
+    kind = family_for(model_type).kind
+    return {"seq2seq": AutoModelForSeq2SeqLM, "causal": AutoModelForCausalLM}.get(kind, AutoModel)
+
+
 def load_backbone(name_or_path: str, **kwargs) -> PreTrainedModel:
-    """Load the bare encoder (no head), or a generative family's model with its LM head.
-    Rejects unsupported families before loading weights."""
+    """Load a backbone; rejects unsupported families before loading weights."""
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-    kind = family_for(config.model_type).kind
-    auto = {"seq2seq": AutoModelForSeq2SeqLM, "causal": AutoModelForCausalLM}.get(kind, AutoModel)
-    return auto.from_pretrained(name_or_path, **kwargs)
+    return auto_class(config.model_type).from_pretrained(name_or_path, **kwargs)
 
 
 class ProPETLModel(nn.Module):

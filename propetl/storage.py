@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig
 
 from .checkpoint import file_sizes
 from .config import PropetlConfig, TaskHeadSpec
@@ -91,11 +91,11 @@ def storage_report(model, directory: str | Path | None = None) -> StorageReport:
 def storage_report_for_config(backbone_config_path: str, config: PropetlConfig,
                               num_tasks: int = 1) -> StorageReport:
     """Account from a backbone's config alone (no weights: built on the meta device)."""
-    from .model import ProPETLModel
+    from .model import ProPETLModel, auto_class
 
     backbone_config = AutoConfig.from_pretrained(backbone_config_path)
     with torch.device("meta"):
-        backbone = AutoModel.from_config(backbone_config)
+        backbone = auto_class(backbone_config.model_type).from_config(backbone_config)
         model = ProPETLModel(backbone, config,
                              [TaskHeadSpec(f"task{i}", 2) for i in range(num_tasks)],
                              backbone_name=backbone_config_path)

@@ -184,3 +184,26 @@ def test_save_and_load_give_the_same_outputs_and_generations(tmp_path, family, p
         for name, logits in before.items():
             torch.testing.assert_close(loaded(ids, mask, labels=labels, task=name).logits, logits)
     assert torch.equal(loaded.generate(ids, mask, task="b", max_new_tokens=4), generated)
+
+
+@pytest.mark.parametrize("family", TINY_GENERATIVE)
+def test_storage_report_from_a_config_alone_matches_the_built_model(tmp_path, family):
+    from propetl.storage import storage_report, storage_report_for_config
+
+    tiny_backbone(family).config.save_pretrained(tmp_path)
+    config = PropetlConfig(petl="lora", **SMALL)
+    built = storage_report(ProPETLModel(tiny_backbone(family), config, [TaskHeadSpec("t", 2)]))
+    from_config = storage_report_for_config(str(tmp_path), config)
+    assert from_config.num_layers == built.num_layers == (4 if family == "t5" else 2)
+    assert from_config.mask_bits_per_task == built.mask_bits_per_task > 0
+    assert from_config.prototype_params == built.prototype_params
+
+
+def test_mask_statistics_cover_every_generative_layer():
+    from app.maskstats import density_per_layer, mask_stacks
+
+    model = build("t5", "adapter", tasks=TASKS[:2], keep=0.5)
+    stacks = mask_stacks(model)
+    assert stacks and all(s.num_layers == 4 for s in stacks.values())
+    density = density_per_layer(next(iter(stacks.values())))
+    assert all(abs(float(v.mean()) - 0.5) < 0.01 for v in density.values())
