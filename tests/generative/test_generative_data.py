@@ -125,3 +125,16 @@ def test_generation_options_are_validated():
         TrainConfig(label_smoothing=1.5)
     with pytest.raises(ConfigError, match="num_beams"):
         TrainConfig(num_beams=0)
+
+
+def test_hub_names_fail_fast_and_clearly_offline(monkeypatch):
+    from propetl.backbones import BackboneError, check_backbone
+    from propetl.data import TaskUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("xsum", "wmt16-ro-en"):
+        assert get_task_info(name).generative
+    with pytest.raises(TaskUnavailableError, match="not in the local cache"):
+        load_task("xsum")
+    with pytest.raises(BackboneError, match="not in the local cache"):
+        check_backbone("t5-small")
