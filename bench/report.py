@@ -136,7 +136,8 @@ def generative_lines(gen: dict) -> list[str]:
              f"ProPETL-{prop['petl']} (q and v, r {prop['lora_r']}, keep {prop['keep']}) trained "
              f"{cfg['max_steps']} steps of batch {cfg['batch_size']} (source cut to "
              f"{cfg['max_length']} tokens) in {gen['train_seconds'] / 60:.1f} min on "
-             f"{gen['machine']}; greedy generation on the {gen['test_examples']} test articles, "
+             f"{gen['machine']}; greedy generation on {gen['test_examples']} test articles "
+             f"(splits capped at {cfg['max_examples'] or 'all'} examples, a seeded prefix), "
              "same prompt for both rows (`<article>\\nHeadline:`).", "",
              "| model | ROUGE-1 | ROUGE-2 | ROUGE-L |", "|---|---|---|---|"]
     for label, key in (("untuned", "untuned"), ("ProPETL", "propetl_lora")):
