@@ -200,8 +200,18 @@ def evaluate(model_dir: str, task: str, split: str, max_length: int, max_example
     data = load_task(task, seed=seed, max_examples=max_examples)
     model._check_task(data.info.name)
     tokenizer = load_tokenizer(backbone)
-    dataset = tokenize_task(data, tokenizer, max_length, model.task_index(data.info.name))[split]
-    metrics = evaluate_task(model, dataset, MultiTaskCollator(tokenizer), data.info)
+    index = model.task_index(data.info.name)
+    if model.family.generative:
+        from .data.text2text_collate import Text2TextCollator, tokenize_text2text
+        from .evaluation import evaluate_generative
+
+        causal = model.family.kind == "causal"
+        dataset = tokenize_text2text(data, tokenizer, max_length, 64, index, causal)[split]
+        metrics = evaluate_generative(model, dataset, Text2TextCollator(tokenizer, causal),
+                                      data.info, tokenizer)
+    else:
+        dataset = tokenize_task(data, tokenizer, max_length, index)[split]
+        metrics = evaluate_task(model, dataset, MultiTaskCollator(tokenizer), data.info)
     click.echo(json.dumps(metrics, indent=2) if as_json else
                ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 

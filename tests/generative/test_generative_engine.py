@@ -122,6 +122,10 @@ def test_cli_trains_and_predicts_with_a_tiny_decoder(tmp_path):
                                          "bbc_headlines", "Oil prices fell.", "--json"])
     assert predicted.exit_code == 0, predicted.output
     assert isinstance(json.loads(predicted.output)["text"], str)
+    scored = CliRunner().invoke(cli, ["eval", "--model", result["model_dir"], "--task",
+                                      "bbc_headlines", "--max-examples", "4", "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert set(json.loads(scored.output)) == {"rouge1", "rouge2", "rougeL", "main"}
 
 
 def test_text_to_text_task_on_an_encoder_is_refused(tmp_path):
