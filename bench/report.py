@@ -213,7 +213,7 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
                              f"{paper['propetl']} % vs {paper['none']} % |")
         lines.append("")
     if results.get("ablations", {}).get("runs"):
-        lines += ablation_lines(results["ablations"])
+        lines += ablation_lines(results["ablations"], results.get("accuracy"))
     if results.get("generative"):
         lines += generative_lines(results["generative"])
     lines += ["## How to read these figures", "",

@@ -40,8 +40,9 @@ def ablations_plot(abl: dict, path: Path) -> Path:
     return path
 
 
-def ablation_lines(abl: dict) -> list[str]:
-    """The ablations section: tables, and whether each of the paper's claims held here."""
+def ablation_lines(abl: dict, accuracy: dict | None = None) -> list[str]:
+    """The ablations section: tables, and whether each of the paper's claims held here.
+    `accuracy` (the accuracy part's results) gives whole-epoch figures for scale."""
     runs, n, setup = abl["runs"], abl["test_examples"], abl["settings"]
     typical = sum(r["accuracy"] for r in runs.values()) / len(runs)
     se = 100 * math.sqrt(typical * (1 - typical) / n)
@@ -71,6 +72,13 @@ def ablation_lines(abl: dict) -> list[str]:
                      f"{row['train_seconds']:.0f} |")
     if abl.get("missing"):
         lines += ["", f"Not run (time ran out): {', '.join(abl['missing'])}."]
+    full = accuracy or {}
+    if setup["epochs"] < 1 and "propetl_adapter" in full and "none_adapter" in full:
+        lines += ["", f"For scale: trained a whole epoch (the accuracy section), the learned "
+                  f"keep 0.5 adapter reached {100 * full['propetl_adapter']['accuracy']:.2f} % "
+                  f"and the ordinary adapter {100 * full['none_adapter']['accuracy']:.2f} %. "
+                  f"These runs train {setup['epochs']:g} of an epoch, so they compare the "
+                  "variants early in training, not at convergence."]
     lines += ["", "A frozen random mask is exactly the mask its learned twin starts from (same "
               "seed), so the moved column says how far training took the learned masks.",
               "", "Train seconds depend on what else ran on the machine; accuracies do not. "
