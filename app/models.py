@@ -183,8 +183,10 @@ class Prototype(Base):
 
     backbone: Mapped[Backbone] = relationship()
     job: Mapped[Job | None] = relationship(back_populates="prototype")
+    #: In the order the job listed its tasks (they are registered in that order).
     mask_sets: Mapped[list[MaskSet]] = relationship(
-        back_populates="prototype", cascade="all, delete-orphan", passive_deletes=True)
+        back_populates="prototype", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="MaskSet.id")
 
 
 class MaskSet(Base):

@@ -133,6 +133,17 @@ def test_two_jobs_share_backbone_and_task_rows(reg):
     assert len(reg.list_mask_sets(task="rotten_tomatoes")) == 2
 
 
+def test_a_prototype_lists_its_tasks_in_the_jobs_order(reg):
+    """Not in the order the task rows were made (an older task would come first)."""
+    for tasks in (("tweet_sentiment", "bbc_news"), ("bbc_news", "rotten_tomatoes",
+                                                    "tweet_sentiment")):
+        spec = {**SPEC, "config": {**SPEC["config"], "tasks": list(tasks)}}
+        job_id = reg.submit_job(spec)
+        claim = reg.claim_job(job_id, host="w")
+        uid = reg.finish_job(job_id, claim.attempt, _outcome(tasks))
+        assert [m.task.name for m in reg.get_prototype(uid).mask_sets] == list(tasks)
+
+
 def test_delete_mask_set(reg, tmp_path):
     job_id = reg.submit_job(SPEC)
     claim = reg.claim_job(job_id, host="w")
