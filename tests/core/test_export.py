@@ -105,8 +105,9 @@ def test_merge_uses_the_masks(bases) -> None:
 
 
 def test_linear_head_through_tanh_keeps_large_logits(bases, tmp_path) -> None:
-    """The 2^-24 / 2^24 mapping stays exact for large logits (PEFT keeps the hidden states
-    bit-for-bit; merging rounds them, which a large head amplifies to ~1e-6 relative)."""
+    """The 2^-24 / 2^24 mapping stays exact for large logits, to fp32 rounding: PEFT keeps
+    the hidden states bit-for-bit, but HF's head multiplies by a padded [W; 0], which a CPU
+    kernel may sum in another order (a few ulps); merging also rounds the hidden states."""
     model = build(bases["roberta"], sharing="none")
     with torch.no_grad():
         model.heads["a"].net[-1].weight.mul_(300.0)
@@ -115,7 +116,7 @@ def test_linear_head_through_tanh_keeps_large_logits(bases, tmp_path) -> None:
     assert expected.abs().max() > 50
     base = AutoModelForSequenceClassification.from_pretrained(bases["roberta"])
     adapted = peft.PeftModel.from_pretrained(base, export_peft(model, "a", tmp_path)).eval()
-    torch.testing.assert_close(logits(adapted, ids, mask), expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(logits(adapted, ids, mask), expected, atol=1e-6, rtol=4e-6)
     torch.testing.assert_close(logits(merged_model(model, "a"), ids, mask), expected,
                                atol=1e-5, rtol=1e-5)
 
