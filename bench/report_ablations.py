@@ -62,9 +62,9 @@ def ablation_lines(abl: dict, accuracy: dict | None = None) -> list[str]:
     for name, row in sorted(runs.items(), key=lambda kv: (kv[1]["keep"] is None,
                                                           kv[1].get("masks") or "",
                                                           kv[1]["keep"] or 0)):
-        label = ("ordinary adapter (sharing none)" + (f", from `{row['reused_from']}`"
-                                                      if row.get("reused_from") else "")
-                 if name == "none_adapter" else name)
+        label = "ordinary adapter (sharing none)" if name == "none_adapter" else name
+        if row.get("reused_from"):
+            label += f", from `{row['reused_from']}`"
         keep = "-" if row["keep"] is None else f"{row['keep']:g}"
         moved = "-" if row.get("kept_moved") is None else f"{100 * row['kept_moved']:.1f} %"
         lines.append(f"| {label} | {row.get('masks') or '-'} | {keep} | "

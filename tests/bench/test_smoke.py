@@ -26,6 +26,7 @@ def test_bench_smoke_writes_every_result(tmp_path):
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert ablations["complete"] and set(ablations["comparisons"]) == {"0.1"}
     assert {"learned_0.1", "random_0.1", "none_adapter"} <= set(ablations["runs"])
+    assert 0 <= ablations["runs"]["learned_0.1"]["kept_moved"] <= 1
     assert (tmp_path / "ablations_keep.png").stat().st_size > 10_000
     assert (tmp_path / "accuracy_vs_bytes.png").stat().st_size > 10_000
     storage = json.loads((tmp_path / "storage.json").read_text())
