@@ -307,7 +307,8 @@ def export_masks(uid: str, task: str, registry: RegistryDep, request: Request, u
                                     Query(alias="format")] = "propetl") -> FileResponse:
     """One task as a zip: `propetl` (its masks, head and config), `peft` (a PEFT LoRA adapter
     folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
-    tasks with first-token heads; others are refused with 422 and the reason."""
+    tasks: classifiers with first-token heads, or generative tasks (a seq2seq / causal LM);
+    others are refused with 422 and the reason."""
     proto, _ = _mask_set(registry, uid, task)
     _owned_prototype(registry, proto, request, user)
     path = exports.export_zip(proto, task, format_)

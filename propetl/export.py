@@ -1,12 +1,23 @@
-"""Export one ProPETL task to the Hugging Face ecosystem, with identical logits.
+"""Export one ProPETL LoRA task to the Hugging Face ecosystem, with identical logits.
 
-Two formats, both for `AutoModelForSequenceClassification` of the backbone's family:
+Encoder classifiers export for `AutoModelForSequenceClassification` of the backbone's family;
+generative LoRA tasks for the family's own LM class (`AutoModelForSeq2SeqLM` for T5,
+`AutoModelForCausalLM` for Llama-style models), with the same teacher-forced logits and so the
+same generations. Two formats:
 
 - `export_peft`: a standard PEFT LoRA adapter folder (`adapter_config.json` +
-  `adapter_model.safetensors`). Each layer's `lora_A` / `lora_B` is that layer's masked tensor
-  (prototype * mask[l, task]); the task head travels as PEFT `modules_to_save`.
+  `adapter_model.safetensors`, task type SEQ_CLS, SEQ_2_SEQ_LM or CAUSAL_LM). Each layer's
+  `lora_A` / `lora_B` is that layer's masked tensor (prototype * mask[l, task]); a classifier's
+  head travels as PEFT `modules_to_save`. Generative tasks train nothing but LoRA (the backbone's
+  LM head and embeddings stay frozen), so their adapter holds LoRA only.
 - `export_merged`: a plain HF model folder (`save_pretrained`): the masked LoRA update is folded
-  into W_q / W_v (W += (alpha / r) (B * m_B) (A * m_A)) and the head mapped into HF's head.
+  into W_q / W_v (W += (alpha / r) (B * m_B) (A * m_A)) of every layer (T5: every encoder and
+  decoder block, each with its own mask over the one prototype); a classifier's head is mapped
+  into HF's head.
+
+PEFT's `target_modules` name each adapted projection by the shortest suffix that matches it
+and nothing else (`query`, llama's `q_proj`; T5's `SelfAttention.q`, since a bare `q` would also
+match the decoder's cross-attention `EncDecAttention.q`, which ProPETL leaves alone).
 
 HF's sequence-classification heads are `out(act(dense(h[:, 0])))` (with dropouts):
 
@@ -23,13 +34,15 @@ Our "linear" head (W h + b) maps exactly where act(x) - act(-x) = x (gelu, relu)
 2^-24 [W; 0], out = 2^24 [I, 0]; scaling by a power of two is exact, and tanh(y) rounds to y in
 fp32 for |y| < 2^-13, so logits match to fp32 rounding for |logit| < 2^10 (not in fp16, where
 the scaled weights underflow). Everything else (mean pooling, a tanh head where act is not tanh,
-adapter and prefix tasks) is refused with `ExportError` rather than exported with other logits.
+adapter and prefix tasks, of any family) is refused with `ExportError` rather than exported with
+other logits.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,9 +50,14 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import save_file
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+)
 
 from .config import PropetlConfig
+from .families import FAMILIES, get_path
 from .layers import AdapterOutput, LoraLinear
 
 if TYPE_CHECKING:
@@ -53,6 +71,26 @@ Tensors = dict[str, torch.Tensor]
 
 class ExportError(ValueError):
     """A task cannot be exported to the requested format with identical logits."""
+
+
+@dataclass(frozen=True)
+class HFTarget:
+    """What a family kind exports to: the PEFT task type and the HF auto class."""
+
+    peft_task: str
+    auto_class: str  # name of the transformers auto class that loads the export
+    mapping: Mapping[type[PretrainedConfig], type[PreTrainedModel]]  # config -> HF class
+    what: str  # how an error names the model kind
+
+
+HF_TARGETS: dict[str, HFTarget] = {
+    "encoder": HFTarget("SEQ_CLS", "AutoModelForSequenceClassification",
+                        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING, "sequence-classification"),
+    "seq2seq": HFTarget("SEQ_2_SEQ_LM", "AutoModelForSeq2SeqLM",
+                        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING, "sequence-to-sequence LM"),
+    "causal": HFTarget("CAUSAL_LM", "AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING,
+                       "causal LM"),
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +114,11 @@ HEAD_LAYOUTS: dict[str, HeadLayout] = {
 
 # ------------------------------------------------------------------ checks
 
+def is_generative(family: str) -> bool:
+    """Whether `family` (a family name or model type) answers with its own LM head."""
+    return any(family == f.name or family in f.model_types for f in FAMILIES if f.generative)
+
+
 def check_config(config: PropetlConfig, task: str, fmt: str, family: str) -> None:
     """Refuse, from the config alone, what `fmt` cannot represent with identical logits."""
     if fmt not in ("peft", "merged"):
@@ -89,7 +132,7 @@ def check_config(config: PropetlConfig, task: str, fmt: str, family: str) -> Non
             where, why = f"a standard {family} model", "prefix keys / values are not weights"
         raise ExportError(f"cannot export {config.petl} task {task!r} as {fmt}: only LoRA tasks "
                           f"fit {where} ({why}); use the propetl format")
-    if config.pooling != "cls":
+    if config.pooling != "cls" and not is_generative(family):
         raise ExportError(f"cannot export task {task!r} as {fmt}: its head uses "
                           f"{config.pooling} pooling, and HF sequence classifiers pool the "
                           "first token; use the propetl format")
@@ -98,7 +141,8 @@ def check_config(config: PropetlConfig, task: str, fmt: str, family: str) -> Non
 def _check(model: ProPETLModel, task: str, fmt: str) -> None:
     model._check_task(task)
     check_config(model.config, task, fmt, model.family.name)
-    _head_layout(model, task)
+    if not model.family.generative:
+        _head_layout(model, task)
 
 
 def _head_layout(model: ProPETLModel, task: str) -> HeadLayout:
@@ -123,16 +167,28 @@ def _head_layout(model: ProPETLModel, task: str) -> HeadLayout:
 
 # ------------------------------------------------------------------ tensors
 
-def _seqcls_class(config: PretrainedConfig) -> type[PreTrainedModel]:
+def _target(model: ProPETLModel) -> HFTarget:
+    return HF_TARGETS[model.family.kind]
+
+
+def _hf_class(model: ProPETLModel, config: PretrainedConfig) -> type[PreTrainedModel]:
+    """The plain HF class an export of `model` loads as (its family kind's auto class)."""
+    target = _target(model)
     try:
-        return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+        return target.mapping[type(config)]
     except KeyError as err:
-        raise ExportError(f"transformers has no sequence-classification model for "
+        raise ExportError(f"transformers has no {target.what} model for "
                           f"{config.model_type!r}") from err
 
 
 def _base_prefix(model: ProPETLModel) -> str:
-    return _seqcls_class(model.backbone.config).base_model_prefix
+    return _hf_class(model, model.backbone.config).base_model_prefix
+
+
+def _backbone_prefix(model: ProPETLModel) -> str:
+    """Where the backbone sits inside the exported HF model: a classifier wraps the bare
+    encoder (`bert.`); a generative backbone already is the exported LM class ("")."""
+    return "" if model.family.generative else f"{_base_prefix(model)}."
 
 
 def head_tensors(model: ProPETLModel, task: str) -> Tensors:
@@ -166,17 +222,46 @@ def head_tensors(model: ProPETLModel, task: str) -> Tensors:
             f"{out_path}.weight": out_w, f"{out_path}.bias": out_b}
 
 
+def layer_paths(model: ProPETLModel) -> list[str]:
+    """Each ProPETL layer's path in the backbone, in the banks' layer order (encoder-decoders:
+    the encoder's blocks, then the decoder's)."""
+    family = model.family
+    stacks = [family.layers] + ([family.decoder_layers] if family.decoder_layers else [])
+    paths = [f"{stack}.{i}" for stack in stacks
+             for i in range(len(get_path(model.backbone, stack)))]  # type: ignore[arg-type]
+    assert len(paths) == model.num_layers, (paths, model.num_layers)
+    return paths
+
+
+def peft_targets(model: ProPETLModel) -> list[str]:
+    """PEFT `target_modules`: per LoRA target, the shortest suffix of its path inside a layer
+    that names exactly the projections ProPETL adapts (PEFT's rule: `name == t` or
+    `name.endswith("." + t)`)."""
+    names = [name for name, _ in model.backbone.named_modules()]
+    layers = layer_paths(model)
+    out: set[str] = set()
+    for target in model.config.lora_targets:
+        path = getattr(model.family, target)
+        wanted = {f"{layer}.{path}" for layer in layers}
+        parts = path.split(".")
+        suffixes = (".".join(parts[i:]) for i in range(len(parts) - 1, -1, -1))
+        out.add(next(s for s in suffixes
+                     if {n for n in names if n == s or n.endswith(f".{s}")} == wanted))
+    return sorted(out)
+
+
 def lora_tensors(model: ProPETLModel, task: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per-layer masked (A [r, d], B [d, r]) of `task`, keyed by the projection's path in the
-    bare backbone (e.g. `encoder.layer.3.attention.self.query`)."""
+    """Per-layer masked (A [r, d_in], B [d_out, r]) of `task`, keyed by the projection's path in
+    the backbone (e.g. `encoder.layer.3.attention.self.query`, `decoder.block.1.layer.0.
+    SelfAttention.v`)."""
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    layers = layer_paths(model)
     for target in model.config.lora_targets:
         weights = model.banks[f"lora_{target}"].materialise(task)
         path = getattr(model.family, target)
-        for layer in range(model.num_layers):
-            key = f"{model.family.layers}.{layer}.{path}"
-            out[key] = (weights["A"][layer].detach().float().cpu().clone(),
-                        weights["B"][layer].detach().float().cpu().clone())
+        for layer, prefix in enumerate(layers):
+            out[f"{prefix}.{path}"] = (weights["A"][layer].detach().float().cpu().clone(),
+                                       weights["B"][layer].detach().float().cpu().clone())
     return out
 
 
@@ -212,45 +297,55 @@ def _write_readme(out: Path, text: str) -> None:
 
 # ------------------------------------------------------------------ PEFT
 
-def export_peft(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
-    """Write `task` as a PEFT LoRA adapter for the backbone's AutoModelForSequenceClassification.
+def _loader(model: ProPETLModel, task: str, base: str | None) -> str:
+    """The line that loads the exported base model (for the READMEs)."""
+    auto = _target(model).auto_class
+    if model.family.generative:
+        return f"{auto}.from_pretrained({base!r})"
+    return f"{auto}.from_pretrained({base!r}, num_labels={_labels(model, task)[0]})"
 
-    Load it with `PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(
-    base, num_labels=N), out_dir)`.
+
+def export_peft(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
+    """Write `task` as a PEFT LoRA adapter for the backbone's HF class (a classifier:
+    AutoModelForSequenceClassification; T5: AutoModelForSeq2SeqLM; Llama: AutoModelForCausalLM).
+
+    Load it with `PeftModel.from_pretrained(AutoModelFor...from_pretrained(base), out_dir)`.
     """
     _check(model, task, "peft")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = _base_prefix(model)
-    layout = _head_layout(model, task)
+    prefix = PEFT_PREFIX + _backbone_prefix(model)
     tensors: Tensors = {}
     for path, (a, b) in lora_tensors(model, task).items():
-        tensors[f"{PEFT_PREFIX}{base}.{path}.lora_A.weight"] = a
-        tensors[f"{PEFT_PREFIX}{base}.{path}.lora_B.weight"] = b
-    for key, value in head_tensors(model, task).items():
-        tensors[PEFT_PREFIX + key] = value
+        tensors[f"{prefix}{path}.lora_A.weight"] = a
+        tensors[f"{prefix}{path}.lora_B.weight"] = b
+    modules: list[str] = []
+    if not model.family.generative:
+        modules = list(_head_layout(model, task).modules)
+        tensors.update({PEFT_PREFIX + k: v for k, v in head_tensors(model, task).items()})
     cfg = model.config
-    targets = sorted({getattr(model.family, t).rsplit(".", 1)[-1] for t in cfg.lora_targets})
     base_name = _base_name(model)
     adapter_config = {
-        "peft_type": "LORA", "task_type": "SEQ_CLS", "base_model_name_or_path": base_name,
+        "peft_type": "LORA", "task_type": _target(model).peft_task,
+        "base_model_name_or_path": base_name,
         "r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": 0.0,
-        "target_modules": targets, "modules_to_save": list(layout.modules), "bias": "none",
+        "target_modules": peft_targets(model), "modules_to_save": modules or None, "bias": "none",
         "fan_in_fan_out": False, "use_rslora": False, "use_dora": False,
         "init_lora_weights": True, "inference_mode": True,
     }
     save_file({k: v.contiguous() for k, v in tensors.items()},
               str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
-    labels, names = _labels(model, task)
+    names = None if model.family.generative else _labels(model, task)[1]
+    saved = (f"the task head is saved as `modules_to_save` ({', '.join(modules)})" if modules
+             else "the backbone's own LM head is used unchanged")
     _write_readme(out, (
         f"# ProPETL task `{task}` as a PEFT LoRA adapter\n\n"
-        f"Per-layer LoRA weights are the shared prototype times this task's layer masks; the task "
-        f"head is saved as `modules_to_save` ({', '.join(layout.modules)}).\n\n"
-        "```python\nfrom peft import PeftModel\n"
-        "from transformers import AutoModelForSequenceClassification\n"
-        f"base = AutoModelForSequenceClassification.from_pretrained({base_name!r}, "
-        f"num_labels={labels})\n"
+        f"Per-layer LoRA weights are the shared prototype times this task's layer masks; "
+        f"{saved}.\n\n"
+        f"```python\nfrom peft import PeftModel\n"
+        f"from transformers import {_target(model).auto_class}\n"
+        f"base = {_loader(model, task, base_name)}\n"
         f"model = PeftModel.from_pretrained(base, {str(out)!r}).eval()\n```\n"
         + (f"\nLabels: {json.dumps(names)}\n" if names else "")))
     return out
@@ -271,25 +366,35 @@ def _plain_backbone_state(model: ProPETLModel) -> Tensors:
     return state
 
 
-def merged_model(model: ProPETLModel, task: str) -> PreTrainedModel:
-    """`task` as a plain HF sequence-classification model (LoRA folded, head mapped)."""
-    _check(model, task, "merged")
+def merged_state(model: ProPETLModel, task: str) -> Tensors:
+    """The backbone's plain weights with `task`'s masked LoRA update folded into every layer's
+    targets: W += (alpha / r) B A (in float64, rounded once)."""
+    state = _plain_backbone_state(model)
+    scale = model.config.lora_alpha / model.config.lora_r
+    for path, (a, b) in lora_tensors(model, task).items():
+        key = f"{path}.weight"
+        state[key] = (state[key].double() + scale * (b.double() @ a.double())).float()
+    return state
+
+
+def _blank_hf_model(model: ProPETLModel, config: PretrainedConfig) -> PreTrainedModel:
+    """A freshly initialised instance of the export's HF class for `config`."""
+    cls = _hf_class(model, config)
+    config.architectures = [cls.__name__]
+    return cls(config).eval()
+
+
+def _merged_classifier(model: ProPETLModel, task: str) -> PreTrainedModel:
     config = copy.deepcopy(model.backbone.config)
     labels, names = _labels(model, task)
     config.num_labels = labels
     if names:
         config.id2label = names
         config.label2id = {name: i for i, name in names.items()}
-    cls = _seqcls_class(config)
-    config.architectures = [cls.__name__]
-    state = _plain_backbone_state(model)
-    scale = model.config.lora_alpha / model.config.lora_r
-    for path, (a, b) in lora_tensors(model, task).items():
-        key = f"{path}.weight"
-        state[key] = (state[key].double() + scale * (b.double() @ a.double())).float()
-    classifier = cls(config).eval()
+    classifier = _blank_hf_model(model, config)
+    cls = type(classifier)
     missing, unexpected = getattr(classifier, cls.base_model_prefix).load_state_dict(
-        state, strict=False)
+        merged_state(model, task), strict=False)
     # A bare AutoModel may carry a pooler the classifier lacks (roberta) or vice versa.
     bad = [k for k in (*missing, *unexpected) if not k.startswith("pooler.")]
     if bad:
@@ -301,22 +406,42 @@ def merged_model(model: ProPETLModel, task: str) -> PreTrainedModel:
     return classifier
 
 
+def _merged_lm(model: ProPETLModel, task: str) -> PreTrainedModel:
+    lm = _blank_hf_model(model, copy.deepcopy(model.backbone.config))
+    missing, unexpected = lm.load_state_dict(merged_state(model, task), strict=False)
+    if missing or unexpected:
+        raise ExportError(f"backbone weights do not fit {type(lm).__name__}: "
+                          f"{[*missing, *unexpected][:5]}")
+    lm.generation_config = copy.deepcopy(model.backbone.generation_config)
+    return lm
+
+
+def merged_model(model: ProPETLModel, task: str) -> PreTrainedModel:
+    """`task` as a plain HF model with its LoRA folded in: the family's LM class for a
+    generative backbone, else its sequence classifier (head mapped)."""
+    _check(model, task, "merged")
+    return _merged_lm(model, task) if model.family.generative else \
+        _merged_classifier(model, task)
+
+
 def export_merged(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
-    """Write `task` as a plain HF folder loading with AutoModelForSequenceClassification."""
-    classifier = merged_model(model, task)
+    """Write `task` as a plain HF folder loading with the family's auto class
+    (AutoModelForSequenceClassification, AutoModelForSeq2SeqLM or AutoModelForCausalLM)."""
+    merged = merged_model(model, task)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    classifier.save_pretrained(out)
+    merged.save_pretrained(out)
     _copy_tokenizer(model, out)
     note = ""
-    if model.config.head == "linear" and HEAD_LAYOUTS[model.family.name].activation == "tanh":
+    if model.config.head == "linear" and not model.family.generative and \
+            HEAD_LAYOUTS[model.family.name].activation == "tanh":
         note = ("\nThe linear head is mapped through tanh's linear range (weights scaled by "
                 f"2^-{TANH_SHIFT} before tanh and 2^{TANH_SHIFT} after): run it in fp32 or bf16, "
                 "not fp16.\n")
     _write_readme(out, (
-        f"# ProPETL task `{task}` as a merged {type(classifier).__name__}\n\n"
+        f"# ProPETL task `{task}` as a merged {type(merged).__name__}\n\n"
         "LoRA folded into the query / value weights with this task's masks; loads with "
-        "`AutoModelForSequenceClassification.from_pretrained` (tokenizer: that of "
+        f"`{_target(model).auto_class}.from_pretrained` (tokenizer: that of "
         f"`{_base_name(model)}`, saved here when it is a local folder).\n" + note))
     return out
 
