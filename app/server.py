@@ -93,6 +93,10 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait()
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=7860, show_default=True)
@@ -113,6 +117,9 @@ def serve(host: str, port: int, worker: bool | None, log_level: str) -> None:
     settings.ensure_dirs()
     db.upgrade()
     app = create_app()
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exiting through Python
+    # (not the signal's default action) lets the embedded worker be stopped with the server.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with embedded_worker(settings, settings.embedded_broker if worker is None else worker):
         click.echo(f"ProPETL Studio on http://{host}:{port}  (API docs: /api/docs)", err=True)
         uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -85,3 +85,26 @@ def _jobs_page_shows(url: str, name: str) -> None:
             expect(table).to_contain_text(re.compile("running|succeeded"))
         finally:
             browser.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+    return ") Z " not in stat  # a zombie has exited
+
+
+def test_stopping_the_server_stops_its_embedded_worker(tmp_path):
+    """`kill <server>` (SIGTERM, as docker stop and systemd send) leaves no worker behind."""
+    server = Server(tmp_path / "data", free_port(), worker=True, **FAST).start()
+    worker_pid = int(re.search(r"embedded worker pid (\d+)", server.log.read_text())[1])
+    try:
+        assert _alive(worker_pid)
+        server.stop(signal.SIGTERM)
+        assert server.proc is not None and server.proc.returncode != -signal.SIGKILL
+        wait_for(lambda: not _alive(worker_pid), 30, "the embedded worker to stop")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker_pid, signal.SIGKILL)
