@@ -119,17 +119,23 @@ def is_generative(family: str) -> bool:
     return any(family == f.name or family in f.model_types for f in FAMILIES if f.generative)
 
 
+#: Why a non-LoRA task does not fit a format, by (format, PETL kind).
+REFUSALS: dict[tuple[str, str], str] = {
+    ("peft", "adapter"): "PEFT has no bottleneck-adapter type",
+    ("peft", "prefix"): "PEFT's prefix tuning moves every token's position by the prefix "
+                        "length, and finds no past_key_values argument on transformers 5 encoders",
+    ("merged", "adapter"): "an adapter is an extra nonlinear layer",
+    ("merged", "prefix"): "prefix keys / values are not weights",
+}
+
+
 def check_config(config: PropetlConfig, task: str, fmt: str, family: str) -> None:
     """Refuse, from the config alone, what `fmt` cannot represent with identical logits."""
     if fmt not in ("peft", "merged"):
         raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     if config.petl != "lora":
-        if fmt == "peft":
-            where, why = "a PEFT adapter", "PEFT has no adapter or prefix type computing the same"
-        elif config.petl == "adapter":
-            where, why = f"a standard {family} model", "an adapter is an extra nonlinear layer"
-        else:
-            where, why = f"a standard {family} model", "prefix keys / values are not weights"
+        where = "a PEFT adapter" if fmt == "peft" else f"a standard {family} model"
+        why = REFUSALS[(fmt, config.petl)]
         raise ExportError(f"cannot export {config.petl} task {task!r} as {fmt}: only LoRA tasks "
                           f"fit {where} ({why}); use the propetl format")
     if config.pooling != "cls" and not is_generative(family):
