@@ -29,6 +29,7 @@ SECTIONS: dict[str, str] = {
                      "propetl.prefix_len", "propetl.prefix_hidden"), "method"),
     **dict.fromkeys(("lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_examples",
                      "eval_every", "max_length"), "training"),
+    **dict.fromkeys(("max_target_length", "num_beams", "label_smoothing"), "generation"),
 }
 HELP: dict[str, str] = {
     "propetl.petl": "the shared prototype module: bottleneck adapter, LoRA or prefix",
@@ -48,6 +49,10 @@ HELP: dict[str, str] = {
     "early_stopping_patience": "stop after this many evaluations without improvement",
     "sampling": "how batches pick tasks: temperature, proportional or uniform",
     "save_every": "steps between checkpoints (blank: with each evaluation)",
+    "max_target_length": "longest target (headline, summary, translation) in tokens; also the "
+                         "generation limit",
+    "num_beams": "beams when evaluating by generation (1: greedy)",
+    "label_smoothing": "label smoothing of the teacher-forced loss (0: none)",
 }
 
 

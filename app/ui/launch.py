@@ -22,7 +22,10 @@ from .estimate import safe_estimate_md
 
 PAGE = 5
 SECTION_TITLES = {"method": "Method: the shared prototype and its masks",
-                  "training": "Training", "advanced": "Advanced"}
+                  "training": "Training",
+                  "generation": "Generation: text-to-text tasks (headlines, summaries, "
+                                "translation) and generative backbones",
+                  "advanced": "Advanced"}
 #: Form fields in the order they are drawn (section by section).
 SPECS = [s for section in SECTION_TITLES for s in forms.config_fields() if s.section == section]
 
@@ -97,11 +100,33 @@ def tasks_md(tasks: list[str]) -> str:
         except ValueError as err:
             rows.append(f"| {task} | {err} | | |")
             continue
-        labels = ", ".join(info.label_names) if info.label_names else "regression"
+        labels = "text → text" if info.generative else \
+            ", ".join(info.label_names) if info.label_names else "regression"
         sizes = " / ".join(f"{v:,}" for v in (info.sizes or {}).values()) or "hub"
         rows.append(f"| {info.name} | {labels} | {sizes} | {info.main_metric} |")
     return ("| task | labels | train / dev / test | metric |\n|---|---|---|---|\n"
             + "\n".join(rows))
+
+
+def generation_open(backbone: str | None, tasks: list[str] | None) -> Any:
+    """Open the Generation section when a chosen task is text-to-text or the backbone
+    generates; leave it as it is otherwise."""
+    from propetl.backbones import is_generative
+    from propetl.data import get_task_info
+
+    def text_to_text(task: str) -> bool:
+        try:
+            return get_task_info(task).generative
+        except ValueError:  # a user's file or an unknown name: the table says what is wrong
+            return False
+
+    try:
+        generates = bool(backbone) and is_generative(backbone)
+    except Exception:  # a hub name that cannot be read offline: submission reports it
+        generates = False
+    if generates or any(text_to_text(t) for t in tasks or []):
+        return gr.update(open=True)
+    return gr.update()
 
 
 @lru_cache(maxsize=6)
@@ -280,7 +305,8 @@ def build(ctx: Ctx) -> LaunchUI:
                 with gr.Row():
                     backbone = gr.Dropdown(backbone_choices(), value="minilm-l6",
                                            label="Backbone", allow_custom_value=True,
-                                           info="frozen encoder; a hub name or folder works too",
+                                           info="frozen encoder, T5 or decoder LLM; a hub name or folder "
+                                                "works too",
                                            elem_id="launch-backbone")
                     tasks = gr.Dropdown(task_choices(), value=["rotten_tomatoes"],
                                         multiselect=True, label="Tasks",
@@ -301,8 +327,10 @@ def build(ctx: Ctx) -> LaunchUI:
                 upload_file = gr.File(label="Data file", file_types=list(DATA_SUFFIXES),
                                       height=120)
                 upload_msg = gr.Markdown()
+            sections: dict[str, gr.Accordion] = {}
             for section, title in SECTION_TITLES.items():
-                with gr.Accordion(title, open=section != "advanced"), \
+                with gr.Accordion(title, open=section in ("method", "training"),
+                                  elem_id=f"launch-section-{section}") as sections[section], \
                         gr.Row(elem_classes="pp-form-grid"):
                     fields += [forms.component(s) for s in SPECS if s.section == section]
         with gr.Column(scale=2, elem_classes="pp-side"):
@@ -354,6 +382,8 @@ def build(ctx: Ctx) -> LaunchUI:
                    [rows, page_info, page], **private)
     upload_file.upload(upload, [upload_file, tasks], [upload_msg, tasks], **private)
     method = [f for f, s in zip(fields, SPECS, strict=True) if s.key.startswith("propetl.")]
+    for component in (backbone, tasks):
+        component.change(generation_open, [backbone, tasks], sections["generation"], **private)
     for component in (backbone, tasks, *method):
         component.change(storage, [backbone, tasks, *fields], estimate_md, **private)
     load_btn.click(apply_preset, preset, ui.form, **private)

@@ -37,6 +37,19 @@ def test_form_is_generated_from_the_dataclasses():
     assert "max_steps" not in blank and "keep" not in blank["propetl"]
 
 
+def test_generation_options_have_their_section_opened_by_generative_choices():
+    from app.ui import launch
+
+    section = {s.key: s.section for s in launch.SPECS}
+    assert {section[k] for k in ("max_target_length", "num_beams", "label_smoothing")} == \
+        {"generation"}
+    assert launch.generation_open("minilm-l6", ["bbc_headlines"])["open"] is True
+    assert launch.generation_open("tiny-llama", ["rotten_tomatoes"])["open"] is True
+    assert "open" not in launch.generation_open("minilm-l6", ["rotten_tomatoes", "nope"])
+    assert "open" not in launch.generation_open("no/such-model", None)
+    assert "text → text" in launch.tasks_md(["bbc_headlines"])
+
+
 def test_submit_names_the_bad_field_then_queues(ctx):
     from app.ui import launch
 
