@@ -144,8 +144,12 @@ def generative_lines(gen: dict) -> list[str]:
         row = gen[key]
         lines.append(f"| {label} | {100 * row['rouge1']:.2f} | {100 * row['rouge2']:.2f} | "
                      f"{100 * row['rougeL']:.2f} |")
+    storage = gen["storage"]
     lines += ["", f"Per-task storage: {gen['task_mask_bytes'] / 1024:.1f} KiB of masks over a "
-              f"shared prototype of {gen['storage']['prototype_params']:,} parameters.", "",
+              f"shared prototype of {storage['prototype_params']:,} parameters; in the paper's "
+              f"accounting ({storage['percent_of_backbone']:.3f} % of the backbone) that is "
+              f"{100 * storage['ratio_to_baseline']:.1f} % of an ordinary LoRA of the same shape "
+              "in every layer.", "",
               "| reference | untuned | ProPETL |", "|---|---|---|"]
     for sample in gen["samples"][:3]:
         cells = [sample[k].replace("|", "/").replace("\n", " ")[:90]

@@ -48,9 +48,7 @@ def ablation_lines(abl: dict, accuracy: dict | None = None) -> list[str]:
     se = 100 * math.sqrt(typical * (1 - typical) / n)
     lines = ["## Ablations: keep ratio and frozen random masks", "",
              f"ProPETL adapter (bottleneck {setup['bottleneck']}) on {setup['task']}, "
-             f"`{setup['backbone']}`, {setup['epochs']:g} epoch (each run sees "
-             f"{setup['train_examples_seen']:,} of the {setup['split_sizes']['train']:,} training "
-             f"examples), batch {setup['batch_size']}, "
+             f"`{setup['backbone']}`, {_examples_seen(setup)}, batch {setup['batch_size']}, "
              f"max length {setup['max_length']}, lr {setup['lr']:g}, mask lr "
              f"{setup['mask_lr']:g}, seed {setup['seed']}"
              f"{'; whole splits' if setup['max_examples'] is None else '; splits capped'}. "
@@ -98,6 +96,27 @@ def ablation_lines(abl: dict, accuracy: dict | None = None) -> list[str]:
     return lines
 
 
+def _examples_seen(setup: dict) -> str:
+    train, seen = setup["split_sizes"]["train"], setup["train_examples_seen"]
+    if seen >= train:
+        return f"{setup['epochs']:g} epoch over the {train:,} training examples"
+    return f"{setup['epochs']:g} epoch (each run sees {seen:,} of the {train:,} training examples)"
+
+
+def _pooled(comparisons: dict) -> str:
+    """The mean learned - random gap over the keep ratios, with its standard error (the runs
+    are independent), when every gap has the same sign."""
+    gaps = [c["difference"] for c in comparisons.values()]
+    if len(gaps) < 2 or not (all(g > 0 for g in gaps) or all(g < 0 for g in gaps)):
+        return ""
+    mean = sum(gaps) / len(gaps)
+    se = math.sqrt(sum(c["se_difference"] ** 2 for c in comparisons.values())) / len(gaps)
+    side = "learned" if mean > 0 else "random"
+    beyond = "beyond" if abs(mean) > 2 * se else "within"
+    return f" Every gap favours {side} masks; their mean, {100 * mean:+.1f} points (s.e. " \
+           f"{100 * se:.1f}), is {beyond} 2 s.e."
+
+
 def _random_verdict(comparisons: dict) -> str:
     if not comparisons:
         return "not measured."
@@ -109,12 +128,12 @@ def _random_verdict(comparisons: dict) -> str:
         return f"held: learned masks beat frozen random ones by more than 2 s.e. at every keep " \
                f"ratio ({gaps})."
     if clear:
-        return f"held only at keep {', '.join(clear)} (beyond 2 s.e.); elsewhere the gap is " \
-               f"within noise ({gaps})."
+        return f"held at keep {', '.join(clear)} (beyond 2 s.e.); elsewhere the gap is " \
+               f"within noise ({gaps}).{_pooled(comparisons)}"
     if worse:
         return f"did not hold: random masks did better beyond noise at keep " \
                f"{', '.join(worse)} ({gaps})."
-    return f"not shown: the gaps are within noise ({gaps})."
+    return f"not shown: the gaps are within noise ({gaps}).{_pooled(comparisons)}"
 
 
 def _keep_verdict(runs: dict, n: int) -> str:
