@@ -82,9 +82,8 @@ def run(settings: BenchSettings, work: Path, accuracy_file: Path | None = None) 
     saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
     runs: dict[str, dict] = saved.get("runs", {}) if saved.get("settings") == setup else {}
     planned = run_names(settings)
-    if not settings.smoke and accuracy_file and accuracy_file.is_file():
-        runs = {**reused_runs(json.loads(accuracy_file.read_text()), planned, settings, seed),
-                **runs}
+    if accuracy_file and accuracy_file.is_file():
+        runs = {**reused_runs(json.loads(accuracy_file.read_text()), planned, settings), **runs}
     for name, config in planned.items():
         if name in runs:
             continue
@@ -92,19 +91,24 @@ def run(settings: BenchSettings, work: Path, accuracy_file: Path | None = None) 
         row = run_propetl(name, config, settings, seed, work)
         if config.masked and config.masks == "learned":
             row["kept_moved"] = kept_moved(work / f"{name}-{seed}" / "model", config)
-        runs[name] = {**row, "keep": config.keep_ratio if config.masked else None,
-                      "masks": config.masks if config.masked else None}
+        runs[name] = {**row, **_mask_fields(config)}
         print(f"[ablations] {name}: {row['accuracy']:.4f} in {row['train_seconds']:.0f} s",
               flush=True)
         write_json(saved_path, _result(setup, runs, settings, complete=False))
     return _result(setup, runs, settings, complete=True)
 
 
-def reused_runs(accuracy: dict, planned: dict[str, PropetlConfig], settings: BenchSettings,
-                seed: int) -> dict[str, dict]:
-    """The accuracy benchmark's runs that are exactly runs of this part (same config, one seed,
-    this one, default settings), so they need not be trained again."""
-    if replace(settings, out=RESULTS) != BenchSettings() or settings.seeds != (seed,):
+def _mask_fields(config: PropetlConfig) -> dict:
+    """How a run's row names its masks (none for the ordinary adapter)."""
+    return {"keep": config.keep_ratio if config.masked else None,
+            "masks": config.masks if config.masked else None}
+
+
+def reused_runs(accuracy: dict, planned: dict[str, PropetlConfig],
+                settings: BenchSettings) -> dict[str, dict]:
+    """The accuracy benchmark's runs that are exactly runs of this part (same config, its one
+    seed, default settings), so they need not be trained again."""
+    if replace(settings, out=RESULTS) != BenchSettings():
         return {}
     out = {}
     for name, source in REUSED.items():
@@ -112,8 +116,7 @@ def reused_runs(accuracy: dict, planned: dict[str, PropetlConfig], settings: Ben
         if row is None or config is None or PROPETL_RUNS[source] != config:
             continue
         if row.get("accuracy_per_seed") == [row["accuracy"]]:  # measured with this one seed
-            out[name] = {**row, "keep": config.keep_ratio if config.masked else None,
-                         "masks": config.masks if config.masked else None,
+            out[name] = {**row, **_mask_fields(config),
                          "reused_from": f"accuracy.json ({source})"}
     return out
 

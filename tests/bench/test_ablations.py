@@ -15,7 +15,7 @@ def _accuracy_rows(seeds: int = 1) -> dict:
 
 def test_default_settings_reuse_the_matching_runs() -> None:
     settings = BenchSettings()
-    reused = reused_runs(_accuracy_rows(), run_names(settings), settings, 42)
+    reused = reused_runs(_accuracy_rows(), run_names(settings), settings)
     assert set(reused) == {"learned_0.5", "none_adapter"}
     assert reused["learned_0.5"]["keep"] == 0.5 and reused["learned_0.5"]["masks"] == "learned"
     assert reused["none_adapter"]["keep"] is None
@@ -26,6 +26,6 @@ def test_other_settings_or_seeds_train_afresh() -> None:
     planned = run_names(BenchSettings())
     for settings in (replace(BenchSettings(), epochs=0.5), replace(BenchSettings(), seeds=(1,)),
                      BenchSettings.smoke_settings(BenchSettings().out)):
-        assert reused_runs(_accuracy_rows(), planned, settings, settings.seeds[0]) == {}
+        assert reused_runs(_accuracy_rows(), planned, settings) == {}
     settings = BenchSettings()
-    assert reused_runs(_accuracy_rows(seeds=3), planned, settings, 42) == {}
+    assert reused_runs(_accuracy_rows(seeds=3), planned, settings) == {}
