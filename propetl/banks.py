@@ -89,12 +89,25 @@ def _init_tensor(kind: str, name: str, shape: tuple[int, ...], config: PropetlCo
     return out.normal_(0.0, config.init_std, generator=generator)
 
 
+def score_fan_in(kind: str, masked: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """The fan-in each masked tensor's scores are drawn with, as the public code draws them:
+    its adapter masks are stored transposed ([d, b] for down, [b, d] for up: fan-in = our first
+    dimension), its prefix masks are one [L, P, 2d] block (fan-in P * 2d), its LoRA masks have
+    A's and B's own shapes (fan-in = our second dimension)."""
+    if kind == "adapter":
+        return {name: shape[0] for name, shape in masked.items()}
+    if kind == "prefix":
+        return {name: math.prod(shape) for name, shape in masked.items()}
+    return {name: math.prod(shape[1:]) for name, shape in masked.items()}
+
+
 class TaskMasks(nn.Module):
     """One task's masks over a bank: trainable scores, or fixed binary masks (loaded from a
     trained task, or drawn at random and never trained when `learned` is False)."""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], rows: int, keep: float,
-                 generator: torch.Generator | None, learned: bool = True) -> None:
+                 generator: torch.Generator | None, learned: bool = True,
+                 fan_in: dict[str, int] | None = None) -> None:
         super().__init__()
         self.keep = keep
         self.shapes = shapes
@@ -104,9 +117,11 @@ class TaskMasks(nn.Module):
             return
         for name, shape in shapes.items():
             if learned:
-                self.scores[name] = nn.Parameter(init_scores((rows, *shape), generator))
+                self.scores[name] = nn.Parameter(init_scores((rows, *shape), generator,
+                                                                  (fan_in or {}).get(name)))
             else:
-                self.register_buffer(f"fixed_{name}", random_mask((rows, *shape), keep, generator),
+                self.register_buffer(f"fixed_{name}", random_mask((rows, *shape), keep, generator,
+                                                 (fan_in or {}).get(name)),
                                      persistent=True)
 
     @property
@@ -138,6 +153,7 @@ class Bank(nn.Module):
         self.config = config
         self.sharing = config.sharing
         self.prefix = prefix
+        self.score_fan_in = score_fan_in(kind, masked)
         self.tasks = nn.ModuleDict()  # task -> TaskMasks (propetl, propetl-or) or Prototype (none)
         self.prototype: nn.Module | None = None
         self.layer_masks: TaskMasks | None = None
@@ -146,7 +162,8 @@ class Bank(nn.Module):
         if self.sharing == "propetl-or":
             self.layer_masks = TaskMasks(masked, num_layers, config.keep_ratio,
                                          seeded_generator(config.seed, name, "layers"),
-                                         learned=config.masks == "learned")
+                                         learned=config.masks == "learned",
+                                         fan_in=self.score_fan_in)
         self._cache: dict[str, Tensors] = {}
 
     # ------------------------------------------------------------ tasks
@@ -164,7 +181,8 @@ class Bank(nn.Module):
             rows = 1 if self.sharing == "propetl-or" else self.num_layers
             self.tasks[task] = TaskMasks(self.masked, rows, self.config.keep_ratio,
                                          generator if trainable else None,
-                                         learned=self.config.masks == "learned")
+                                         learned=self.config.masks == "learned",
+                                         fan_in=self.score_fan_in)
         self._cache.pop(task, None)
 
     def remove_task(self, task: str) -> None:

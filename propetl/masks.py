@@ -42,10 +42,23 @@ def topk_mask(scores: torch.Tensor, keep: float) -> torch.Tensor:
     return _TopKStraightThrough.apply(scores.abs(), kept_count(per_row, keep))
 
 
-def init_scores(shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+def init_scores(shape: tuple[int, ...], generator: torch.Generator | None = None,
+                fan_in: int | None = None) -> torch.Tensor:
     """Kaiming-uniform (a = sqrt(5)) scores for a stack [R, *shape], each row drawn independently,
-    so that every layer starts from a different random mask."""
+    so that every layer starts from a different random mask.
+
+    Kaiming-uniform with a = sqrt(5) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)). By default the fan-in
+    is torch's for one row (`shape[1]`'s size times the rest's for a row of >= 2 dims); pass
+    `fan_in` to draw as the public code does where it stores a tensor in another layout (its
+    adapter masks are transposed, its prefix masks one [L, P, 2d] block of fan-in P * 2d).
+    """
     out = torch.empty(shape)
+    if fan_in is not None:
+        bound = 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            for row in out:
+                row.uniform_(-bound, bound, generator=generator)
+        return out
     for row in out:
         nn.init.kaiming_uniform_(row if row.dim() >= 2 else row.view(1, -1),
                                  a=math.sqrt(5), generator=generator)
@@ -53,12 +66,13 @@ def init_scores(shape: tuple[int, ...], generator: torch.Generator | None = None
 
 
 def random_mask(shape: tuple[int, ...], keep: float,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None,
+                fan_in: int | None = None) -> torch.Tensor:
     """A fixed random binary mask stack [R, *shape]: exactly as many kept entries per row as
     `topk_mask` keeps, drawn as the top-k of fresh `init_scores` (the mask that learned scores
     would start from)."""
     with torch.no_grad():
-        return topk_mask(init_scores(shape, generator), keep)
+        return topk_mask(init_scores(shape, generator, fan_in), keep)
 
 
 # ---------------------------------------------------------------- bit packing
