@@ -173,8 +173,32 @@ class Bank(nn.Module):
         return Prototype(self.kind, {**self.masked, **self.unmasked}, self.config, generator,
                          layers=layers)
 
+    def task_generator(self, task: str) -> torch.Generator:
+        """Where a task's scores start. With `mask_init` "shared" (learned masks) every task
+        of the prototype starts from the same seeded scores, so tasks added later start where
+        the first ones did; "per-task" (and fixed random masks) draws each task its own."""
+        if self.config.mask_init == "shared" and self.config.masks == "learned":
+            return seeded_generator(self.config.seed, self.bank_name, "task")
+        return seeded_generator(self.config.seed, self.bank_name, "task", task)
+
+    def start_masks(self, task: str) -> Tensors:
+        """The binary masks `task` started training from, in the form `masks()` returns
+        (propetl-or: OR with the bank's layer masks as they are now; empty for 'none')."""
+        if self.sharing == "none":
+            return {}
+        rows = 1 if self.sharing == "propetl-or" else self.num_layers
+        # The fan-in only scales the scores: the same draws give the same top-k mask.
+        start = TaskMasks(self.masked, rows, self.config.keep_ratio, self.task_generator(task),
+                          learned=self.config.masks == "learned")
+        with torch.no_grad():
+            own = start()
+            if self.layer_masks is None:
+                return own
+            layers = self.layer_masks()
+            return {n: own[n] + layers[n] - own[n] * layers[n] for n in self.masked}
+
     def add_task(self, task: str, trainable: bool = True) -> None:
-        generator = seeded_generator(self.config.seed, self.bank_name, "task", task)
+        generator = self.task_generator(task)
         if self.sharing == "none":
             self.tasks[task] = self._make_prototype(generator, layers=self.num_layers)
         else:

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from transformers import PreTrainedModel
 
 from .banks import Prototype
-from .config import ConfigError, PropetlConfig, TaskHeadSpec
+from .config import ConfigError, PropetlConfig, TaskHeadSpec, saved_propetl_dict
 from .masks import pack_bits, unpack_bits
 
 FORMAT = "propetl"
@@ -199,6 +199,8 @@ def read_manifest(directory: Path) -> dict:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{directory}: unsupported format version "
                               f"{manifest.get('format_version')!r}")
+    if isinstance(manifest.get("config"), dict):  # saved before a field existed: as it was then
+        manifest["config"] = saved_propetl_dict(manifest["config"])
     return manifest
 
 

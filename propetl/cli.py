@@ -82,7 +82,7 @@ def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottlene
 PROPETL_FLAGS = ("petl", "sharing", "keep", "masks", "bottleneck", "lora_r", "lora_alpha",
                  "prefix_len", "head", "pooling")
 TRAIN_FLAGS = ("backbone", "lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_length",
-               "eval_every", "max_examples", "sampling", "seed", "device", "precision",
+               "eval_every", "max_examples", "sampling", "seed", "data_seed", "device", "precision",
                "early_stopping_patience", "max_target_length", "label_smoothing", "num_beams")
 
 
@@ -142,7 +142,8 @@ def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
 @click.option("--label-smoothing", type=float, help="generative backbones: LM label smoothing")
 @click.option("--num-beams", type=int, help="generative backbones: beams when evaluating")
 @click.option("--sampling", type=click.Choice(["temperature", "proportional", "uniform"]))
-@click.option("--seed", type=int)
+@click.option("--seed", type=int, help="training seed (init, masks, batch order)")
+@click.option("--data-seed", type=int, help="seed of the train / dev / test split (default 42)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
@@ -186,7 +187,8 @@ def _load_for_inference(model_dir: str):
 @click.option("--split", type=click.Choice(["dev", "test"]), default="test")
 @click.option("--max-length", type=int, default=64)
 @click.option("--max-examples", type=int, default=None)
-@click.option("--seed", type=int, default=42, help="the split seed used in training")
+@click.option("--data-seed", "--seed", "seed", type=int, default=42,
+              help="the split seed (data_seed) used in training")
 @click.option("--json", "as_json", is_flag=True)
 @fail_cleanly
 def evaluate(model_dir: str, task: str, split: str, max_length: int, max_examples: int | None,

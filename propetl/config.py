@@ -15,12 +15,17 @@ SharingMode = Literal["propetl", "propetl-or", "none"]
 MaskMode = Literal["learned", "random"]
 HeadKind = Literal["linear", "roberta"]
 Pooling = Literal["cls", "mean"]
+AdapterPlacement = Literal["pfeiffer", "ffn-output"]
 
 PETL_KINDS: tuple[str, ...] = ("adapter", "lora", "prefix")
 SHARING_MODES: tuple[str, ...] = ("propetl", "propetl-or", "none")
 MASK_MODES: tuple[str, ...] = ("learned", "random")
 HEAD_KINDS: tuple[str, ...] = ("linear", "roberta")
 POOLINGS: tuple[str, ...] = ("cls", "mean")
+ADAPTER_PLACEMENTS: tuple[str, ...] = ("pfeiffer", "ffn-output")
+#: Values that fields added later had implicitly before they existed: a saved config (model
+#: folder, run folder) that lacks one of them was made that way.
+SAVED_BEFORE: dict[str, Any] = {"adapter_placement": "ffn-output"}
 
 #: Keep ratios used by the public ProPETL scripts.
 DEFAULT_KEEP: dict[str, float] = {"adapter": 0.5, "lora": 0.1, "prefix": 0.1}
@@ -110,6 +115,7 @@ class PropetlConfig:
     keep: float | None = None
     masks: MaskMode = "learned"
     bottleneck: int = 64
+    adapter_placement: AdapterPlacement = "pfeiffer"
     lora_r: int = 32
     lora_alpha: float = 48.0
     lora_targets: tuple[str, ...] = ("query", "value")
@@ -154,6 +160,9 @@ class PropetlConfig:
              f"masks {self.masks!r} needs sharing 'propetl' or 'propetl-or': sharing 'none' "
              "trains ordinary modules and has no masks")
         need(self.bottleneck >= 1, f"bottleneck must be >= 1, got {self.bottleneck}")
+        need(self.adapter_placement in ADAPTER_PLACEMENTS,
+             f"adapter_placement must be one of {ADAPTER_PLACEMENTS}, "
+             f"got {self.adapter_placement!r}")
         need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
         need(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         need(len(self.lora_targets) > 0 and set(self.lora_targets) <= {"query", "value"},
@@ -255,6 +264,7 @@ class TrainConfig:
     precision: str = "auto"
     device: str = "auto"
     seed: int = 42
+    data_seed: int = 42  # the train / dev / test split: fixed whatever the training seed
     save_every: int | None = None
     # generative backbones (T5, Llama families): text-to-text training and evaluation
     max_target_length: int = 64
@@ -319,3 +329,19 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_saved_json(cls, text: str) -> TrainConfig:
+        """A job config written by an earlier version: fields it lacks take the value they had
+        implicitly then (`data_seed` was the training seed; `SAVED_BEFORE`)."""
+        data = json.loads(text)
+        if isinstance(data, dict):
+            data.setdefault("data_seed", data.get("seed", 42))
+            if isinstance(data.get("propetl"), dict):
+                data["propetl"] = saved_propetl_dict(data["propetl"])
+        return cls.from_dict(data)
+
+
+def saved_propetl_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved ProPETL config with the fields added since filled in as they were then."""
+    return {**SAVED_BEFORE, **data}

@@ -58,7 +58,7 @@ from transformers.models.auto.modeling_auto import (
 
 from .config import PropetlConfig
 from .families import FAMILIES, get_path
-from .layers import AdapterOutput, LoraLinear
+from .layers import AdapterOutput, LoraLinear, PfeifferAdapter
 
 if TYPE_CHECKING:
     from .model import ProPETLModel
@@ -360,14 +360,17 @@ def export_peft(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
 # ------------------------------------------------------------------ merged
 
 def _plain_backbone_state(model: ProPETLModel) -> Tensors:
-    """The backbone's weights without ProPETL's wrappers (`x.base.weight` -> `x.weight`)."""
+    """The backbone's weights without ProPETL's wrappers (`x.base.weight` -> `x.weight`,
+    `x.base.dense.weight` -> `x.dense.weight` for a wrapped block)."""
     wrapped = {name for name, module in model.backbone.named_modules()
-               if isinstance(module, (LoraLinear, AdapterOutput))}
+               if isinstance(module, (LoraLinear, AdapterOutput, PfeifferAdapter))}
     state: Tensors = {}
     for key, value in model.backbone.state_dict().items():
-        module, _, param = key.rpartition(".")
-        if module.endswith(".base") and module[:-5] in wrapped:
-            key = f"{module[:-5]}.{param}"
+        parts = key.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i] == "base" and ".".join(parts[:i]) in wrapped:
+                key = ".".join(parts[:i] + parts[i + 1:])
+                break
         state[key] = value.detach().float().cpu().clone()
     return state
 

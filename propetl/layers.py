@@ -55,7 +55,8 @@ class ForwardState:
 
 
 class AdapterOutput(nn.Module):
-    """The FFN output projection followed by a Pfeiffer adapter (up(relu(down(h))) + h)."""
+    """The FFN output projection followed by an adapter reading it, up(relu(down(h))) + h:
+    the placement of models saved before the Pfeiffer one (`adapter_placement` "ffn-output")."""
 
     def __init__(self, base: nn.Linear, state: ForwardState, bank: str, layer: int) -> None:
         super().__init__()
@@ -75,6 +76,65 @@ class AdapterOutput(nn.Module):
             return h + F.linear(inner, w["up"], w["up_bias"])
 
         return self.state.per_task(self.bank, self.layer, hidden, adapter)
+
+
+def _adapter_delta(state: ForwardState, bank: str, layer: int, a: torch.Tensor) -> torch.Tensor:
+    """up(relu(down(a))) with each example's task's tensors."""
+    def delta(x: torch.Tensor, w: Tensors) -> torch.Tensor:
+        return F.linear(F.relu(F.linear(x, w["down"], w["down_bias"])), w["up"], w["up_bias"])
+
+    return state.per_task(bank, layer, a, delta)
+
+
+class PfeifferAdapter(nn.Module):
+    """A Pfeiffer adapter around one layer's FFN block (see `families` for the styles).
+
+    With h the FFN's output and x the layer's residual input: a = LN(h + x) with the layer's
+    own output LayerNorm (pre-LN layers, which have none there: a = h + x), and the block's
+    output becomes h + up(relu(down(a))) before the layer's residual sum (and LayerNorm).
+    `base` is the wrapped module, so its weights keep their names under `base.`.
+    """
+
+    def __init__(self, base: nn.Module, style: str, state: ForwardState, bank: str, layer: int,
+                 norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.base, self.style = base, style
+        self.state, self.bank, self.layer = state, bank, layer
+        self._residual: torch.Tensor | None = None
+        if style == "ffn":
+            assert norm is not None
+            self._norm = [norm]  # the block's module (a list: not registered twice)
+        elif style == "pre-ln-mlp":
+            assert norm is not None
+            norm.register_forward_pre_hook(self._capture)
+
+    def _capture(self, module: nn.Module, args: tuple) -> None:
+        self._residual = args[0]
+
+    def _delta(self, a: torch.Tensor) -> torch.Tensor:
+        return _adapter_delta(self.state, self.bank, self.layer, a)
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        base = self.base
+        if self.style == "post-ln":  # BertOutput(intermediate, input_tensor)
+            x = args[0] if args else kwargs["input_tensor"]
+            h = base.dropout(base.dense(hidden_states))
+            out = h + self._delta(base.LayerNorm(h + x))
+            return base.LayerNorm(out + x)
+        if self.style == "ffn":  # DistilBERT's FFN(x); the block adds x and normalises
+            h = base(hidden_states)
+            return h + self._delta(self._norm[0](h + hidden_states))
+        if self.style == "pre-ln":  # T5LayerFF(x) = x + dropout(FF(LN(x)))
+            x = hidden_states
+            h = base.dropout(base.DenseReluDense(base.layer_norm(x)))
+            return x + h + self._delta(h + x)
+        if self.style == "pre-ln-mlp":  # Llama's MLP(LN(x)); the layer adds x
+            x, self._residual = self._residual, None
+            if x is None:
+                raise RuntimeError("the adapter's MLP was called without its layer's LayerNorm")
+            h = base(hidden_states, *args, **kwargs)
+            return h + self._delta(h + x)
+        raise ValueError(f"unknown adapter style {self.style!r}")
 
 
 class LoraLinear(nn.Module):

@@ -28,6 +28,7 @@ from .layers import (
     AdapterOutput,
     ForwardState,
     LoraLinear,
+    PfeifferAdapter,
     PrefixHook,
     TaskGroup,
     register_prefix_attention,
@@ -111,8 +112,16 @@ class ProPETLModel(nn.Module):
             self.banks["adapter"] = Bank("adapter", "adapter", {"down": (b, d), "up": (d, b)},
                                          {"down_bias": (b,), "up_bias": (d,)}, L, cfg)
             for i, layer in enumerate(layers):
-                base = get_path(layer, self.family.ffn_out)
-                set_path(layer, self.family.ffn_out, AdapterOutput(base, self.state, "adapter", i))
+                if cfg.adapter_placement == "ffn-output":  # models saved before "pfeiffer"
+                    base = get_path(layer, self.family.ffn_out)
+                    set_path(layer, self.family.ffn_out,
+                             AdapterOutput(base, self.state, "adapter", i))
+                    continue
+                fam = self.family
+                norm = get_path(layer, fam.adapter_norm) if fam.adapter_norm else None
+                set_path(layer, fam.adapter_block,
+                         PfeifferAdapter(get_path(layer, fam.adapter_block), fam.adapter_style,
+                                         self.state, "adapter", i, norm))
         elif cfg.petl == "lora":
             r = cfg.lora_r
             for target in cfg.lora_targets:

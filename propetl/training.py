@@ -117,7 +117,7 @@ def prepare_data(config: TrainConfig, tokenizer, generative: str | None = None) 
     """Load and tokenise the job's tasks; for a generative backbone (`generative` = "seq2seq"
     or "causal") as text-to-text with teacher forcing."""
     datasets.disable_progress_bars()
-    tasks = [load_task(name, seed=config.seed, max_examples=config.max_examples)
+    tasks = [load_task(name, seed=config.data_seed, max_examples=config.max_examples)
              for name in config.tasks]
     names = [t.info.name for t in tasks]
     if len(set(names)) != len(names):
@@ -460,7 +460,7 @@ def _check_resumable(run_dir: Path, config: TrainConfig, resume: bool) -> None:
                 target.unlink(missing_ok=True)
         return
     try:
-        before = TrainConfig.from_json(previous.read_text())
+        before = TrainConfig.from_saved_json(previous.read_text())
     except (ConfigError, ValueError, TypeError):
         before = None
     if before is not None and before != config:

@@ -105,13 +105,19 @@ def test_task_switch_uses_the_cache_and_never_recomputes_masks(monkeypatch):
     assert [o.shape[1] for o in outputs] == [2, 3, 1]
 
 
-def test_tasks_get_different_masks_over_one_shared_prototype():
+def test_tasks_start_from_shared_seeded_scores_over_one_shared_prototype():
     model = build(tasks=TASKS[:2])
     bank = model.banks["adapter"]
     a, b = bank.masks("a")["down"], bank.masks("b")["down"]
     assert a.shape == b.shape == (2, 8, 32)
-    assert (a != b).float().mean() > 0.2
+    assert torch.equal(a, b) and torch.equal(bank.start_masks("a")["down"], a)
+    assert (a[0] != a[1]).float().mean() > 0.2  # layers still start apart
     assert bank.prototype_numel() == 8 * 32 * 2 + 8 + 32
+    other_seed = build(tasks=TASKS[:1], seed=1).banks["adapter"].masks("a")["down"]
+    assert (other_seed != a).float().mean() > 0.2
+    own = build(tasks=TASKS[:2], mask_init="per-task").banks["adapter"]
+    assert (own.masks("a")["down"] != own.masks("b")["down"]).float().mean() > 0.2
+    assert torch.equal(own.start_masks("b")["down"], own.masks("b")["down"])
 
 
 def test_propetl_or_mask_is_task_or_layer():

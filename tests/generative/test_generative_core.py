@@ -6,7 +6,7 @@ from torch import nn
 
 from propetl import PropetlConfig, ProPETLModel, TaskHeadSpec
 from propetl.families import UnsupportedModelError
-from propetl.layers import AdapterOutput, LoraLinear
+from propetl.layers import LoraLinear, PfeifferAdapter
 from propetl.masks import kept_count
 from propetl.tiny import TINY_GENERATIVE, tiny_backbone
 
@@ -75,10 +75,10 @@ def test_t5_shares_one_prototype_over_encoder_and_decoder_blocks():
     backbone = model.backbone
     assert model.num_layers == 4  # 2 encoder + 2 decoder blocks
     for stack in (backbone.encoder.block, backbone.decoder.block):
-        for block in stack:
-            assert isinstance(block.layer[-1].DenseReluDense.wo, AdapterOutput)
+        for block in stack:  # the Pfeiffer adapter wraps each block's FF sub-layer
+            assert isinstance(block.layer[-1], PfeifferAdapter)
     assert model.banks["adapter"].masks("a")["down"].shape == (4, 8, 32)
-    layers = [m.layer for m in model.modules() if isinstance(m, AdapterOutput)]
+    layers = [m.layer for m in model.modules() if isinstance(m, PfeifferAdapter)]
     assert layers == [0, 1, 2, 3]
 
 
