@@ -36,6 +36,7 @@ from .models import (
 from .settings import Settings, get_settings
 from .specs import JobSpec
 from .sweeps import SweepSpec
+from .uploads import task_name
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,15 @@ class Registry:
     def submit_job(self, spec: JobSpec | dict[str, Any]) -> int:
         """Validate, record and enqueue a job; returns its id."""
         if not isinstance(spec, JobSpec):
-            spec = JobSpec.model_validate(spec)
+            spec = JobSpec.model_validate(spec, context={"paths": True})  # a Python caller
         with self._tx() as s:
             job = self._add_job(s, spec)
         self._send(job.id, job.queue, job.celery_task_id or "")
         return job.id
 
     def _add_job(self, s: Session, spec: JobSpec, sweep_id: int | None = None) -> Job:
-        job = Job(name=spec.name or f"{'+'.join(spec.config.tasks)} on {spec.config.backbone}",
+        tasks = "+".join(task_name(t) for t in spec.config.tasks)
+        job = Job(name=spec.name or f"{tasks} on {spec.config.backbone}",
                   owner=spec.owner, sweep_id=sweep_id, spec=spec.to_json_dict(),
                   queue=spec.queue or self.settings.default_queue,
                   celery_task_id=str(uuid.uuid4()), status=JobStatus.queued.value)
@@ -161,7 +163,7 @@ class Registry:
         failed (the others still run) and the first such error is raised after the rest.
         """
         if not isinstance(spec, SweepSpec):
-            spec = SweepSpec.model_validate(spec)
+            spec = SweepSpec.model_validate(spec, context={"paths": True})
         with self._tx() as s:
             sweep = Sweep(name=spec.name, owner=spec.owner, base_spec=spec.base.to_json_dict(),
                           grid=spec.grid)
@@ -493,6 +495,22 @@ class Registry:
             if proto is None:
                 raise NotFoundError(f"no prototype {uid}")
             return proto
+
+    def job_owners(self, job_ids: Iterable[int | None]) -> dict[int, str]:
+        """job id -> owner, for the given ids (one query; missing ids are left out)."""
+        ids = {i for i in job_ids if i is not None}
+        if not ids:
+            return {}
+        with self._sessions() as s:
+            return dict(s.execute(select(Job.id, Job.owner).where(Job.id.in_(ids))).all())
+
+    def prototype_uids(self, prefix: str, limit: int = 50) -> list[str]:
+        """Uids of prototypes starting with `prefix` (the short id shown in the dashboard)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (select(Prototype.uid).where(Prototype.uid.like(f"{escaped}%", escape="\\"))
+                 .order_by(Prototype.id.desc()).limit(limit))
+        with self._sessions() as s:
+            return list(s.scalars(query))
 
     def prototype_for_job(self, job_id: int) -> Prototype | None:
         with self._sessions() as s:
