@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from .report_ablations import ablation_lines, ablations_plot
+from .report_continual import continual_lines
 
 GOALS = [  # (summary key, label, goal text, check)
     ("rt_acc.propetl_adapter", "RT test accuracy, ProPETL adapter", ">= best PEFT LoRA",
@@ -220,6 +221,8 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
         lines += ablation_lines(results["ablations"], results.get("accuracy"))
     if results.get("generative"):
         lines += generative_lines(results["generative"])
+    if results.get("continual"):
+        lines += continual_lines(results["continual"])
     lines += ["## How to read these figures", "",
               "- One seed (42) per method: differences of a few tenths of a point are within "
               "seed noise.",

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from . import ablations, accuracy, generative, load, multitask, serving, storage_paper
+from . import ablations, accuracy, continual, generative, load, multitask, serving, storage_paper
 from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
-PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load", "generative")
+PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load", "generative",
+         "continual")
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
@@ -59,6 +60,12 @@ def summary(results: dict, settings: BenchSettings) -> dict:
     if gen:
         out["gen_rougeL.untuned"] = gen["untuned"]["rougeL"]
         out["gen_rougeL.propetl"] = gen["propetl_lora"]["rougeL"]
+    cont = results.get("continual")
+    if cont:
+        for key in ("added_acc", "joint_acc", "single_acc"):
+            out[f"continual.{key}"] = cont[key]["mean"]
+        out["continual.added_bytes"] = cont["added_bytes"]
+        out["continual.old_tasks_unchanged"] = cont["old_tasks_unchanged"]
     multi = results.get("multitask")
     if multi:
         out["multitask.shared_total_bytes"] = multi["shared_total_bytes"]
@@ -109,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
                                               out / "accuracy.json")
             elif part == "load":
                 results[part] = load.run(settings.smoke)
+            elif part == "continual":
+                results[part] = continual.run(
+                    continual.ContinualSettings.smoke_settings() if args.smoke else
+                    continual.ContinualSettings(), Path(work) / "continual")
             elif part == "generative":
                 gen = generative.smoke_settings(out) if args.smoke else \
                     generative.GenSettings(out=out)

@@ -23,6 +23,8 @@ def test_bench_smoke_writes_every_result(tmp_path):
     for name in ("predict_c8", "predict_c32", "submit_c8"):  # a real server, loopback
         assert summary[f"load.{name}.requests_per_s"] > 0
         assert summary[f"load.{name}.errors_and_lost"] == 0
+    assert summary["continual.old_tasks_unchanged"] is True  # verified by sha256
+    assert 0 <= summary["continual.added_acc"] <= 1 and summary["continual.added_bytes"] > 0
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert ablations["complete"] and set(ablations["comparisons"]) == {"0.1"}
     assert {"learned_0.1", "random_0.1", "none_adapter"} <= set(ablations["runs"])
