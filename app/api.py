@@ -21,6 +21,7 @@ from . import bundles, exports, views
 from .auth import Auth, AuthError, ForbiddenError
 from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
+from .serving import ServerBusyError, retry_after_header
 from .specs import JobSpec
 from .sweeps import SweepSpec
 
@@ -38,6 +39,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such job, sweep, prototype or task"},
     409: {"model": Problem, "description": "not possible in the current state"},
     422: {"model": Problem, "description": "invalid request, or an export the format refuses"},
+    503: {"model": Problem, "description": "the prototype's serving queue is full; retry after "
+                                           "`Retry-After` s (nothing was queued)"},
 }
 router = APIRouter(prefix="/api", responses=ERRORS)
 
@@ -363,14 +366,17 @@ def predict(body: PredictRequest, engine: EngineDep, registry: RegistryDep, requ
         result = engine.predict(body.prototype, task, body.text, body.text_pair)
     return {"prototype": body.prototype, "mode": result.mode, "results": result.results,
             "timing": {"swap_ms": result.swap_ms, "inference_ms": result.inference_ms,
-                       "load_ms": result.load_ms}}
+                       "load_ms": result.load_ms, "queue_ms": result.queue_ms},
+            # concurrent requests of this prototype are answered as one mixed-task batch
+            "batch": {"texts": result.batch_texts, "requests": result.batch_requests}}
 
 
 # --- errors ----------------------------------------------------------------------------
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (FileNotFoundError, 404),
-    (InvalidStateError, 409), (PlaygroundError, 422), (exports.ExportError, 422)]
+    (InvalidStateError, 409), (PlaygroundError, 422), (exports.ExportError, 422),
+    (ServerBusyError, 503)]
 
 
 def install(app: FastAPI, auth: Auth) -> None:
@@ -394,6 +400,8 @@ async def _validation_handler(request: Request, err: Exception) -> JSONResponse:
 def _handler(code: int) -> Any:
     async def handle(request: Request, err: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        if isinstance(err, ServerBusyError):  # the prototype's serving queue is full
+            headers = {"Retry-After": retry_after_header(err)}
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         return JSONResponse({"detail": message}, status_code=code, headers=headers)
 

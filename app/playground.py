@@ -1,7 +1,9 @@
 """The playground engine: load a prototype once, then answer any of its tasks by mask swap.
 
 Loaded prototypes are kept in a small LRU cache keyed by (uid, tasks), so deleting a
-task's masks gives a fresh load. Every call reports the measured swap and inference time.
+task's masks gives a fresh load. Classification requests go through the prototype's batcher
+(`app.serving`): concurrent requests, whatever their tasks, are answered by one mixed-task
+forward. Every call reports the measured queue and inference time.
 A prototype over a generative backbone (T5, Llama families) answers with generated text,
 which `stream` hands out piece by piece with the token rate.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .registry import NotFoundError, Registry, get_registry
+from .serving import Answer, Serving
 
 ALL_TASKS = "all tasks"
 
@@ -45,19 +48,32 @@ class Prediction:
     results: list[dict[str, Any]]
     swap_ms: float
     inference_ms: float
-    mode: str  # "single" (one task, masks swapped) or "mixed" (one batch over tasks)
+    mode: str  # "single" (one task) or "mixed" (the request's texts name several tasks)
     load_ms: float = 0.0
     tasks: list[str] = field(default_factory=list)
+    queue_ms: float = 0.0  # waiting for the batch it was answered in
+    batch_texts: int = 0  # texts in that batch (other requests' too)
+    batch_requests: int = 0  # requests in that batch
 
 
 class PlaygroundEngine:
     """Loads prototypes from the registry's artifacts and predicts with them (thread-safe)."""
 
-    def __init__(self, registry: Callable[[], Registry] = get_registry, capacity: int = 2) -> None:
+    def __init__(self, registry: Callable[[], Registry] = get_registry, capacity: int = 2,
+                 serving: Serving | None = None, task_cache: int | None = None) -> None:
         self._registry = registry
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, tuple[str, ...]], Loaded] = OrderedDict()
         self._lock = threading.RLock()
+        self._serving = serving
+        self._task_cache = task_cache
+
+    @property
+    def serving(self) -> Serving:
+        """The batchers of the loaded prototypes (from the settings unless given)."""
+        if self._serving is None:
+            self._serving = Serving.from_settings()
+        return self._serving
 
     def tasks_of(self, uid: str) -> list[str]:
         """Tasks of a prototype whose masks are on disk."""
@@ -81,6 +97,7 @@ class PlaygroundEngine:
                 return self._cache[key], 0.0
             started = time.perf_counter()
             model = ProPETLModel.from_pretrained(proto.artifact_path, tasks=list(tasks))
+            self._bound_materialised(model)
             tokenizer = load_tokenizer(proto.backbone.name)
             max_length = int((proto.train_config or {}).get("max_length") or 128)
             generative = model.family.generative
@@ -96,6 +113,20 @@ class PlaygroundEngine:
                 self._cache.popitem(last=False)
             return loaded, load_ms
 
+    def _bound_materialised(self, model: Any) -> None:
+        """Keep at most `serve_task_cache` tasks materialised; the rest stay bit-packed."""
+        if self._task_cache is None:
+            from .settings import get_settings
+
+            self._task_cache = get_settings().serve_task_cache
+        for bank in model.banks.values():
+            bank.cache_limit = self._task_cache
+
+    def _batched(self, loaded: Loaded, items: list[tuple[str, tuple[str, str | None]]]) -> Answer:
+        """Answer `items` in the prototype's next batch (with other requests' texts)."""
+        batcher = self.serving.batcher(loaded.uid, loaded, loaded.predictor.predict_mixed)
+        return batcher.predict(items)
+
     def predict(self, uid: str, task: str, text: str, pair: str | None = None) -> Prediction:
         """One text for one task, or for every task at once with `task="all tasks"`."""
         if not text or not text.strip():
@@ -107,11 +138,10 @@ class PlaygroundEngine:
         if task == ALL_TASKS:
             return self.predict_mixed(uid, [(t, text, pair) for t in loaded.tasks], load_ms)
         self._check(loaded, task)
-        with self._lock:
-            results = loaded.predictor.predict(task, [(text, pair)])
-            timing = loaded.predictor.last_timing
-        return Prediction(results, timing.swap_ms, timing.inference_ms, "single", load_ms,
-                          loaded.tasks)
+        answer = self._batched(loaded, [(task, (text, pair))])
+        return Prediction(answer.results, 0.0, answer.inference_ms, "single", load_ms,
+                          loaded.tasks, answer.queue_ms, answer.batch_texts,
+                          answer.batch_requests)
 
     @staticmethod
     def _check(loaded: Loaded, task: str) -> None:
@@ -124,9 +154,10 @@ class PlaygroundEngine:
         results, inference_ms = [], 0.0
         for name in tasks:
             self._check(loaded, name)
-            with self._lock:
-                results += loaded.predictor.generate(name, [text])
-                inference_ms += loaded.predictor.last_timing.inference_ms
+            # one generation at a time (the Generator's own lock), never under the engine's
+            # lock: classification and other prototypes go on meanwhile
+            results += loaded.predictor.generate(name, [text])
+            inference_ms += loaded.predictor.last_timing.inference_ms
         return Prediction(results, 0.0, inference_ms, "single", load_ms, loaded.tasks)
 
     def is_generative(self, uid: str) -> bool:
@@ -156,11 +187,10 @@ class PlaygroundEngine:
                                   + ", ".join(loaded.tasks))
         if not requests:
             raise PlaygroundError("nothing to predict")
-        with self._lock:
-            results = loaded.predictor.predict_mixed([(t, (x, p)) for t, x, p in requests])
-            timing = loaded.predictor.last_timing
-        return Prediction(results, timing.swap_ms, timing.inference_ms, "mixed",
-                          load_ms + extra, loaded.tasks)
+        answer = self._batched(loaded, [(t, (x, p)) for t, x, p in requests])
+        return Prediction(answer.results, 0.0, answer.inference_ms, "mixed", load_ms + extra,
+                          loaded.tasks, answer.queue_ms, answer.batch_texts,
+                          answer.batch_requests)
 
     def model(self, uid: str) -> Any:
         """The loaded ProPETL model of a prototype (for mask statistics)."""
@@ -170,6 +200,7 @@ class PlaygroundEngine:
         with self._lock:
             for key in [k for k in self._cache if k[0] == uid]:
                 del self._cache[key]
+        self.serving.forget(uid)
 
 
 _engine: PlaygroundEngine | None = None

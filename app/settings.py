@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     web_host: str = Field("127.0.0.1", description="address `propetl serve` binds")
     web_port: int = Field(7860, ge=1, le=65535)
+    # Serving (app/serving.py): concurrent predicts of one prototype run as one batch.
+    serve_max_batch: int = Field(32, ge=1, description="most texts in one served batch")
+    serve_max_wait_ms: float = Field(
+        5.0, ge=0, description="how long a batch waits for more requests after its first")
+    serve_max_queue: int = Field(
+        512, ge=1, description="requests waiting per prototype; more are refused with 503")
+    serve_retry_after: float = Field(1.0, gt=0, description="Retry-After (s) of such a 503")
+    serve_task_cache: int = Field(
+        64, ge=1, description="tasks whose masked tensors stay materialised per prototype "
+                              "(least recently used dropped); the others stay bit-packed")
     # Users come later; these are placeholders the web part will read.
     auth_enabled: bool = False
     default_owner: str = "local"

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from .config import PropetlConfig
-from .masks import init_scores, random_mask, topk_mask
+from .masks import init_scores, pack_bits, random_mask, topk_mask, unpack_bits_tensor
 
 Tensors = dict[str, torch.Tensor]
 
@@ -129,14 +130,25 @@ class TaskMasks(nn.Module):
         return len(self.scores) > 0
 
     def set_fixed(self, masks: Tensors) -> None:
-        """Replace the scores by fixed binary masks (after loading a trained task)."""
+        """Replace the scores by fixed binary masks (after loading a trained task); they are
+        kept bit-packed (1 bit per entry) and unpacked each time they are read."""
+        self.set_packed({name: (pack_bits(mask), tuple(mask.shape))
+                         for name, mask in masks.items()})
+
+    def set_packed(self, packed: dict[str, tuple[torch.Tensor, tuple[int, ...]]]) -> None:
+        """Fixed masks given as `pack_bits` bytes and their shapes (a saved task's masks)."""
         self.scores = nn.ParameterDict()
-        for name, mask in masks.items():
-            self.register_buffer(f"fixed_{name}", mask.float(), persistent=True)
+        self.packed_shapes = {name: tuple(shape) for name, (_, shape) in packed.items()}
+        for name, (bits, _) in packed.items():
+            self.register_buffer(f"packed_{name}", bits.to(torch.uint8), persistent=True)
 
     def forward(self) -> Tensors:
         if self.trainable:
             return {name: topk_mask(score, self.keep) for name, score in self.scores.items()}
+        shapes = getattr(self, "packed_shapes", None)
+        if shapes is not None:
+            return {name: unpack_bits_tensor(getattr(self, f"packed_{name}"), shapes[name])
+                    for name in self.shapes}
         return {name: getattr(self, f"fixed_{name}") for name in self.shapes}
 
 
@@ -164,7 +176,10 @@ class Bank(nn.Module):
                                          seeded_generator(config.seed, name, "layers"),
                                          learned=config.masks == "learned",
                                          fan_in=self.score_fan_in)
-        self._cache: dict[str, Tensors] = {}
+        self._cache: OrderedDict[str, Tensors] = OrderedDict()
+        #: How many tasks' materialised tensors stay cached in eval mode (least recently used
+        #: dropped first); None keeps every task's.
+        self.cache_limit: int | None = None
 
     # ------------------------------------------------------------ tasks
     def _make_prototype(self, generator: torch.Generator, layers: int) -> nn.Module:
@@ -229,6 +244,7 @@ class Bank(nn.Module):
     def effective(self, task: str) -> Tensors:
         """Per-layer tensors [L, *shape] of `task`: prototype * mask, or the task's own."""
         if not self.training and task in self._cache:
+            self._cache.move_to_end(task)
             return self._cache[task]
         if self.sharing == "none":
             out = self.tasks[task]()
@@ -245,6 +261,8 @@ class Bank(nn.Module):
         if not self.training:
             out = {name: value.detach() for name, value in out.items()}
             self._cache[task] = out
+            while self.cache_limit is not None and len(self._cache) > max(self.cache_limit, 1):
+                self._cache.popitem(last=False)
         return out
 
     def materialise(self, task: str) -> Tensors:
@@ -252,10 +270,21 @@ class Bank(nn.Module):
         self._cache.pop(task, None)
         with torch.no_grad():
             was_training = self.training
-            self.train(False)
+            if was_training:  # train() walks every task's modules: skip it when not needed
+                self.train(False)
             out = self.effective(task)
-            self.train(was_training)
+            if was_training:
+                self.train(was_training)
         return out
+
+    def forget(self, task: str) -> None:
+        """Drop one task's materialised tensors (they are computed again when next needed)."""
+        self._cache.pop(task, None)
+
+    @property
+    def cached_tasks(self) -> list[str]:
+        """Tasks whose materialised tensors are cached, least recently used first."""
+        return list(self._cache)
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -14,6 +14,7 @@ A task can be added, exported or deleted by adding, copying or deleting its fold
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -255,6 +256,25 @@ def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str
         raise CheckpointError(f"{source}: {err}") from err
 
 
+def _packed(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str,
+            expected: tuple[int, ...], source: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """A saved mask as its packed bytes and shape (checked like `_unpack`, without unpacking)."""
+    if key not in tensors or key not in metadata:
+        raise CheckpointError(f"{source}: missing mask {key!r}")
+    try:
+        shape = tuple(json.loads(metadata[key]))
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{source}: mask {key!r} has an unreadable shape") from err
+    if shape != expected:
+        raise CheckpointError(f"{source}: mask {key!r} has shape {shape}, expected {expected}")
+    packed = tensors[key]
+    size = (math.prod(shape) + 7) // 8
+    if packed.dim() != 1 or packed.numel() != size or packed.dtype != torch.uint8:
+        raise CheckpointError(f"{source}: mask {key!r} has {packed.numel()} bytes of "
+                              f"{packed.dtype}, expected {size} uint8 for shape {shape}")
+    return packed, expected
+
+
 def _load_prototype(model, directory: Path) -> None:
     path = directory / PROTOTYPE_FILE
     tensors, metadata = _read_tensors(path)
@@ -307,10 +327,11 @@ def load_task(model, directory: Path, task: str) -> None:
                 bank.tasks[task] = Prototype.from_tensors(own)
                 continue
             rows = 1 if bank.sharing == "propetl-or" else bank.num_layers
-            bank.tasks[task].set_fixed({
-                name: _unpack(tensors, metadata, f"{bank_name}.{name}", (rows, *shape), masks_path)
+            bank.tasks[task].set_packed({  # kept packed: 1 bit per entry in memory too
+                name: _packed(tensors, metadata, f"{bank_name}.{name}", (rows, *shape),
+                              masks_path)
                 for name, shape in bank.masked.items()})
-            bank.clear_cache()
+            bank.forget(task)
         try:
             model.heads[task].load_state_dict(head)
         except RuntimeError as err:
@@ -319,9 +340,7 @@ def load_task(model, directory: Path, task: str) -> None:
     except BaseException:
         model.remove_task(task)
         raise
-    device = next(model.backbone.parameters()).device
-    model.banks.to(device)
-    model.heads.to(device)
+    model._place_task(task, next(model.backbone.parameters()).device)
 
 
 def file_sizes(directory: Path) -> dict[str, int]:

@@ -20,6 +20,13 @@ class Timing:
     inference_ms: float
 
 
+def first_cached_tasks(model: ProPETLModel) -> list[str]:
+    """The tasks to materialise up front: all of them, or as many as the banks' bounded
+    caches keep (the others are materialised from their packed masks when a batch needs them)."""
+    limits = [b.cache_limit for b in model.banks.values() if b.cache_limit is not None]
+    return model.task_names[: min(limits)] if limits else model.task_names
+
+
 class Predictor:
     """Label texts for any task of a ProPETL model; all tasks share one backbone and prototype."""
 
@@ -27,7 +34,7 @@ class Predictor:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.model.materialise()
+        self.model.materialise(first_cached_tasks(model))
         self.last_timing = Timing(0.0, 0.0)
 
     @property

@@ -93,6 +93,18 @@ def unpack_bits(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(bits.astype(np.float32)).reshape(shape)
 
 
+def unpack_bits_tensor(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """`unpack_bits` with torch operations on the packed tensor's own device (no copy to the
+    CPU): what a served task does each time its masks are materialised."""
+    numel = math.prod(shape)
+    if packed.numel() != (numel + 7) // 8:
+        raise ValueError(f"packed mask has {packed.numel()} bytes, expected {(numel + 7) // 8} "
+                         f"for shape {tuple(shape)}")
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    bits = (packed.reshape(-1, 1) >> shifts) & 1
+    return bits.reshape(-1)[:numel].float().reshape(shape)
+
+
 # ---------------------------------------------------------------- statistics on binary masks
 
 def density(mask: torch.Tensor) -> torch.Tensor:

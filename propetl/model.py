@@ -168,12 +168,22 @@ class ProPETLModel(nn.Module):
             self.config.pooling)
         self.task_specs[spec.name] = spec
         device = next(self.backbone.parameters()).device
-        self.banks.to(device)
-        self.heads.to(device)
-        self.banks.train(self.training)
-        self.heads.train(self.training)
+        if getattr(self, "_modules_device", None) != device:
+            self.banks.to(device)
+            self.heads.to(device)
+            self.banks.train(self.training)
+            self.heads.train(self.training)
+            self._modules_device = device
+        else:  # only the new task's modules: walking every task's made loading O(tasks)
+            self._place_task(spec.name, device)
         if self.active_task is None:
             self.active_task = spec.name
+
+    def _place_task(self, name: str, device: torch.device) -> None:
+        """Move one task's masks and head to `device`, in the model's train / eval mode."""
+        for bank in self.banks.values():
+            bank.tasks[name].to(device).train(self.training)
+        self.heads[name].to(device).train(self.training)
 
     def remove_task(self, name: str) -> None:
         self._check_task(name)

@@ -51,6 +51,9 @@ def timing_md(prediction: Prediction) -> str:
     else:
         text = (f"Mask swap **{prediction.swap_ms:.3f} ms** · inference "
                 f"**{prediction.inference_ms:.1f} ms**")
+    if prediction.batch_requests > 1:  # concurrent requests answered in the same forward
+        text += (f" · batched with {prediction.batch_requests - 1} other request(s) "
+                 f"({prediction.batch_texts} texts), waited {prediction.queue_ms:.1f} ms")
     if prediction.load_ms:
         text += f" · first load of the prototype {prediction.load_ms:.0f} ms (cached now)"
     return text

@@ -1,0 +1,390 @@
+"""Serving many tasks to many users: a real `propetl serve` over HTTP against offline batches.
+
+One MiniLM adapter prototype (bottleneck 64, keep 0.5) with 5, 100 and 1,000 tasks (random
+masks and heads: speed and memory do not depend on what was learned), registered in the
+server's registry. Measured in ONE run, so that the ratios compare like with like:
+
+- `offline_sps`: samples/s of the 5-task prototype in mixed batches of 32, in this process;
+- `c1` .. `c128`: requests/s and p50 / p99 latency with that many clients, requests spread
+  over the 5 tasks, one text each, through `propetl serve` (the batching predictor);
+- `c32_100_tasks`: c32 with requests spread over 100 tasks;
+- `mem_5_tasks_mb` / `mem_1000_tasks_mb`: resident memory of a process that loaded the
+  prototype through the playground engine and answered requests over all its tasks;
+- the PEFT reference: the same MiniLM with 5 LoRA adapters served the obvious way (one
+  request at a time under a lock, `set_adapter` per request), over HTTP the same way.
+
+    python -m bench.serve_load            # about 6 minutes on 2 shared CPU cores
+    python -m bench.serve_load --smoke    # tiny-bert, a few requests: checks the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .common import RESULTS, write_json
+from .load import REPO, Server, _drive, free_port, server_env
+
+TEXTS = ["a warm, funny and moving film", "dull, long and badly acted",
+         "the market fell sharply after the election", "the striker scored twice",
+         "an uneven but often charming comedy about growing old",
+         "shares in the bank rose after profits beat forecasts",
+         "the new phone has a faster chip and a better camera",
+         "parliament voted on the bill late on tuesday night"]
+
+
+# --------------------------------------------------------------- a prototype with many tasks
+
+def task_names(count: int) -> list[str]:
+    return [f"t{i:04d}" for i in range(count)]
+
+
+def write_many_task_model(folder: Path, backbone: str, count: int, *, seed: int = 0,
+                          bottleneck: int = 64, labels: int = 2) -> list[str]:
+    """A ProPETL model folder over `backbone` with `count` tasks whose masks (keep 0.5) and
+    heads are random, so that every task answers differently. Label names carry the task's
+    name (`t0003:a`), so an answer shows whose it is. Returns the task names."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from propetl.backbones import load_backbone_model
+    from propetl.config import PropetlConfig, TaskHeadSpec
+    from propetl.model import ProPETLModel
+
+    torch.manual_seed(seed)
+    config = PropetlConfig(petl="adapter", bottleneck=bottleneck, keep=0.5)
+    model = ProPETLModel(load_backbone_model(backbone), config, [TaskHeadSpec("seed", labels)],
+                         backbone_name=backbone)
+    with torch.no_grad():
+        for bank in model.banks.values():
+            for value in bank.prototype.parameters():  # type: ignore[union-attr]
+                value.normal_(0.0, 0.05)
+    model.save_pretrained(folder)
+    template = folder / "tasks" / "seed"
+    with safe_open(str(template / "masks.safetensors"), "pt") as handle:
+        metadata = handle.metadata()
+    sizes = {k: v.numel() for k, v in load_file(str(template / "masks.safetensors")).items()}
+    head = load_file(str(template / "head.safetensors"))
+    rng = np.random.default_rng(seed)
+    names = task_names(count)
+    for name in names:
+        out = folder / "tasks" / name
+        out.mkdir(parents=True)
+        save_file({k: torch.from_numpy(rng.integers(0, 256, n, dtype=np.uint8))
+                   for k, n in sizes.items()}, str(out / "masks.safetensors"), metadata=metadata)
+        save_file({k: torch.from_numpy(rng.normal(0, 0.5, tuple(v.shape)).astype(np.float32))
+                   for k, v in head.items()}, str(out / "head.safetensors"),
+                  metadata={"format": "pt"})
+        spec = TaskHeadSpec(name, labels, tuple(f"{name}:{c}" for c in "abcdefgh"[:labels]))
+        (out / "task.json").write_text(json.dumps({"task": spec.to_dict(), "keep": 0.5}))
+    shutil.rmtree(template)
+    manifest = json.loads((folder / "propetl_config.json").read_text())
+    manifest["tasks"] = names
+    (folder / "propetl_config.json").write_text(json.dumps(manifest, indent=2))
+    return names
+
+
+def register_many_task_prototype(registry: Any, backbone: str, count: int, *, seed: int = 0,
+                                 max_length: int = 64) -> str:
+    """Write a `count`-task model folder into the artifacts and register it as the result of
+    a job (as a worker would); returns the prototype's uid."""
+    import uuid
+
+    from app.registry import RunOutcome, TaskOutcome
+
+    job_id = registry.submit_job({"name": f"{count} tasks", "config": {
+        "backbone": backbone, "tasks": ["rotten_tomatoes"], "max_length": max_length}})
+    claim = registry.claim_job(job_id, host="bench")
+    assert claim is not None
+    uid = str(uuid.uuid4())
+    folder = Path(registry.settings.artifacts_dir) / uid
+    names = write_many_task_model(folder, backbone, count, seed=seed)
+    bits = (folder / "tasks" / names[0] / "masks.safetensors").stat().st_size
+    outcome = RunOutcome(artifact_path=str(folder), storage={}, uid=uid, tasks={
+        name: TaskOutcome(info={"source": "synthetic", "label_names": [f"{name}:a", f"{name}:b"],
+                                "metrics": ["accuracy"], "main_metric": "accuracy"},
+                          artifact_path=str(folder / "tasks" / name), mask_bytes=bits)
+        for name in names})
+    assert registry.finish_job(job_id, claim.attempt, outcome) == uid
+    return uid
+
+
+def make_prototypes(data_dir: Path, backbone: str, counts: Sequence[int]) -> dict[int, str]:
+    """Prototypes of each task count in the registry of `data_dir` (in a child process, so
+    this process keeps no settings of that data dir)."""
+    code = ("import json\nfrom app.registry import get_registry\n"
+            "from bench.serve_load import register_many_task_prototype as reg\n"
+            f"r = get_registry()\nprint(json.dumps({{n: reg(r, {backbone!r}, n, seed=n) "
+            f"for n in {list(counts)!r}}}))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=server_env(data_dir),
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
+# --------------------------------------------------------------- measurements
+
+def offline_sps(data_dir: Path, uid: str, tasks: int, seconds: float) -> float:
+    """Samples/s of the prototype in mixed batches of 32 (5 tasks), without HTTP."""
+    code = f"""
+import json, time, torch
+torch.set_num_threads(2)
+from app.playground import get_engine
+engine = get_engine()
+loaded, _ = engine.load({uid!r})
+texts = {TEXTS!r}
+names = loaded.tasks
+batch = [(names[i % len(names)], (texts[i % len(texts)] + f" #{{i}}", None)) for i in range(32)]
+loaded.predictor.predict_mixed(batch)
+done, started = 0, time.perf_counter()
+while time.perf_counter() - started < {seconds}:
+    loaded.predictor.predict_mixed(batch)
+    done += len(batch)
+print(json.dumps(done / (time.perf_counter() - started)))
+"""
+    return float(_child(data_dir, code))
+
+
+def memory_mb(data_dir: Path, uid: str) -> dict[str, float]:
+    """RSS of a process that loaded the prototype through the engine and answered requests
+    over all its tasks (so the bounded cache of materialised tasks is full)."""
+    code = f"""
+import json
+from pathlib import Path
+from app.playground import get_engine
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+engine = get_engine()
+loaded, load_ms = engine.load({uid!r})
+names = loaded.tasks
+for start in range(0, len(names), 32):
+    engine.predict_mixed({uid!r}, [(t, "a short text", None) for t in names[start:start + 32]])
+packed = sum(b.numel() for bank in loaded.model.banks.values() for t in bank.tasks.values()
+             for b in t.buffers() if b.dtype.is_floating_point is False)
+cached = len(next(iter(loaded.model.banks.values())).cached_tasks)
+print(json.dumps({{"rss_mb": rss(), "load_ms": load_ms, "packed_mask_mb": packed / 2**20,
+                  "materialised_tasks": cached}}))
+"""
+    return json.loads(_child(data_dir, code))
+
+
+def _child(data_dir: Path, code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=server_env(data_dir),
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def http_load(url: str, uid: str | None, tasks: Sequence[str], count: int,
+              concurrency: int) -> dict[str, Any]:
+    """`count` one-text predicts, request i for task i mod len(tasks); checks that each
+    answer is its own task's (its label names carry the task)."""
+    def request(i: int) -> tuple[str, dict[str, Any]]:
+        body = {"task": tasks[i % len(tasks)], "text": f"{TEXTS[i % len(TEXTS)]} #{i}"}
+        return "/api/predict", ({"prototype": uid, **body} if uid else body)
+
+    result = asyncio.run(_drive(url, count, concurrency, request))
+    bodies = result.pop("_bodies")
+    wrong = [i for i, b in bodies.items()
+             if [r.get("task") for r in b.get("results") or []] != [tasks[i % len(tasks)]]]
+    result["wrong_task"] = len(wrong)
+    result["refused_503"] = sum(1 for e in result["error_examples"] if e.startswith("HTTP 503"))
+    result.pop("requests_per_s")
+    result["rps"] = round(count / result["seconds"], 2)
+    return result
+
+
+# --------------------------------------------------------------- the PEFT reference server
+
+def peft_app(backbone: str, tasks: int):
+    """A FastAPI app serving a MiniLM with `tasks` LoRA adapters one request at a time."""
+    import threading
+
+    from fastapi import FastAPI
+    from peft import LoraConfig, get_peft_model
+    from pydantic import BaseModel
+    from transformers import AutoModelForSequenceClassification
+
+    from propetl.backbones import load_tokenizer, resolve_path
+    from propetl.tiny import tiny_config
+
+    if backbone.startswith("tiny-"):
+        config = tiny_config(backbone[5:], vocab_size=30522)
+        config.num_labels = 2
+        base = AutoModelForSequenceClassification.from_config(config)
+    else:
+        base = AutoModelForSequenceClassification.from_pretrained(resolve_path(backbone),
+                                                                  num_labels=2)
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"],
+                      init_lora_weights=False)
+    model = get_peft_model(base, lora, adapter_name="t0000")
+    for name in task_names(tasks)[1:]:
+        model.add_adapter(name, lora)
+    model.eval()
+    tokenizer = load_tokenizer(backbone)
+    lock = threading.Lock()
+    app = FastAPI()
+
+    class Body(BaseModel):
+        task: str
+        text: str
+
+    @app.post("/api/predict")
+    def predict(body: Body) -> dict[str, Any]:
+        with lock, torch.no_grad():
+            model.set_adapter(body.task)
+            inputs = tokenizer([body.text], truncation=True, max_length=64, return_tensors="pt")
+            probs = torch.softmax(model(**inputs).logits[0], -1).tolist()
+        return {"results": [{"task": body.task, "scores": probs}]}
+
+    @app.get("/api/jobs")
+    def ready() -> list[Any]:
+        return []
+
+    return app
+
+
+class PeftServer(Server):
+    """The PEFT reference app under uvicorn, started like `propetl serve`."""
+
+    def __init__(self, data_dir: Path, port: int, backbone: str, tasks: int) -> None:
+        super().__init__(data_dir, port, worker=False)
+        self.backbone, self.tasks = backbone, tasks
+
+    def start(self, timeout: float = 180) -> Server:
+        import httpx
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "bench.serve_load", "--peft-server", str(self.port),
+               "--backbone", self.backbone, "--tasks", str(self.tasks)]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self.log.open("a"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"PEFT server exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/jobs", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"PEFT server did not answer:\n{self.log.read_text()[-3000:]}")
+
+
+# --------------------------------------------------------------- the run
+
+def run(smoke: bool = False, work: Path | None = None) -> dict[str, Any]:
+    backbone = "tiny-bert" if smoke else "minilm-l6"
+    many = 40 if smoke else 1000
+    counts = {1: 12, 8: 24, 32: 64, 128: 128} if smoke else \
+        {1: 60, 8: 240, 32: 480, 128: 768}
+    seconds = 1.0 if smoke else 8.0
+    out: dict[str, Any] = {"backbone": backbone, "prototype": "adapter, bottleneck 64, keep 0.5",
+                           "max_length": 64, "requests": {f"c{c}": n for c, n in counts.items()}}
+    with tempfile.TemporaryDirectory(prefix="propetl-serve-load-") as tmp:
+        root = work or Path(tmp)
+        data_dir = root / "data"
+        started = time.monotonic()
+        uids = make_prototypes(data_dir, backbone, (5, 100, many))
+        out["setup_s"] = round(time.monotonic() - started, 1)
+        out["offline_sps"] = round(offline_sps(data_dir, uids[5], 5, seconds), 2)
+        mem5, mem_many = memory_mb(data_dir, uids[5]), memory_mb(data_dir, uids[many])
+        out["mem_5_tasks"] = mem5
+        out[f"mem_{many}_tasks"] = mem_many
+        out["many_tasks"] = many
+        settings = {"PROPETL_SERVE_MAX_BATCH": "32", "PROPETL_SERVE_MAX_WAIT_MS": "5"}
+        server = Server(data_dir, free_port(), worker=False, **settings).start()
+        try:
+            for uid, n in ((uids[5], 5), (uids[100], 100)):  # load both before timing
+                warm = http_load(server.url, uid, task_names(n), 8, 2)
+                assert warm["errors"] == 0, warm["error_examples"]
+            for concurrency, count in counts.items():
+                out[f"c{concurrency}"] = http_load(server.url, uids[5], task_names(5), count,
+                                                   concurrency)
+            out["c32_100_tasks"] = http_load(server.url, uids[100], task_names(100),
+                                             counts[32], 32)
+            out["server_rss_mb"] = round(server.rss_mb(), 1)
+        finally:
+            server.stop()
+        peft = PeftServer(root / "peft", free_port(), backbone, 5).start()
+        try:
+            http_load(peft.url, None, task_names(5), 8, 2)
+            out["peft"] = {f"c{c}": http_load(peft.url, None, task_names(5), n, c)
+                           for c, n in counts.items()}
+        finally:
+            peft.stop()
+    out["c32_ratio"] = round(out["c32"]["rps"] / out["offline_sps"], 3)
+    out["c32_ratio_100_tasks"] = round(out["c32_100_tasks"]["rps"] / out["offline_sps"], 3)
+    packed_extra = mem_many["packed_mask_mb"] - mem5["packed_mask_mb"]
+    out["mem_extra_mb"] = round(mem_many["rss_mb"] - mem5["rss_mb"], 1)
+    out["packed_extra_mb"] = round(packed_extra, 1)
+    return out
+
+
+def flat(result: dict[str, Any]) -> dict[str, Any]:
+    """The `serve.*` keys of summary.json."""
+    out: dict[str, Any] = {"serve.offline_sps": result["offline_sps"]}
+    for c in (1, 8, 32, 128):
+        row = result[f"c{c}"]
+        out[f"serve.c{c}_rps"] = row["rps"]
+        out[f"serve.c{c}_p50_ms"] = row["p50_ms"]
+        out[f"serve.c{c}_p99_ms"] = row["p99_ms"]
+        out[f"serve.peft_c{c}_rps"] = result["peft"][f"c{c}"]["rps"]
+        out[f"serve.peft_c{c}_p99_ms"] = result["peft"][f"c{c}"]["p99_ms"]
+    out["serve.c32_ratio"] = result["c32_ratio"]
+    out["serve.c32_ratio_100_tasks"] = result["c32_ratio_100_tasks"]
+    many = result["many_tasks"]
+    out["serve.mem_5_tasks_mb"] = round(result["mem_5_tasks"]["rss_mb"], 1)
+    out[f"serve.mem_{many}_tasks_mb"] = round(result[f"mem_{many}_tasks"]["rss_mb"], 1)
+    out["serve.packed_extra_mb"] = result["packed_extra_mb"]
+    rows = [result[f"c{c}"] for c in (1, 8, 32, 128)] + [result["c32_100_tasks"]]
+    out["serve.errors"] = sum(r["errors"] - r["refused_503"] for r in rows)
+    out["serve.lost"] = sum(r["lost"] for r in rows)
+    out["serve.wrong_task"] = sum(r["wrong_task"] for r in rows)
+    out["serve.refused_503"] = sum(r["refused_503"] for r in rows)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--peft-server", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--backbone", default="minilm-l6", help=argparse.SUPPRESS)
+    parser.add_argument("--tasks", type=int, default=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peft_server is not None:
+        import uvicorn
+
+        torch.set_num_threads(2)
+        uvicorn.run(peft_app(args.backbone, args.tasks), host="127.0.0.1",
+                    port=args.peft_server, log_level="warning")
+        return
+    out = args.out or (RESULTS if not args.smoke else RESULTS / "smoke")
+    result = run(args.smoke)
+    write_json(out / "serve_load.json", result)
+    for key, value in flat(result).items():
+        print(f"{key}: {value}", flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
