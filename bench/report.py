@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -9,8 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from .common import RESULTS
 from .report_ablations import ablation_lines, ablations_plot
 from .report_continual import continual_lines
+from .report_pareto import pareto_lines
 
 GOALS = [  # (summary key, label, goal text, check)
     ("rt_acc.propetl_adapter", "RT test accuracy, ProPETL adapter", ">= best PEFT LoRA",
@@ -223,6 +226,10 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
         lines += generative_lines(results["generative"])
     if results.get("continual"):
         lines += continual_lines(results["continual"])
+    if results.get("pareto"):
+        stats = RESULTS / "pareto_stats.json"
+        lines += pareto_lines(results["pareto"],
+                              json.loads(stats.read_text()) if stats.is_file() else None)
     lines += ["## How to read these figures", "",
               "- One seed (42) per method: differences of a few tenths of a point are within "
               "seed noise.",

@@ -14,12 +14,22 @@ from pathlib import Path
 
 import torch
 
-from . import ablations, accuracy, continual, generative, load, multitask, serving, storage_paper
+from . import (
+    ablations,
+    accuracy,
+    continual,
+    generative,
+    load,
+    multitask,
+    pareto,
+    serving,
+    storage_paper,
+)
 from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
 PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load", "generative",
-         "continual")
+         "continual", "pareto")
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
@@ -60,6 +70,11 @@ def summary(results: dict, settings: BenchSettings) -> dict:
     if gen:
         out["gen_rougeL.untuned"] = gen["untuned"]["rougeL"]
         out["gen_rougeL.propetl"] = gen["propetl_lora"]["rougeL"]
+    for row in results.get("pareto", []):
+        key = f"pareto.{row['task']}.{row['method']}"
+        out[f"{key}.acc_mean"] = row["acc_mean"]
+        out[f"{key}.acc_se"] = row["acc_se"]
+        out[f"{key}.bytes_per_task"] = row["bytes_per_task"]
     cont = results.get("continual")
     if cont:
         for key in ("added_acc", "joint_acc", "single_acc"):
@@ -120,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
                 results[part] = continual.run(
                     continual.ContinualSettings.smoke_settings() if args.smoke else
                     continual.ContinualSettings(), Path(work) / "continual")
+            elif part == "pareto":  # resumable: runs saved under out/pareto_runs are reused
+                results[part] = pareto.run(
+                    pareto.ParetoSettings.smoke_settings(out) if args.smoke else
+                    pareto.ParetoSettings(out=out))["rows"]  # pareto.json: the rows
             elif part == "generative":
                 gen = generative.smoke_settings(out) if args.smoke else \
                     generative.GenSettings(out=out)

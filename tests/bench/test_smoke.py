@@ -24,6 +24,8 @@ def test_bench_smoke_writes_every_result(tmp_path):
         assert summary[f"load.{name}.requests_per_s"] > 0
         assert summary[f"load.{name}.errors_and_lost"] == 0
     assert summary["continual.old_tasks_unchanged"] is True  # verified by sha256
+    assert 0 <= summary["pareto.rotten_tomatoes.propetl_added_adapter_b16_k0.5.acc_mean"] <= 1
+    assert isinstance(json.loads((tmp_path / "pareto.json").read_text()), list)
     assert 0 <= summary["continual.added_acc"] <= 1 and summary["continual.added_bytes"] > 0
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert ablations["complete"] and set(ablations["comparisons"]) == {"0.1"}

@@ -1,0 +1,91 @@
+"""The accuracy-per-byte section of docs/BENCHMARKS.md, written from pareto.json and its stats."""
+
+from __future__ import annotations
+
+
+def _acc(row: dict) -> str:
+    se = f" ± {100 * row['acc_se']:.2f}" if row.get("acc_se") is not None else " (1 seed)"
+    return f"{100 * row['acc_mean']:.2f}{se}"
+
+
+def _kb(value: float) -> str:
+    return f"{value / 1000:,.1f} KB"
+
+
+def standing(rows: list[dict], task: str) -> list[str]:
+    """Plain sentences on where each ProPETL row stands against the PEFT rows of `task`."""
+    mine = [r for r in rows if r["task"] == task]
+    others = [r for r in mine if not r["family"].startswith("ProPETL")]
+    out = []
+    for r in (r for r in mine if r["family"].startswith("ProPETL")):
+        smaller = [o for o in others if o["bytes_per_task"] <= r["bytes_per_task"]]
+        better = [o for o in smaller if o["acc_mean"] > r["acc_mean"]]
+        beyond = r.get("beaten_beyond_2se_by") or []
+        text = f"- `{r['method']}` ({_kb(r['bytes_per_task'])}, {_acc(r)} %): "
+        if not smaller:
+            text += "no PEFT row measured so far stores as little."
+        elif not better:
+            text += ("higher mean than every PEFT row measured so far that stores as little "
+                     f"({', '.join(o['method'] for o in smaller)}).")
+        else:
+            names = ", ".join(f"{o['method']} ({_acc(o)} %)" for o in better)
+            text += f"PEFT rows with fewer bytes and a higher mean: {names}"
+            text += (f"; beyond two standard errors: {', '.join(beyond)}." if beyond else
+                     "; none beyond two standard errors of the difference.")
+        if len(r["seeds"]) < 2:
+            text += " One seed only: no standard error."
+        out.append(text)
+    return out
+
+
+def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
+    stats = stats or {}
+    settings = stats.get("settings", {})
+    lines = ["## Accuracy per byte: ProPETL against PEFT's extreme-efficiency methods", "",
+             "`bench/pareto.py` (part `pareto`): every method on the same fixed split "
+             f"(data seed {settings.get('data_seed', 42)}), backbone "
+             f"`{settings.get('backbone', 'minilm-l6')}`, max length "
+             f"{settings.get('max_length', '?')}, batch {settings.get('batch_size', '?')}, "
+             f"{settings.get('steps', '?')} optimiser steps (10 % warm-up, linear decay, weight "
+             "decay 0.1), the same evaluation. Each method's learning rate is the best of a "
+             "small grid on the dev split with the first seed; then seeds at that rate. Bytes "
+             "per task = the files a user keeps for the task (PEFT: `adapter_config.json` + "
+             "`adapter_model.safetensors` with the head; ProPETL single task: the whole model "
+             "folder, prototype included; ProPETL added task: only the task's folder, added "
+             "onto a prototype trained on the other bundled tasks). Parameters per task exclude "
+             "the head (ProPETL: the paper's fp32 equivalents, mask bits / 32). Each run is one "
+             "JSON with its per-example test predictions under "
+             f"`bench/results/pareto_runs/{settings.get('tag', '')}/`; the part skips runs "
+             "already saved, so it resumes where it stopped.", ""]
+    if not rows:
+        return [*lines, "No method has finished its runs yet.", ""]
+    for task in sorted({r["task"] for r in rows}):
+        mine = sorted((r for r in rows if r["task"] == task), key=lambda r: r["bytes_per_task"])
+        on_front = set(stats.get("front", {}).get(task, []))
+        lines += [f"### {task} (test accuracy %, mean ± standard error over seeds)", "",
+                  "| method | family | bytes per task | params per task | lr | seeds | "
+                  "test acc. | on the front |", "|---|---|---|---|---|---|---|---|"]
+        for r in mine:
+            lines.append(f"| {r['method']} | {r['family']} | {r['bytes_per_task']:,} | "
+                         f"{r['params_per_task']:,.0f} | {r['lr']:g} | {len(r['seeds'])} | "
+                         f"{_acc(r)} | {'yes' if r['method'] in on_front else ''} |")
+        lines += ["", "Where ProPETL stands on this task:", "", *standing(rows, task), ""]
+    paired = stats.get("paired", [])
+    if paired:
+        lines += ["### Paired tests (McNemar, exact, discordant test examples summed over the "
+                  "seeds both rows have)", "",
+                  "| task | A | B | A - B (points) | only A right | only B right | p |",
+                  "|---|---|---|---|---|---|---|"]
+        for p in paired:
+            lines.append(f"| {p['task']} | {p['a']} | {p['b']} | {100 * p['diff']:+.2f} | "
+                         f"{p['only_a_right']} | {p['only_b_right']} | {p['mcnemar_p']:.3f} |")
+        lines += ["", "Close pairs only: a ProPETL row against a PEFT row whose means differ "
+                  "by less than two standard errors of the difference. p > 0.05: no "
+                  "difference shown.", ""]
+    pending = stats.get("pending", [])
+    lines += [f"Runs saved: {stats.get('runs_done', '?')}. "
+              + (f"Not run yet ({len(pending)} method-task pairs; the part resumes): "
+                 + "; ".join(pending) + "." if pending else "Every selected run is done."), ""]
+    lines += ["![pareto](../bench/results/pareto.png)", ""]
+    return lines
+

@@ -1,0 +1,89 @@
+"""The pareto part on a tiny backbone: one JSON per run, resumed run by run; rows, tests, plot."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from bench import pareto
+
+
+@pytest.fixture(scope="module")
+def first_sitting(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pareto")
+    settings = replace(pareto.ParetoSettings.smoke_settings(out), steps=1, seeds=(1, 2),
+                       methods=("peft_lora_r1", "propetl_added_adapter_b16_k0.5"))
+    return settings, pareto.run(settings)
+
+
+def test_rows_have_the_issues_fields_and_count_only_what_a_task_adds(first_sitting):
+    settings, _ = first_sitting
+    rows = {r["method"]: r for r in json.loads((settings.out / "pareto.json").read_text())}
+    assert set(rows) == {"peft_lora_r1", "propetl_added_adapter_b16_k0.5"}
+    for r in rows.values():
+        assert {"method", "settings", "task", "marginal", "bytes_per_task", "params_per_task",
+                "lr", "seeds", "acc_mean", "acc_se"} <= set(r)
+        assert r["seeds"] == [1, 2] and r["acc_se"] is not None and 0 <= r["acc_mean"] <= 1
+    added = rows["propetl_added_adapter_b16_k0.5"]
+    assert added["marginal"] and not rows["peft_lora_r1"]["marginal"]
+    run = json.loads(pareto.run_path(settings, "rotten_tomatoes",
+                                     pareto.METHODS_BY_NAME["propetl_added_adapter_b16_k0.5"],
+                                     added["lr"], 1).read_text())
+    assert set(run["files"]) == {f"tasks/rotten_tomatoes/{f}"
+                                 for f in ("masks.safetensors", "head.safetensors", "task.json")}
+    assert run["prototype_files_unchanged"] is True
+    assert run["adapter_placement"] == "pfeiffer"
+    # 2 layers x (16x32 + 32x16) mask bits / 32 = the paper's fp32 equivalents
+    assert added["params_per_task"] == pytest.approx(2 * 2 * 16 * 32 / 32)
+    assert len(run["test_pred"]) == 24 and run["data_seed"] == pareto.DATA_SEED
+    peft_run = json.loads(pareto.run_path(settings, "rotten_tomatoes",
+                                          pareto.METHODS_BY_NAME["peft_lora_r1"],
+                                          rows["peft_lora_r1"]["lr"], 2).read_text())
+    assert set(peft_run["files"]) == set(pareto.PEFT_FILES)
+    assert (settings.out / "pareto.png").stat().st_size > 5_000
+    stats = json.loads((settings.out / "pareto_stats.json").read_text())
+    assert stats["pending"] == [] and stats["front"]["rotten_tomatoes"]
+
+
+def test_a_second_sitting_trains_nothing_already_saved(first_sitting, monkeypatch):
+    settings, result = first_sitting
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a saved run was trained again")
+
+    monkeypatch.setattr(pareto, "run_peft", refuse)
+    monkeypatch.setattr(pareto, "run_propetl", refuse)
+    again = pareto.run(settings)
+    assert [r["acc_mean"] for r in again["rows"]] == [r["acc_mean"] for r in result["rows"]]
+
+
+def test_a_past_deadline_starts_no_run_and_lists_what_remains(first_sitting, tmp_path):
+    settings, _ = first_sitting
+    late = replace(settings, out=tmp_path, deadline=0.0)
+    result = pareto.run(late)
+    assert result["rows"] == []
+    assert len(result["stats"]["pending"]) == 2
+
+
+def test_mcnemar_is_exact_and_two_sided():
+    assert pareto.mcnemar_p(0, 0) == 1.0
+    assert pareto.mcnemar_p(5, 5) == 1.0
+    assert pareto.mcnemar_p(0, 6) == pytest.approx(2 / 64)
+    assert pareto.mcnemar_p(10, 2) == pytest.approx(pareto.mcnemar_p(2, 10))
+
+
+def test_the_front_keeps_rows_nothing_beats_on_both_axes():
+    rows = [{"bytes_per_task": b, "acc_mean": a, "method": m}
+            for m, b, a in [("small", 10, 0.7), ("big", 100, 0.8), ("worse", 50, 0.65)]]
+    assert [r["method"] for r in pareto.front(rows)] == ["small", "big"]
+
+
+def test_the_report_section_lists_every_row_and_says_where_propetl_stands(first_sitting):
+    from bench.report_pareto import pareto_lines
+
+    _, result = first_sitting
+    text = "\n".join(pareto_lines(result["rows"], result["stats"]))
+    for r in result["rows"]:
+        assert f"| {r['method']} |" in text
+    assert "Where ProPETL stands" in text and "`propetl_added_adapter_b16_k0.5`" in text
+    assert "Every selected run is done." in text
