@@ -183,20 +183,28 @@ class Prototype(Base):
 
     backbone: Mapped[Backbone] = relationship()
     job: Mapped[Job | None] = relationship(back_populates="prototype")
-    #: In the order the job listed its tasks (they are registered in that order).
+    #: In the order they were added: the creating job's tasks in its order, then each later
+    #: add-job's tasks (`MaskSet.position`).
     mask_sets: Mapped[list[MaskSet]] = relationship(
         back_populates="prototype", cascade="all, delete-orphan", passive_deletes=True,
-        order_by="MaskSet.id")
+        order_by="MaskSet.position")
 
 
 class MaskSet(Base):
-    """The binary masks (and head) of one task over one prototype."""
+    """The binary masks (and head) of one task over one prototype, and the job that trained
+    them (the prototype's creating job, or a later job that added the task onto it)."""
 
     __tablename__ = "mask_sets"
-    __table_args__ = (UniqueConstraint("prototype_id", "task_id"),)
+    __table_args__ = (UniqueConstraint("prototype_id", "task_id"),
+                      UniqueConstraint("prototype_id", "position"))
     id: Mapped[int] = mapped_column(primary_key=True)
     prototype_id: Mapped[int] = mapped_column(ForeignKey("prototypes.id", ondelete="CASCADE"))
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    #: The job that trained this task's masks and head (None once that job is deleted).
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    #: Order of the task on its prototype: 0, 1, ... in the order tasks were added.
+    position: Mapped[int] = mapped_column(Integer, default=0)
     artifact_path: Mapped[str] = mapped_column(String(1000))
     keep_ratio: Mapped[float | None] = mapped_column(Float)
     mask_bits: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -208,6 +216,7 @@ class MaskSet(Base):
 
     prototype: Mapped[Prototype] = relationship(back_populates="mask_sets")
     task: Mapped[Task] = relationship()
+    job: Mapped[Job | None] = relationship(foreign_keys=[job_id])
 
 
 class MetricPoint(Base):

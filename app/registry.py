@@ -33,6 +33,7 @@ from .models import (
     Task,
     utcnow,
 )
+from .prototype_tasks import rebase_spec
 from .settings import Settings, get_settings
 from .specs import JobSpec
 from .sweeps import SweepSpec
@@ -138,6 +139,7 @@ class Registry:
         """Validate, record and enqueue a job; returns its id."""
         if not isinstance(spec, JobSpec):
             spec = JobSpec.model_validate(spec, context={"paths": True})  # a Python caller
+        spec = rebase_spec(self, spec)  # a job adding tasks onto a prototype: its config
         with self._tx() as s:
             job = self._add_job(s, spec)
         self._send(job.id, job.queue, job.celery_task_id or "")
@@ -387,9 +389,10 @@ class Registry:
                 backbone_params=outcome.storage.get("backbone_params"),
                 storage=outcome.storage, artifact_path=outcome.artifact_path)
             s.add(proto)
-            for name, result in outcome.tasks.items():
+            for position, (name, result) in enumerate(outcome.tasks.items()):
                 proto.mask_sets.append(MaskSet(
                     task=self._task(s, name, result.info), artifact_path=result.artifact_path,
+                    job_id=job.id, position=position,
                     keep_ratio=config.propetl.keep_ratio if config.propetl.masked else None,
                     mask_bits=result.mask_bits, mask_bytes=result.mask_bytes,
                     density=list(result.density), dev_metrics=result.dev_metrics,

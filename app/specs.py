@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -25,6 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from propetl.config import PropetlConfig, TrainConfig
+from propetl.continual import given_method_fields
 
 _TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 _CONFIG_FIELDS = _TRAIN_FIELDS | {f.name for f in fields(PropetlConfig)}
@@ -98,6 +100,34 @@ class JobSpec(BaseModel):
     owner: str = Field("local", min_length=1, max_length=100)
     queue: str | None = Field(None, description="Celery queue (default: settings.default_queue)")
     config: TrainConfig = Field(default_factory=TrainConfig)
+    base_prototype: str | None = Field(
+        None, min_length=1, max_length=36,
+        description="uid of a registered prototype to add the tasks onto: its backbone and "
+                    "method fields are used, only the new tasks' masks and heads train")
+    replace_tasks: list[str] = Field(
+        default_factory=list, max_length=64,
+        description="with base_prototype: tasks already on it to retrain (masks and head)")
+    #: The method fields the submitter gave (checked against a base prototype's).
+    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_given(cls, data: Any, handler: Any) -> Any:
+        spec = handler(data)
+        if isinstance(data, dict):
+            spec._given = given_method_fields(data)
+        return spec
+
+    @property
+    def given_method(self) -> dict[str, Any]:
+        return dict(self._given)
+
+    def __eq__(self, other: object) -> bool:  # what the fields say, not how they were given
+        if not isinstance(other, JobSpec):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
 
     @model_validator(mode="before")
     @classmethod

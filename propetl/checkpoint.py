@@ -141,8 +141,9 @@ def save_model(model, directory: Path) -> None:
         save_task(model, task, directory)
 
 
-def save_task(model, task: str, directory: Path) -> Path:
-    """Write one task's folder (masks bit-packed, head in fp32)."""
+def save_task(model, task: str, directory: Path, extra: dict | None = None) -> Path:
+    """Write one task's folder (masks bit-packed, head in fp32); `extra` goes into task.json
+    (a task added onto a saved prototype records when: `added_at`)."""
     model._check_task(task)
     folder = directory / TASKS_DIR / task
     spec = model.task_specs[task]
@@ -161,8 +162,8 @@ def save_task(model, task: str, directory: Path) -> Path:
     _atomic_save(masks, folder / "masks.safetensors", metadata)
     head = {k: v.float().cpu() for k, v in model.heads[task].state_dict().items()}
     _atomic_save(head, folder / "head.safetensors")
-    _atomic_write_text(json.dumps({"task": spec.to_dict(), "keep": model.config.keep_ratio},
-                                  indent=2), folder / "task.json")
+    _atomic_write_text(json.dumps({"task": spec.to_dict(), "keep": model.config.keep_ratio,
+                                   **(extra or {})}, indent=2), folder / "task.json")
     return folder
 
 
@@ -174,7 +175,8 @@ def delete_task(directory: Path, task: str) -> None:
 
 
 def saved_tasks(directory: Path) -> list[str]:
-    """Task folders present, in the model's task order (tasks added later come after, sorted)."""
+    """Task folders present, in the model's task order; tasks added later onto the prototype
+    come after, in the order they were added (`added_at` in task.json), then by name."""
     root = directory / TASKS_DIR
     if not root.is_dir():
         return []
@@ -185,7 +187,15 @@ def saved_tasks(directory: Path) -> list[str]:
     except (OSError, ValueError, AttributeError, TypeError):
         order = []
     ordered = [t for t in order if t in present]
-    return ordered + sorted(present - set(ordered))
+    return ordered + sorted(present - set(ordered), key=lambda t: (_added_at(root / t), t))
+
+
+def _added_at(folder: Path) -> str:
+    try:
+        value = json.loads((folder / "task.json").read_text()).get("added_at")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 # ------------------------------------------------------------------ load
@@ -205,6 +215,17 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
+def manifest_config(manifest: dict, directory: Path) -> PropetlConfig:
+    """The ProPETL config a model folder was saved with. Folders saved before `mask_init`
+    existed drew each task's scores on their own: they read as "per-task"."""
+    try:
+        data = dict(manifest["config"])
+        data.setdefault("mask_init", "per-task")
+        return PropetlConfig.from_dict(data)
+    except (ConfigError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad config: {err}") from err
+
+
 def load_model(directory: Path, backbone: PreTrainedModel | str | None = None,
                tasks: Iterable[str] | None = None):
     """Rebuild a ProPETL model for inference: backbone, prototype, then each task's folder."""
@@ -212,10 +233,7 @@ def load_model(directory: Path, backbone: PreTrainedModel | str | None = None,
     from .model import ProPETLModel
 
     manifest = read_manifest(directory)
-    try:
-        config = PropetlConfig.from_dict(manifest["config"])
-    except (ConfigError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: bad config: {err}") from err
+    config = manifest_config(manifest, directory)
     if backbone is None or isinstance(backbone, str):
         name = backbone or manifest.get("backbone")
         if not name:

@@ -88,6 +88,16 @@ TRAIN_FLAGS = ("backbone", "lr", "mask_lr", "epochs", "max_steps", "batch_size",
 
 def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
     """A TrainConfig from an optional YAML file, with command-line flags on top."""
+    data = train_fields(config_file, overrides)
+    try:
+        return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(data["propetl"])})
+    except (ConfigError, TypeError) as err:
+        raise CliError(f"invalid config: {err}") from err
+
+
+def train_fields(config_file: str | None, overrides: dict) -> dict:
+    """The job's fields as given (YAML file, then flags on top), not yet validated; the
+    ProPETL options under "propetl" (only those given)."""
     import yaml
 
     data: dict = {}
@@ -108,10 +118,25 @@ def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
             data[key] = overrides[key]
     if overrides.get("tasks"):
         data["tasks"] = [t.strip() for t in overrides["tasks"].split(",") if t.strip()]
+    return {**data, "propetl": propetl}
+
+
+def build_onto_config(onto: str, config_file: str | None, overrides: dict,
+                      replace: tuple[str, ...]):
+    """(base, TrainConfig) for adding the given tasks onto the prototype in folder `onto`."""
+    from .continual import check_task_names, onto_config, read_base
+
+    base = read_base(onto)
+    data = train_fields(config_file, overrides)
+    if not data.get("tasks"):
+        raise CliError("--onto: name the new task(s) with --tasks")
+    names = [Path(t).stem if Path(t).suffix.lower() in (".csv", ".tsv", ".jsonl") else t
+             for t in data["tasks"]]
     try:
-        return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(propetl)})
+        check_task_names(base.tasks, names, replace)
+        return base, onto_config(base, data)
     except (ConfigError, TypeError) as err:
-        raise CliError(f"invalid config: {err}") from err
+        raise CliError(str(err)) from err
 
 
 @cli.command()
@@ -149,18 +174,32 @@ def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="run folder (default runs/<backbone>-<petl>-<tasks>)")
 @click.option("--fresh", is_flag=True, help="ignore checkpoints in the run folder")
+@click.option("--onto", type=click.Path(exists=True, file_okay=False), default=None,
+              help="a saved model folder: add --tasks onto its frozen prototype (backbone and "
+                   "method come from it; its files are never changed)")
+@click.option("--replace", "replace", multiple=True,
+              help="with --onto: retrain this existing task (repeatable; list it in --tasks)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @fail_cleanly
-def train(config_file: str | None, run_dir: str | None, fresh: bool, as_json: bool,
-          **overrides) -> None:
-    """Train ProPETL (resumes from the run folder's last checkpoint)."""
+def train(config_file: str | None, run_dir: str | None, fresh: bool, onto: str | None,
+          replace: tuple[str, ...], as_json: bool, **overrides) -> None:
+    """Train ProPETL (resumes from the run folder's last checkpoint); with --onto, add tasks
+    to a trained prototype, writing a new model folder."""
     from .training import train as run_training
 
-    config = build_train_config(config_file, overrides)
+    if onto is None and replace:
+        raise CliError("--replace retrains a task of a prototype: give --onto MODEL_DIR")
+    if onto is not None:
+        _, config = build_onto_config(onto, config_file, overrides, replace)
+    else:
+        config = build_train_config(config_file, overrides)
     if run_dir is None:
         label = "-".join(Path(t).stem for t in config.tasks)
         run_dir = f"runs/{Path(config.backbone).name}-{config.propetl.petl}-{label}"
-    result = run_training(config, Path(run_dir), resume=not fresh, show_progress=True)
+        if onto is not None:
+            run_dir = f"runs/{Path(onto).resolve().parent.name}-plus-{label}"
+    result = run_training(config, Path(run_dir), resume=not fresh, show_progress=True,
+                          onto=onto, replace=replace)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

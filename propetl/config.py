@@ -13,6 +13,7 @@ from typing import Any, Literal, Union
 PetlKind = Literal["adapter", "lora", "prefix"]
 SharingMode = Literal["propetl", "propetl-or", "none"]
 MaskMode = Literal["learned", "random"]
+MaskInit = Literal["shared", "per-task"]
 HeadKind = Literal["linear", "roberta"]
 Pooling = Literal["cls", "mean"]
 AdapterPlacement = Literal["pfeiffer", "ffn-output"]
@@ -20,6 +21,7 @@ AdapterPlacement = Literal["pfeiffer", "ffn-output"]
 PETL_KINDS: tuple[str, ...] = ("adapter", "lora", "prefix")
 SHARING_MODES: tuple[str, ...] = ("propetl", "propetl-or", "none")
 MASK_MODES: tuple[str, ...] = ("learned", "random")
+MASK_INITS: tuple[str, ...] = ("shared", "per-task")
 HEAD_KINDS: tuple[str, ...] = ("linear", "roberta")
 POOLINGS: tuple[str, ...] = ("cls", "mean")
 ADAPTER_PLACEMENTS: tuple[str, ...] = ("pfeiffer", "ffn-output")
@@ -108,6 +110,9 @@ class PropetlConfig:
     `keep` is the fraction of each masked tensor's entries that a mask keeps (the public code
     calls it "sparsity"). `masks` "random" is the paper's ablation: each mask is drawn once at
     random with the same number of kept entries and never trained (only the prototype trains).
+    `mask_init` "shared": every task's learned scores start from the same seeded draw (seed
+    `seed`), so distances between tasks measure what they learned; "per-task": each task draws
+    its own scores (the public code's way; model folders saved before this option read so).
     """
 
     petl: PetlKind = "adapter"
@@ -126,6 +131,7 @@ class PropetlConfig:
     head_dropout: float = 0.1
     init_std: float = 0.02
     seed: int = 42
+    mask_init: MaskInit = "shared"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -156,6 +162,8 @@ class PropetlConfig:
         need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         need(0.0 < self.keep_ratio <= 1.0, f"keep must be in (0, 1], got {self.keep}")
         need(self.masks in MASK_MODES, f"masks must be one of {MASK_MODES}, got {self.masks!r}")
+        need(self.mask_init in MASK_INITS,
+             f"mask_init must be one of {MASK_INITS}, got {self.mask_init!r}")
         need(self.masks == "learned" or self.masked,
              f"masks {self.masks!r} needs sharing 'propetl' or 'propetl-or': sharing 'none' "
              "trains ordinary modules and has no masks")

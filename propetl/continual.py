@@ -234,23 +234,47 @@ def changed_files(before: dict[str, str], after_dir: str | Path) -> list[str]:
     return out
 
 
+@dataclass
+class TaskPlacement:
+    """Task folders placed into a prototype folder by `add_task_folders`: `commit()` once the
+    registry knows them (removes swapped-out folders), or `rollback()` (removes the placed
+    folders, puts swapped-out ones back)."""
+
+    placed: list[Path]
+    retired: list[tuple[Path, Path]]  # (swapped-out folder, where it was)
+
+    def commit(self) -> None:
+        for old, _ in self.retired:
+            shutil.rmtree(old, ignore_errors=True)
+        self.retired = []
+
+    def rollback(self) -> None:
+        for path in self.placed:
+            shutil.rmtree(path, ignore_errors=True)
+        for old, final in self.retired:
+            if old.exists() and not final.exists():
+                os.rename(old, final)
+        self.placed, self.retired = [], []
+
+
 def add_task_folders(source: str | Path, tasks: Sequence[str], target: str | Path,
-                     replace: Sequence[str] = ()) -> list[Path]:
+                     replace: Sequence[str] = ()) -> TaskPlacement:
     """Copy the folders of `tasks` from model folder `source` into the prototype folder
     `target`, touching nothing else there.
 
     Each folder is copied to a hidden temporary name, then renamed into place, so a reader
     never sees half a task. A task folder already in `target` is an error unless the task is
-    in `replace` (its old folder is then swapped out and removed). On any failure every folder
-    this call placed is removed and swapped-out folders are put back.
+    in `replace` (its old folder is then swapped out, and removed by `commit()`). On any
+    failure every folder this call placed is removed and swapped-out folders are put back.
     """
     source, target = Path(source), Path(target)
     root = target / TASKS_DIR
     token = uuid.uuid4().hex[:12]
     staged: dict[str, Path] = {}
-    placed: list[Path] = []
-    retired: list[tuple[Path, Path]] = []
+    placement = TaskPlacement([], [])
     try:
+        if not (target / PROTOTYPE_FILE).is_file():
+            raise CheckpointError(f"{target} holds no prototype ({PROTOTYPE_FILE} missing)")
         root.mkdir(parents=True, exist_ok=True)
         for task in tasks:
             final = _task_folder(target, task)
@@ -264,22 +288,45 @@ def add_task_folders(source: str | Path, tasks: Sequence[str], target: str | Pat
             if task in replace and final.exists():
                 old = root / f".old-{task}-{token}"
                 os.rename(final, old)
-                retired.append((old, final))
+                placement.retired.append((old, final))
             try:
                 os.rename(tmp, final)
             except OSError as err:
                 raise CheckpointError(f"task {task!r} appeared in {target} meanwhile (another "
                                       f"job added it): {err.strerror or err}") from err
-            placed.append(final)
+            placement.placed.append(final)
     except BaseException:
-        for path in placed:
-            shutil.rmtree(path, ignore_errors=True)
-        for old, final in retired:
-            if old.exists() and not final.exists():
-                os.rename(old, final)
+        placement.rollback()
         for tmp in staged.values():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old, _ in retired:
-        shutil.rmtree(old, ignore_errors=True)
-    return placed
+    return placement
+
+
+def given_method_fields(data: Any) -> dict[str, Any]:
+    """The method fields a job description gives explicitly: `backbone`, `mask_lr` and the
+    `propetl` mapping, from a flat or nested (`config:`) mapping as a user wrote it."""
+    if not isinstance(data, dict):
+        return {}
+    config = data.get("config")
+    if isinstance(config, TrainConfig):
+        config = config.to_dict()
+    merged = {**{k: v for k, v in data.items() if k in ("backbone", "mask_lr", "propetl")},
+              **(config if isinstance(config, dict) else {})}
+    out: dict[str, Any] = {k: merged[k] for k in ("backbone", "mask_lr")
+                           if merged.get(k) is not None}
+    propetl = merged.get("propetl")
+    if isinstance(propetl, PropetlConfig):
+        propetl = propetl.to_dict()
+    if isinstance(propetl, dict):
+        out["propetl"] = dict(propetl)
+    return out
+
+
+def rebased_config(base: Base, config: TrainConfig, given: dict[str, Any]) -> TrainConfig:
+    """`config` with the prototype's backbone and ProPETL config (after `method_conflicts`
+    found none); the mask lr follows the prototype's PETL kind unless it was given."""
+    data = config.to_dict()
+    data.update(backbone=base.backbone, propetl=base.config.to_dict(),
+                mask_lr=given.get("mask_lr"))
+    return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(data["propetl"])})

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,13 @@ from transformers.trainer_utils import set_seed
 from .backbones import load_backbone_model, load_tokenizer
 from .checkpoint import CheckpointError
 from .config import ConfigError, TaskHeadSpec, TrainConfig
+from .continual import (
+    build_onto_model,
+    check_same_method,
+    check_task_names,
+    read_base,
+    save_onto,
+)
 from .data import MultiTaskBatchSampler, MultiTaskCollator, TaskData, load_task, tokenize_task
 from .data.text2text_collate import Text2TextCollator, tokenize_text2text
 from .evaluation import evaluate_generative, evaluate_task
@@ -73,6 +80,7 @@ class TrainResult:
     tasks: dict[str, dict]
     train_seconds: float = 0.0
     samples_per_second: float | None = None
+    onto: str | None = None  # the model folder the tasks were added onto
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -113,9 +121,11 @@ class PreparedData:
     tokenizer: object = None
 
 
-def prepare_data(config: TrainConfig, tokenizer, generative: str | None = None) -> PreparedData:
+def prepare_data(config: TrainConfig, tokenizer, generative: str | None = None,
+                 task_offset: int = 0) -> PreparedData:
     """Load and tokenise the job's tasks; for a generative backbone (`generative` = "seq2seq"
-    or "causal") as text-to-text with teacher forcing."""
+    or "causal") as text-to-text with teacher forcing. `task_offset`: the model's index of the
+    job's first task (tasks added onto a prototype come after its old tasks)."""
     datasets.disable_progress_bars()
     tasks = [load_task(name, seed=config.data_seed, max_examples=config.max_examples)
              for name in config.tasks]
@@ -127,14 +137,14 @@ def prepare_data(config: TrainConfig, tokenizer, generative: str | None = None) 
         if text_tasks:
             raise ConfigError(f"task(s) {text_tasks} are text-to-text; they need a generative "
                               f"backbone (T5 or Llama family), not {config.backbone!r}")
-        tokenized = [tokenize_task(t, tokenizer, config.max_length, i)
+        tokenized = [tokenize_task(t, tokenizer, config.max_length, task_offset + i)
                      for i, t in enumerate(tasks)]
         collator: MultiTaskCollator | Text2TextCollator = MultiTaskCollator(tokenizer)
     else:
         causal = generative == "causal"
         try:
             tokenized = [tokenize_text2text(t, tokenizer, config.max_length,
-                                            config.max_target_length, i, causal)
+                                            config.max_target_length, task_offset + i, causal)
                          for i, t in enumerate(tasks)]
         except ValueError as err:
             raise ConfigError(str(err)) from err
@@ -340,9 +350,19 @@ class _Bar(TrainerCallback):
 
 def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn | None = None,
           should_stop: StopFn | None = None, resume: bool = True,
-          show_progress: bool = False) -> TrainResult:
-    """Train a ProPETL model for `config` in `run_dir` (resuming from its last checkpoint)."""
+          show_progress: bool = False, onto: str | Path | None = None,
+          replace: Sequence[str] = ()) -> TrainResult:
+    """Train a ProPETL model for `config` in `run_dir` (resuming from its last checkpoint).
+
+    `onto`: a saved model folder to add the job's tasks onto (see `propetl.continual`): its
+    prototype and old tasks are frozen, only the new tasks train, and `run_dir/model` holds
+    the old files copied byte for byte plus the new tasks. `replace`: old tasks to retrain."""
     config.validate()
+    base = read_base(onto) if onto is not None else None
+    if base is not None:
+        check_same_method(base, config)
+    elif replace:
+        raise ConfigError("replace names tasks of a prototype: give the model folder (onto)")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device, precision = pick_device(config)
@@ -364,9 +384,17 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
         raise ConfigError(f"max_length {config.max_length} is more than backbone "
                           f"{config.backbone!r} supports ({limit} tokens)")
     family = family_for(backbone.config.model_type)
-    data = prepare_data(config, tokenizer, family.kind if family.generative else None)
-    model = ProPETLModel(backbone, config.propetl, head_specs(data.tasks),
-                         backbone_name=config.backbone)
+    kept = [t for t in base.tasks if t not in replace] if base is not None else []
+    data = prepare_data(config, tokenizer, family.kind if family.generative else None,
+                        task_offset=len(kept))
+    if base is not None:
+        check_task_names(base.tasks, [t.info.name for t in data.tasks], replace)
+        _write_json(run_dir / "onto.json", {"base": str(base.directory), "base_tasks": base.tasks,
+                                            "replace": list(replace)})
+        model = build_onto_model(base, backbone, head_specs(data.tasks), replace)
+    else:
+        model = ProPETLModel(backbone, config.propetl, head_specs(data.tasks),
+                             backbone_name=config.backbone)
     model.label_smoothing = config.label_smoothing
     batches_per_epoch = len(MultiTaskBatchSampler([len(d) for d in data.train], config.batch_size,
                                                   strategy=config.sampling,
@@ -414,13 +442,17 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     model.eval()
     test = evaluate_all(model, data, data.test, config, device)
     report(Progress("test", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
-    model_dir = _save_final(model, run_dir)
+    if base is not None:
+        model_dir = save_onto(model, base, [t.info.name for t in data.tasks], run_dir / "model")
+    else:
+        model_dir = _save_final(model, run_dir)
     storage = storage_report(model, model_dir).to_dict()
     tasks = _task_summaries(model, data, storage)
     samples = (step - reporter.start_step) * config.batch_size
     result = TrainResult("succeeded", run_dir, model_dir, step, total_steps,
                          trainer.best.get("step"), trainer.best.get("metrics", {}), test, storage,
-                         tasks, seconds, samples / seconds if seconds > 0 else None)
+                         tasks, seconds, samples / seconds if seconds > 0 else None,
+                         str(base.directory) if base is not None else None)
     _write_json(run_dir / "result.json", result.to_dict())
     report(Progress("done", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
     return result

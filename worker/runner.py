@@ -24,6 +24,7 @@ from app.db import is_connection_error
 from app.registry import Claim, Registry, get_registry
 
 from .artifacts import ArtifactError, outcome_of, publish_model
+from .growing import register_added
 from .reporting import Heartbeat, ProgressSink, replay_log
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,10 @@ def _run(registry: Registry, job_id: int, claim: Claim) -> str:
         try:
             from propetl.training import train
 
+            onto = _base_folder(registry, claim)
             result = train(claim.spec.config, Path(claim.run_dir), on_progress=sink,
-                           should_stop=beat.should_stop, resume=True)
+                           should_stop=beat.should_stop, resume=True, onto=onto,
+                           replace=list(claim.spec.replace_tasks))
         except Exception as err:
             log.exception("job %s failed", job_id)
             sink.flush(strict=True)
@@ -109,7 +112,17 @@ def _run(registry: Registry, job_id: int, claim: Claim) -> str:
         if result.status == "cancelled":
             registry.mark_cancelled(job_id, attempt, step=result.steps)
             return "cancelled"
+        if claim.spec.base_prototype:
+            return register_added(registry, job_id, attempt, result, claim.spec.base_prototype,
+                                  list(claim.spec.replace_tasks))
         return _register(registry, job_id, attempt, result)
+
+
+def _base_folder(registry: Registry, claim: Claim) -> Path | None:
+    """The model folder of the prototype an add-job grows (None for a job that makes one)."""
+    if not claim.spec.base_prototype:
+        return None
+    return Path(registry.get_prototype(claim.spec.base_prototype).artifact_path)
 
 
 def _register(registry: Registry, job_id: int, attempt: int, result: object) -> str:

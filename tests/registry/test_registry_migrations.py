@@ -56,7 +56,7 @@ def test_sweeps_migration_keeps_rows(db_url):
         conn.execute(text("INSERT INTO metric_points (job_id, step, task, split, name, value, "
                           "created_at) VALUES (7, 1, '', 'train', 'loss', 0.5, :now)"),
                      {"now": now})
-    db.upgrade(db_url)
+    db.upgrade(db_url, "0002")
     assert db.current_revision(db_url) == "0002"
     with engine.begin() as conn:
         assert conn.execute(text("SELECT sweep_id FROM jobs WHERE id = 7")).scalar_one() is None

@@ -133,8 +133,9 @@ def test_add_task_folders_places_only_new_folders_and_rolls_back(base, grown, tm
     target = tmp_path / "proto"
     shutil.copytree(base, target)
     before = file_hashes(target)
-    placed = add_task_folders(out["model_dir"], ["rotten_tomatoes"], target)
-    assert [p.name for p in placed] == ["rotten_tomatoes"]
+    placement = add_task_folders(out["model_dir"], ["rotten_tomatoes"], target)
+    assert [p.name for p in placement.placed] == ["rotten_tomatoes"]
+    placement.commit()
     after = file_hashes(target)
     assert {k: v for k, v in after.items() if k in before} == before
     assert all(k in before or k.startswith("tasks/rotten_tomatoes/") for k in after)
@@ -144,3 +145,7 @@ def test_add_task_folders_places_only_new_folders_and_rolls_back(base, grown, tm
     assert file_hashes(target) == after
     assert sorted(p.name for p in (target / "tasks").iterdir()) == \
         ["bbc_news", "rotten_tomatoes", "tweet_sentiment"]
+    # replace swaps a folder in; rollback puts the old one back byte for byte
+    placement = add_task_folders(base, ["bbc_news"], target, replace=["bbc_news"])
+    placement.rollback()
+    assert file_hashes(target) == after
