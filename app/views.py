@@ -210,19 +210,63 @@ REFERENCE_NAMES = {"none_adapter": "ordinary adapter", "none_lora": "ordinary Lo
                    "peft_lora_r32": "PEFT LoRA r32"}
 
 
-def reference_points(path: Path = REFERENCE_FILE) -> dict[str, list[tuple[float, float, str]]]:
-    """task -> [(stored bytes, accuracy, label)] of the ordinary PETL modules and PEFT LoRA,
-    measured on the bundled minilm-l6 backbone (empty when the results file is absent)."""
+#: PEFT methods and the head-only floor measured by `bench/pareto.py` (mean over seeds).
+PARETO_FILE = REFERENCE_FILE.parent / "pareto.json"
+PEFT_NAMES = {"lora": "LoRA", "ia3": "IA3", "vera": "VeRA", "fourierft": "FourierFT",
+              "ln_tuning": "LN tuning", "vblora": "VB-LoRA", "tinylora": "TinyLoRA",
+              "unilora": "Uni-LoRA"}
+
+
+def _pareto_label(row: dict[str, Any]) -> str:
+    settings = row.get("settings") or {}
+    kind = settings.get("type")
+    name = "head only" if kind is None else f"PEFT {PEFT_NAMES.get(kind, kind)}"
+    if "r" in settings:
+        name += f" r{settings['r']}"
+    return f"{name} (mean of {len(row.get('seeds') or [])} seeds, minilm-l6)"
+
+
+def pareto_references(path: Path = PARETO_FILE) -> dict[str, list[tuple[float, float, str]]]:
+    """task -> [(bytes per task, mean test accuracy, label)] of the PEFT methods and the
+    head-only floor in `bench/results/pareto.json` (ProPETL's own rows left out)."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict) or str(row.get("family", "")).startswith("ProPETL"):
+            continue
+        try:
+            point = (float(row["bytes_per_task"]), float(row["acc_mean"]), _pareto_label(row))
+        except (KeyError, TypeError, ValueError):
+            continue
+        out.setdefault(str(row.get("task")), []).append(point)
+    return out
+
+
+def reference_points(path: Path = REFERENCE_FILE, pareto_path: Path = PARETO_FILE,
+                     ) -> dict[str, list[tuple[float, float, str]]]:
+    """task -> [(stored bytes, accuracy, label)]: the PEFT methods of `bench/pareto.py`
+    (mean over seeds), then the ordinary PETL modules and the PEFT LoRA ranks that it has not
+    measured from `bench/accuracy.py` (one seed); all on the bundled minilm-l6 backbone (empty
+    when neither results file is there)."""
+    out = pareto_references(pareto_path)
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}
+        return out
+    have = {label.split(" (")[0] for label in
+            (p[2] for p in out.get(REFERENCE_TASK, []))}
     points = [(float(row["task_bytes"]), float(row["accuracy"]),
                f"{name} (measured, minilm-l6)")
               for key, name in REFERENCE_NAMES.items()
-              if isinstance(row := results.get(key), dict) and "task_bytes" in row
+              if name not in have
+              and isinstance(row := results.get(key), dict) and "task_bytes" in row
               and "accuracy" in row]
-    return {REFERENCE_TASK: points} if points else {}
+    if points:
+        out.setdefault(REFERENCE_TASK, []).extend(points)
+    return out
 
 
 def sweep_plot_data(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> tuple[

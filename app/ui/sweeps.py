@@ -58,8 +58,10 @@ def summary_md(detail: dict[str, Any]) -> str:
             f"{html.escape(', '.join(config.get('tasks', [])))} · {detail['jobs']} jobs "
             f"({statuses}) · owner {html.escape(detail['owner'])}\n\n"
             "Scores are each task's main test metric (dev when there is no test split); stored "
-            "bytes are the task's masks file. Grey markers: reference points measured on the "
-            "bundled minilm-l6 backbone by `bench/accuracy.py`.")
+            "bytes are the task's masks file. Grey markers: PEFT's methods measured on the "
+            "bundled minilm-l6 backbone by `bench/pareto.py` (mean over seeds; bytes = every "
+            "file a task keeps, head included) and, for what it has not measured, "
+            "`bench/accuracy.py` (one seed).")
 
 
 def figures(detail: dict[str, Any]) -> tuple[Any, Any]:
