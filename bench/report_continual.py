@@ -22,8 +22,12 @@ def continual_lines(cont: dict) -> list[str]:
         f"of the same method. Batch {s['batch_size']}, max length {s['max_length']}, lr "
         f"{s['lr']:g}; every split of every task capped at {s['max_examples']} examples (the "
         "same seeded subsample for all three settings; tweet_sentiment's 30k training texts "
-        "subsampled so the part fits about 40 minutes of a shared 2-core CPU). Mean +/- "
-        f"standard error over {n} seeds; rotten_tomatoes test accuracy in %.", "",
+        "subsampled). These runs are short on purpose: the 2-core CPU was shared with four "
+        "other engineers' runs (a few training samples/s), so the part was sized to finish "
+        f"in the time there was ({cont.get('seconds', 0) / 60:.0f} minutes of runs). Mean +/- "
+        f"standard error over {n} seed(s); rotten_tomatoes test accuracy in % (test split "
+        f"capped at {s['max_examples']} examples: one example is "
+        f"{100 / s['max_examples']:.2f} points).", "",
         "| rotten_tomatoes | test accuracy (%) |", "|---|---|",
         f"| added onto the frozen prototype | {_pm(cont['added_acc'])} |",
         f"| joint 3-task training | {_pm(cont['joint_acc'])} |",

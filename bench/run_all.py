@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "continual":
                 results[part] = continual.run(
                     continual.ContinualSettings.smoke_settings() if args.smoke else
-                    continual.ContinualSettings(), Path(work) / "continual")
+                    continual.ContinualSettings(), Path(work) / "continual",
+                    None if args.smoke else out / "continual_runs")
             elif part == "pareto":  # resumable: runs saved under out/pareto_runs are reused
                 results[part] = pareto.run(
                     pareto.ParetoSettings.smoke_settings(out) if args.smoke else
