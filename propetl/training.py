@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import set_seed
 
+from . import run_report
 from .backbones import load_backbone_model, load_tokenizer
 from .checkpoint import CheckpointError
 from .config import ConfigError, TaskHeadSpec, TrainConfig
@@ -43,6 +44,7 @@ from .families import family_for
 from .masks import density
 from .model import ProPETLModel
 from .storage import storage_report
+from .tracking import Tracker
 
 TRAINABLE_FILE = "trainable.safetensors"
 
@@ -61,6 +63,7 @@ class Progress:
     eta_seconds: float | None = None
     samples_per_second: float | None = None
     tokens_per_second: float | None = None
+    task_losses: dict[str, float] = field(default_factory=dict)  # train: mean loss per task
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,6 +84,7 @@ class TrainResult:
     train_seconds: float = 0.0
     samples_per_second: float | None = None
     onto: str | None = None  # the model folder the tasks were added onto
+    task_best: dict[str, dict] = field(default_factory=dict)  # task -> best dev step, score
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -173,6 +177,8 @@ class ProPETLTrainer(Trainer):
         self.evals_without_gain = int(self.best.get("evals_without_gain", 0))
         self.eval_seconds = 0.0
         self.last_eval: tuple[int, dict] | None = None
+        self.task_losses = run_report.TaskLossMeter()
+        self.task_best = run_report.read_task_best(run_dir)
 
     # --- data: one task per batch
     def get_train_dataloader(self) -> DataLoader:
@@ -202,7 +208,10 @@ class ProPETLTrainer(Trainer):
         mask = inputs.get("attention_mask")
         if mask is not None:
             self.tokens_seen += int(mask.sum())
-        return super().training_step(model, inputs, *args, **kwargs)
+        task = run_report.batch_task(inputs, self.model.task_names)
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        self.task_losses.add(task, loss)
+        return loss
 
     # --- checkpoints hold only what trains (never the frozen backbone)
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
@@ -231,6 +240,7 @@ class ProPETLTrainer(Trainer):
         step = self.state.global_step
         self.report(Progress("eval", step, self.state.max_steps, float(self.state.epoch or 0),
                              metrics=metrics))
+        self.task_best = run_report.update_task_best(self.run_dir, self.task_best, step, metrics)
         if self.best.get("step") != step:
             if mean_main > self.best.get("score", -math.inf):
                 self.best = {"step": step, "score": mean_main, "metrics": metrics,
@@ -293,6 +303,7 @@ class _Reporter(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started, self.start_step = time.monotonic(), state.global_step
+        self.eval_at_start = self.trainer.eval_seconds if self.trainer is not None else 0.0
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.should_stop is not None and self.should_stop():
@@ -303,7 +314,9 @@ class _Reporter(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or self.trainer is None:
             return
-        elapsed = max(time.monotonic() - self.started, 1e-6)
+        # training time alone: evaluations would make the time left jump after each one
+        evals = self.trainer.eval_seconds - getattr(self, "eval_at_start", 0.0)
+        elapsed = max(time.monotonic() - self.started - evals, 1e-6)
         done = max(state.global_step - self.start_step, 1)
         rates = {g.get("name", str(i)): g["lr"]
                  for i, g in enumerate(self.trainer.optimizer.param_groups)}
@@ -313,7 +326,8 @@ class _Reporter(TrainerCallback):
             loss=float(logs["loss"]), learning_rates=rates,
             eta_seconds=elapsed / done * (state.max_steps - state.global_step),
             samples_per_second=done * args.per_device_train_batch_size / elapsed,
-            tokens_per_second=self.trainer.tokens_seen / elapsed))
+            tokens_per_second=self.trainer.tokens_seen / elapsed,
+            task_losses=self.trainer.task_losses.pop()))
 
 
 class _Bar(TrainerCallback):
@@ -370,10 +384,12 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     _check_resumable(run_dir, config, resume)
     (run_dir / "config.json").write_text(config.to_json())
     log_path = run_dir / "metrics.jsonl"
+    tracker = Tracker(config, run_dir)  # TensorBoard files; MLflow when configured
 
     def report(progress: Progress) -> None:
         with log_path.open("a") as handle:
             handle.write(json.dumps(progress.to_dict()) + "\n")
+        tracker(progress)
         if on_progress is not None:
             on_progress(progress)
 
@@ -440,7 +456,12 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
         load_trainable(model, best_file)
     model.to(device)
     model.eval()
-    test = evaluate_all(model, data, data.test, config, device)
+    kept: run_report.Kept = {}
+    if data.generative:
+        test = evaluate_all(model, data, data.test, config, device)
+    else:  # the same metrics, and each example's probabilities for the run page
+        test, kept = run_report.test_with_predictions(model, data, config, device)
+    run_report.write_predictions(kept, data, run_dir)
     report(Progress("test", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
     if base is not None:
         model_dir = save_onto(model, base, [t.info.name for t in data.tasks], run_dir / "model")
@@ -452,7 +473,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     result = TrainResult("succeeded", run_dir, model_dir, step, total_steps,
                          trainer.best.get("step"), trainer.best.get("metrics", {}), test, storage,
                          tasks, seconds, samples / seconds if seconds > 0 else None,
-                         str(base.directory) if base is not None else None)
+                         str(base.directory) if base is not None else None,
+                         trainer.task_best)
     _write_json(run_dir / "result.json", result.to_dict())
     report(Progress("done", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
     return result

@@ -24,6 +24,9 @@ def points_of(progress: Any) -> list[Point]:
     if progress.phase == "train":
         if progress.loss is not None:
             points.append(Point(progress.step, "train", "loss", progress.loss, epoch=progress.epoch))
+        for task, value in (getattr(progress, "task_losses", None) or {}).items():
+            points.append(Point(progress.step, "train", "loss", value, task=task,
+                                epoch=progress.epoch))
         for name, value in (progress.learning_rates or {}).items():
             points.append(Point(progress.step, "train", name, value, epoch=progress.epoch))
     split = PHASE_SPLIT.get(progress.phase)
