@@ -565,12 +565,23 @@ def run(settings: ParetoSettings) -> dict:
              "front": {t: [r["method"] for r in f] for t, f in by_task.items()},
              "paired": paired_tests(rows, runs_of, labels),
              "pending": pending, "seconds_this_sitting": time.monotonic() - started,
-             "runs_done": sum(1 for _ in settings.runs_dir.rglob("*.json"))
-             if settings.runs_dir.is_dir() else 0}
+             **_saved_runs(settings)}
     write_json(settings.out / "pareto.json", rows)
     write_json(settings.out / "pareto_stats.json", stats)
     plot(rows, settings.out / "pareto.png")
     return {"rows": rows, "stats": stats}
+
+
+def _saved_runs(settings: ParetoSettings) -> dict:
+    """How many runs are saved and the wall-clock seconds they took (all sittings)."""
+    files = sorted(settings.runs_dir.rglob("*.json")) if settings.runs_dir.is_dir() else []
+    seconds = 0.0
+    for path in files:
+        try:
+            seconds += float(json.loads(path.read_text()).get("seconds", 0.0))
+        except (OSError, ValueError, TypeError):
+            continue
+    return {"runs_done": len(files), "run_seconds_total": seconds}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -624,7 +635,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", default="")
     parser.add_argument("--methods", default="")
     parser.add_argument("--hours", type=float, default=None,
-                        help="start no new run after this many hours (the part resumes)")
+                        help="start no new run after this many hours (the part resumes); "
+                             "0: only rebuild pareto.json, the stats and the plot")
+    parser.add_argument("--docs", type=Path, default=None,
+                        help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     out = args.out or (RESULTS / "smoke" if args.smoke else RESULTS)
@@ -636,7 +650,7 @@ def main(argv: list[str] | None = None) -> None:
         changes["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if args.methods:
         changes["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    if args.hours:
+    if args.hours is not None:
         changes["deadline"] = time.time() + 3600 * args.hours
     result = run(replace(settings, **changes))
     for r in result["rows"]:
@@ -644,6 +658,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{r['task']:16s} {r['method']:34s} {r['bytes_per_task']:>9d} B "
               f"{100 * r['acc_mean']:.2f}{se} (lr {r['lr']:g}, {len(r['seeds'])} seeds)")
     print("pending:", result["stats"]["pending"] or "none")
+    if args.docs:
+        from .report_pareto import pareto_lines, replace_section
+
+        replace_section(args.docs, pareto_lines(result["rows"], result["stats"]))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+HEADING = "## Accuracy per byte: ProPETL against PEFT's extreme-efficiency methods"
+
 
 def _acc(row: dict) -> str:
     se = f" ± {100 * row['acc_se']:.2f}" if row.get("acc_se") is not None else " (1 seed)"
@@ -41,7 +45,7 @@ def standing(rows: list[dict], task: str) -> list[str]:
 def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
     stats = stats or {}
     settings = stats.get("settings", {})
-    lines = ["## Accuracy per byte: ProPETL against PEFT's extreme-efficiency methods", "",
+    lines = [HEADING, "",
              "`bench/pareto.py` (part `pareto`): every method on the same fixed split "
              f"(data seed {settings.get('data_seed', 42)}), backbone "
              f"`{settings.get('backbone', 'minilm-l6')}`, max length "
@@ -83,9 +87,26 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
                   "by less than two standard errors of the difference. p > 0.05: no "
                   "difference shown.", ""]
     pending = stats.get("pending", [])
-    lines += [f"Runs saved: {stats.get('runs_done', '?')}. "
+    hours = stats.get("run_seconds_total", 0) / 3600
+    lines += [f"Runs saved: {stats.get('runs_done', '?')} ({hours:.1f} h of wall-clock time, "
+              "training and evaluation). "
               + (f"Not run yet ({len(pending)} method-task pairs; the part resumes): "
                  + "; ".join(pending) + "." if pending else "Every selected run is done."), ""]
     lines += ["![pareto](../bench/results/pareto.png)", ""]
     return lines
 
+
+
+def replace_section(path: Path, lines: list[str]) -> None:
+    """Put the section into a Markdown file: in place of its earlier text, else before the
+    closing "How to read these figures" section, else at the end."""
+    text = path.read_text() if path.is_file() else ""
+    old = text.split("\n")
+    if HEADING in old:
+        start = old.index(HEADING)
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")),
+                   len(old))
+    else:
+        start = end = next((i for i, line in enumerate(old)
+                            if line.startswith("## How to read")), len(old))
+    path.write_text("\n".join([*old[:start], *lines, *old[end:]]).rstrip("\n") + "\n")

@@ -87,3 +87,15 @@ def test_the_report_section_lists_every_row_and_says_where_propetl_stands(first_
         assert f"| {r['method']} |" in text
     assert "Where ProPETL stands" in text and "`propetl_added_adapter_b16_k0.5`" in text
     assert "Every selected run is done." in text
+
+
+def test_the_section_replaces_its_earlier_text_and_keeps_the_rest(tmp_path):
+    from bench.report_pareto import HEADING, replace_section
+
+    doc = tmp_path / "B.md"
+    doc.write_text("# B\n\n## A\n\na\n\n## How to read these figures\n\nz\n")
+    replace_section(doc, [HEADING, "", "first", ""])
+    replace_section(doc, [HEADING, "", "second", ""])
+    text = doc.read_text()
+    assert "first" not in text and text.count(HEADING) == 1
+    assert text.index("## A") < text.index("second") < text.index("## How to read")
