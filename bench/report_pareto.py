@@ -61,6 +61,12 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
              "JSON with its per-example test predictions under "
              f"`bench/results/pareto_runs/{settings.get('tag', '')}/`; the part skips runs "
              "already saved, so it resumes where it stopped.", ""]
+    if settings.get("grid"):
+        lines += [f"**Grids trimmed in this sitting**: only the first {settings['grid']} "
+                  "learning rate(s) of each method's grid (fixed before any run, as the rate "
+                  "expected to suit a short run: the tiny-storage methods' larger ones) were "
+                  "tried, so the rates are not tuned on dev yet; the grids' other rates are "
+                  "listed in `bench/pareto.py` and run in a later sitting.", ""]
     if not rows:
         return [*lines, "No method has finished its runs yet.", ""]
     for task in sorted({r["task"] for r in rows}):
