@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -28,13 +28,11 @@ from propetl.continual import (
 
 from . import db
 from .models import Job, JobStatus, MaskSet, Prototype, Task, utcnow
+from .registry import InvalidStateError, Registry, RunOutcome
 from .specs import DATA_SUFFIXES, JobSpec
 
-if TYPE_CHECKING:
-    from .registry import Registry, RunOutcome
 
-
-class BaseConflictError(ValueError):
+class BaseConflictError(InvalidStateError):
     """A job spec cannot add its tasks onto the named prototype (the message says why)."""
 
 

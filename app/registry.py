@@ -33,7 +33,6 @@ from .models import (
     Task,
     utcnow,
 )
-from .prototype_tasks import rebase_spec
 from .settings import Settings, get_settings
 from .specs import JobSpec
 from .sweeps import SweepSpec
@@ -139,6 +138,8 @@ class Registry:
         """Validate, record and enqueue a job; returns its id."""
         if not isinstance(spec, JobSpec):
             spec = JobSpec.model_validate(spec, context={"paths": True})  # a Python caller
+        from .prototype_tasks import rebase_spec
+
         spec = rebase_spec(self, spec)  # a job adding tasks onto a prototype: its config
         with self._tx() as s:
             job = self._add_job(s, spec)
