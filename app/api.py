@@ -382,7 +382,8 @@ _STATUS: list[tuple[type[Exception], int]] = [
 def install(app: FastAPI, auth: Auth) -> None:
     """Add the API routes, the login rules and the error mapping to `app`."""
     app.state.auth = auth
-    from . import api_tasks  # noqa: F401  (the tasks-of-a-prototype routes join `router`)
+    # their routes join `router`: batch prediction, the tasks of a prototype
+    from . import api_labels, api_tasks  # noqa: F401
 
     app.include_router(router)
     for exc, code in _STATUS:

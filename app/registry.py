@@ -408,6 +408,16 @@ class Registry:
         return outcome.uid
 
     @db.retry_writes()
+    def finish_without_prototype(self, job_id: int, attempt: int, *, step: int) -> bool:
+        """Mark a job that produces a file, not a prototype (a labelling job), succeeded."""
+        values: dict[str, Any] = {"status": JobStatus.succeeded.value, "finished_at": utcnow(),
+                                  "progress": 1.0, "step": step, "phase": "done",
+                                  "eta_seconds": 0.0, "error": None}
+        with self._tx() as s:
+            done = s.execute(update(Job).where(self._fenced(job_id, attempt)).values(**values))
+            return done.rowcount == 1  # type: ignore[attr-defined]
+
+    @db.retry_writes()
     def mark_cancelled(self, job_id: int, attempt: int, *, step: int | None = None) -> bool:
         """End a run that stopped on request; its checkpoint stays in the run dir."""
         values: dict[str, Any] = {"status": JobStatus.cancelled.value, "finished_at": utcnow(),

@@ -28,6 +28,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from propetl.config import PropetlConfig, TrainConfig
 from propetl.continual import given_method_fields
 
+from .labels import LabelSpec
+
 _TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 _CONFIG_FIELDS = _TRAIN_FIELDS | {f.name for f in fields(PropetlConfig)}
 #: Suffixes of a user's own data file given as a task.
@@ -100,6 +102,9 @@ class JobSpec(BaseModel):
     owner: str = Field("local", min_length=1, max_length=100)
     queue: str | None = Field(None, description="Celery queue (default: settings.default_queue)")
     config: TrainConfig = Field(default_factory=TrainConfig)
+    label: LabelSpec | None = Field(
+        None, description="a batch-prediction job: label a stored upload with a prototype "
+                          "(app/labels.py) instead of training")
     base_prototype: str | None = Field(
         None, min_length=1, max_length=36,
         description="uid of a registered prototype to add the tasks onto: its backbone and "
@@ -167,7 +172,7 @@ class JobSpec(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The spec as plain JSON (what the registry stores)."""
-        data = self.model_dump(exclude={"config"})
+        data = self.model_dump(exclude={"config"} | ({"label"} if self.label is None else set()))
         data["config"] = self.config.to_dict()
         return data
 

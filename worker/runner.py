@@ -87,6 +87,10 @@ def execute(job_id: int, *, task_id: str | None = None, registry: Registry | Non
 
 
 def _run(registry: Registry, job_id: int, claim: Claim) -> str:
+    if claim.spec.label is not None:  # batch prediction: label a file, train nothing
+        from .labelling import run_label_job
+
+        return run_label_job(registry, job_id, claim)
     settings = registry.settings
     attempt = claim.attempt
     if claim.attempt > 1:

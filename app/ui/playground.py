@@ -12,6 +12,7 @@ import gradio as gr
 
 from ..playground import ALL_TASKS, PlaygroundError, Prediction, get_engine
 from ..registry import NotFoundError
+from . import labelling
 from .common import empty_state, prototype_choices
 
 NO_MODELS = empty_state("No trained prototypes yet — launch a job first, then try it here.")
@@ -123,6 +124,7 @@ def build() -> tuple[gr.Dropdown, Any]:
             out = gr.HTML(NO_MODELS if not choices else
                           empty_state("Answers appear here."), elem_id="play-out")
             timing = gr.Markdown(elem_id="play-timing")
+    labelling.build(proto, task)
     private: dict[str, Any] = {"api_visibility": "private"}
     proto.change(task_choices, proto, task, api_name="prototype_tasks")
     go.click(respond, [proto, task, text, pair], [out, timing], api_name="predict")
