@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ..auth import Auth
-from . import jobs, launch, masks, models, playground, sweeps
+from . import grow, jobs, launch, masks, models, playground, sweeps
 from .common import Ctx, prototype_choices
 
 CSS = (Path(__file__).with_name("style.css")).read_text()
@@ -43,6 +43,8 @@ def build_ui(auth: Auth) -> gr.Blocks:
                 masks_proto, _ = masks.build()
             with gr.Tab("Models", id="models") as models_tab:
                 models_proto, _ = models.build(ctx)
+                add_task_btn = gr.Button("Add a task to this prototype", size="sm",
+                                         elem_id="models-add-task")
             with gr.Tab("Playground", id="playground") as play_tab:
                 play_proto, _ = playground.build()
         launch.wire_submit(ctx, launch_ui, tabs, jobs_ui.job)
@@ -60,6 +62,10 @@ def build_ui(auth: Auth) -> gr.Blocks:
                             api_visibility="private").then(
             clone_into_launch, jobs_ui.clone_spec, [launch_ui.name, *launch_ui.form, tabs],
             api_visibility="private")
+
+        # Models' "Add a task": Launch in add mode with this prototype (method fields from it)
+        add_task_btn.click(grow.launch_onto, models_proto, [launch_ui.mode, launch_ui.base, tabs],
+                           api_visibility="private")
 
         def fresh_prototypes(current: str | None) -> Any:
             choices = prototype_choices()

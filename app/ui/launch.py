@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..settings import get_settings
 from ..specs import DATA_SUFFIXES, JobSpec, describe_errors
-from . import forms, presets
+from . import forms, grow, presets
 from .common import Ctx, job_choices, problems_md, registry
 from .estimate import safe_estimate_md
 
@@ -50,6 +50,8 @@ class LaunchUI:
     status: gr.Markdown
     submit: gr.Button
     sweep: SweepForm | None = None
+    mode: gr.Radio | None = None  # new prototype / add tasks to one (`grow`)
+    base: gr.Dropdown | None = None
 
     @property
     def form(self) -> list[gr.components.Component]:
@@ -223,6 +225,14 @@ def storage(backbone: str, tasks: list[str], *values: Any) -> str:
     return safe_estimate_md(backbone or "", config, len(tasks or []))
 
 
+def estimate_any(mode: str, base: str | None, backbone: str, tasks: list[str],
+                 *values: Any) -> str:
+    """The storage estimate: of a new prototype, or only the bytes added onto one."""
+    if mode == grow.ADD:
+        return grow.added_estimate(base, tasks)
+    return storage(backbone, tasks, *values)
+
+
 def submit(ctx: Ctx, request: gr.Request | None, name: str, queue: str, backbone: str,
            tasks: list[str], values: list[Any]) -> tuple[str, Any, Any]:
     """Validate and queue; returns (message, tab switch, job to open)."""
@@ -301,6 +311,7 @@ def build(ctx: Ctx) -> LaunchUI:
     fields: list[gr.components.Component] = []
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
+            mode, base, base_info = grow.build()
             with gr.Group():
                 with gr.Row():
                     backbone = gr.Dropdown(backbone_choices(), value="minilm-l6",
@@ -370,7 +381,7 @@ def build(ctx: Ctx) -> LaunchUI:
                 preset_msg = gr.Markdown()
 
     ui = LaunchUI(backbone, tasks, name, queue, fields, status, submit_btn,
-                  SweepForm(sweep_fields, sweep_values, sweep_status, sweep_btn))
+                  SweepForm(sweep_fields, sweep_values, sweep_status, sweep_btn), mode, base)
     private: dict[str, Any] = {"api_visibility": "private"}
     tasks.change(tasks_md, tasks, tasks_table, **private).then(
         lambda t: gr.update(value=(t or [None])[-1]), tasks, preview_task, **private)
@@ -384,8 +395,14 @@ def build(ctx: Ctx) -> LaunchUI:
     method = [f for f, s in zip(fields, SPECS, strict=True) if s.key.startswith("propetl.")]
     for component in (backbone, tasks):
         component.change(generation_open, [backbone, tasks], sections["generation"], **private)
-    for component in (backbone, tasks, *method):
-        component.change(storage, [backbone, tasks, *fields], estimate_md, **private)
+    for component in (backbone, tasks, *method, mode, base):
+        component.change(estimate_any, [mode, base, backbone, tasks, *fields], estimate_md,
+                         **private)
+    keys = [s.key for s in SPECS]
+    mode.change(lambda m: grow.on_mode(m, len(keys), keys), mode,
+                [base, base_info, backbone, *fields], **private)
+    base.change(lambda u: grow.on_base(u, SPECS), base, [backbone, base_info, *fields],
+                **private)
     load_btn.click(apply_preset, preset, ui.form, **private)
     save_btn.click(save_preset, [preset_name, backbone, tasks, *fields], [preset_msg, preset],
                    **private)
@@ -394,11 +411,19 @@ def build(ctx: Ctx) -> LaunchUI:
 
 def wire_submit(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_job: gr.components.Component) -> None:
     """Submit queues the job, then switches to the Jobs tab with it open."""
-    def handler(request: gr.Request, name: str, queue: str, backbone: str, tasks: list[str],
-                *values: Any) -> Any:
+    def handler(request: gr.Request, name: str, queue: str, mode: str, base: str | None,
+                backbone: str, tasks: list[str], *values: Any) -> Any:
+        if mode == grow.ADD:
+            message, job_id = grow.submit_add(ctx, request, name, queue, base, tasks,
+                                              forms.to_config(SPECS, list(values)))
+            if job_id is None:
+                return message, gr.update(), gr.update()
+            return (message + " Opening it in the Jobs tab…", gr.Tabs(selected="jobs"),
+                    gr.update(choices=job_choices(), value=job_id))
         return submit(ctx, request, name, queue, backbone, tasks, list(values))
 
-    ui.submit.click(handler, [ui.name, ui.queue, ui.backbone, ui.tasks, *ui.fields],
+    ui.submit.click(handler, [ui.name, ui.queue, ui.mode, ui.base, ui.backbone, ui.tasks,
+                              *ui.fields],
                     [ui.status, tabs, open_job], api_name="launch_job")
 
 

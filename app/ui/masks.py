@@ -78,6 +78,11 @@ def render(uid: str | None, key: str | None, layer: float, averaged: bool,
     note = (f"**{stack.key}**: {stack.num_layers} layers of {shape} masks, keep k = "
             f"{stack.keep:g}, {n} task{'s' * (n > 1)}. Two independent random masks would "
             f"differ in {baseline:.1%} of their entries; lower means the tasks share more.")
+    moved = S.start_distance(stack, None if averaged else layer)
+    if moved:  # how far training moved each task from its starting masks
+        note += ("\n\nDistance from the starting masks (the same seeded start for every "
+                 "task unless saved with mask_init per-task; " + where + "): " + ", ".join(
+            f"{t} {d:.2%}" for t, d in moved.items()) + ".")
     return (note, *figures)
 
 

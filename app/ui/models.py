@@ -47,11 +47,15 @@ def detail(uid: str | None) -> tuple[str, pd.DataFrame, Any]:
           f"**{proto.backbone.name}** · shared prototype {proto.prototype_params:,} params "
           f"({fmt_bytes(shared)} on disk) · mask bits per task "
           f"{storage.get('mask_bits_per_task', 0):,}")
+    # in the order the tasks were added, each with the job that trained it
+    jobs = {m.task.name: (f"#{m.job_id}" if m.job_id else "", views.age(m.created_at))
+            for m in proto.mask_sets}
     rows = [[m["task"], _metric_text(m["dev_metrics"]), _metric_text(m["test_metrics"]),
-             f"{m['mask_bits']:,}", fmt_bytes(m["mask_bytes"]), fmt_bytes(m["disk_bytes"])]
+             f"{m['mask_bits']:,}", fmt_bytes(m["mask_bytes"]), fmt_bytes(m["disk_bytes"]),
+             *jobs.get(m["task"], ("", ""))]
             for m in info["mask_sets"]]
     frame = pd.DataFrame(rows, columns=["Task", "Dev", "Test", "Mask bits", "Masks",
-                                        "Task folder on disk"])
+                                        "Task folder on disk", "Trained by job", "Added"])
     tasks = [m["task"] for m in info["mask_sets"]]
     return md, frame, gr.update(choices=tasks, value=tasks[0] if tasks else None)
 

@@ -92,7 +92,8 @@ def test_the_playground_section_labels_a_jsonl_file(embedded_stack, monkeypatch,
     embedded_stack.wait_final(job_id, timeout=180)
     status, download = labelling.check(job_id)
     assert "succeeded" in status and "40 / 40 rows" in status, status
-    rows = list(csv.DictReader(open(download["value"])))
+    with open(download["value"]) as handle:
+        rows = list(csv.DictReader(handle))
     assert len(rows) == 40 and {r["task"] for r in rows} == {"t0001"}
     assert all(r["label"] in ("t0001:a", "t0001:b") and not r["error"] for r in rows)
     # no text column: refused before anything is queued
