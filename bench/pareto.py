@@ -380,12 +380,14 @@ def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSet
             return model(batch["input_ids"], batch.get("attention_mask"),
                          batch.get("token_type_ids"), task=task).logits
 
-        preds = {s: _predict(forward, splits[s], collator, settings.eval_batch_size)
-                 for s in ("dev", "test")}
+        # the engine's final dev evaluation serves the grid; test predictions come from the files
+        preds = {"test": _predict(forward, splits["test"], collator, settings.eval_batch_size)}
         head_params = sum(p.numel() for p in model.heads[task].parameters())
     mask_eq = storage["per_task_fp32_eq"]  # mask bits / 32, heads apart (the paper's count)
     params = mask_eq if method.marginal else storage["prototype_params"] + mask_eq
-    return {"preds": preds, "train_seconds": result.train_seconds, "files": kept,
+    return {"preds": preds, "dev_acc": result.dev_metrics[task]["accuracy"],
+            "test_acc_engine": result.test_metrics[task]["accuracy"],
+            "train_seconds": result.train_seconds, "files": kept,
             "bytes_per_task": sum(kept.values()), "params_per_task": params,
             "head_params": head_params, "prototype_files_unchanged": untouched,
             "adapter_placement": manifest["config"].get("adapter_placement")}
@@ -416,11 +418,12 @@ def one_run(method: Method, task: str, data: Callable[[], _Data], settings: Pare
               "data_seed": DATA_SEED, "bench": {k: v for k, v in asdict(settings).items()
                                                if k in ("backbone", "steps", "batch_size",
                                                         "max_length", "max_examples")},
-              "dev_acc": _accuracy(out["preds"]["dev"], task_data.labels("dev")),
+              "dev_acc": out["dev_acc"] if "dev_acc" in out else
+              _accuracy(out["preds"]["dev"], task_data.labels("dev")),
               "test_acc": _accuracy(out["preds"]["test"], task_data.labels("test")),
               "test_pred": out["preds"]["test"],
               "seconds": time.monotonic() - started,
-              **{k: v for k, v in out.items() if k != "preds"}}
+              **{k: v for k, v in out.items() if k not in ("preds", "dev_acc")}}
     write_json(path, record)
     print(f"[pareto] {task} {method.name} lr {lr:g} seed {seed}: dev {record['dev_acc']:.4f} "
           f"test {record['test_acc']:.4f} ({record['seconds']:.0f} s, "

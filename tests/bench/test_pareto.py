@@ -32,6 +32,7 @@ def test_rows_have_the_issues_fields_and_count_only_what_a_task_adds(first_sitti
     assert set(run["files"]) == {f"tasks/rotten_tomatoes/{f}"
                                  for f in ("masks.safetensors", "head.safetensors", "task.json")}
     assert run["prototype_files_unchanged"] is True
+    assert run["test_acc"] == pytest.approx(run["test_acc_engine"])  # the saved files agree
     assert run["adapter_placement"] == "pfeiffer"
     # 2 layers x (16x32 + 32x16) mask bits / 32 = the paper's fp32 equivalents
     assert added["params_per_task"] == pytest.approx(2 * 2 * 16 * 32 / 32)
