@@ -21,6 +21,9 @@ class MaskStack:
     key: str
     keep: float
     masks: dict[str, torch.Tensor]
+    #: The masks each task started training from (every task of a prototype starts from the
+    #: same seeded scores unless it was saved with mask_init "per-task").
+    starts: dict[str, torch.Tensor] | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -42,11 +45,14 @@ def mask_stacks(model: Any) -> dict[str, MaskStack]:
     with torch.no_grad():
         for bank_name, bank in model.banks.items():
             per_task = {task: bank.masks(task) for task in model.task_names}
+            starts = {task: bank.start_masks(task) for task in model.task_names} \
+                if hasattr(bank, "start_masks") else {}
             names = next(iter(per_task.values()), {}).keys()
             for name in names:
                 out[f"{bank_name}.{name}"] = MaskStack(
                     f"{bank_name}.{name}", keep,
-                    {t: m[name].detach().bool().cpu() for t, m in per_task.items()})
+                    {t: m[name].detach().bool().cpu() for t, m in per_task.items()},
+                    {t: m[name].detach().bool().cpu() for t, m in starts.items()} or None)
     return out
 
 
@@ -76,6 +82,20 @@ def hamming_per_layer(stack: MaskStack) -> np.ndarray:
     upper = np.triu_indices(n, k=1)
     return np.array([task_matrix(stack, "hamming", i)[upper].mean()
                      for i in range(stack.num_layers)])
+
+
+def start_distance(stack: MaskStack, layer: int | None = None) -> dict[str, float]:
+    """Each task's Hamming distance from the masks it started from, at `layer` (None: mean
+    over layers): how far training moved it. Empty when the starts are unknown."""
+    if not stack.starts:
+        return {}
+    out = {}
+    for task, mask in stack.masks.items():
+        start = stack.starts[task]
+        if layer is not None:
+            mask, start = mask[layer], start[layer]
+        out[task] = M.hamming(mask, start)
+    return out
 
 
 def random_baseline(stack: MaskStack) -> float:
