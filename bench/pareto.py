@@ -44,6 +44,9 @@ OTHER_TASKS: dict[str, tuple[str, ...]] = {
     "bbc_news": ("rotten_tomatoes", "tweet_sentiment"),
 }
 PROTOTYPE_LR = 1e-3
+#: Examples per split of each task the prototype is trained on (it only has to be a trained
+#: prototype; its own dev / test evaluation is not a result here).
+PROTOTYPE_EXAMPLES = 2000
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
@@ -328,7 +331,9 @@ def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Pat
     if (model / "propetl_config.json").is_file():
         return model
     others = [t for t in OTHER_TASKS[task] if not settings.smoke or t == "bbc_news"]
-    config = _train_config(settings, others, method, PROTOTYPE_LR, settings.seeds[0])
+    config = replace(_train_config(settings, others, method, PROTOTYPE_LR, settings.seeds[0]),
+                     max_examples=min(settings.max_examples or PROTOTYPE_EXAMPLES,
+                                      PROTOTYPE_EXAMPLES))
     result = train(config, folder / "run", resume=False)
     staging = folder / ".model"
     shutil.rmtree(staging, ignore_errors=True)
