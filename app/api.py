@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from . import bundles, exports, views
+from .access import Access
 from .auth import Auth, AuthError, ForbiddenError
 from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
@@ -149,6 +150,11 @@ def submit_job(spec: JobSpec, registry: RegistryDep, request: Request,
                user: UserDep) -> dict[str, Any]:
     """Validate a job spec and queue it; the job is owned by the caller."""
     spec = spec.model_copy(update={"owner": _auth(request).owner_for(user)})
+    if spec.base_prototype:  # the caller's own prototype (a short id is resolved)
+        auth = _auth(request)
+        owned = Access(auth, user if auth.enabled else None, registry).prototype(
+            spec.base_prototype)
+        spec = spec.model_copy(update={"base_prototype": owned.uid})
     job_id = registry.submit_job(spec)
     return views.job_summary(registry.get_job(job_id))
 

@@ -67,6 +67,7 @@ class PlaygroundEngine:
         self._lock = threading.RLock()
         self._serving = serving
         self._task_cache = task_cache
+        self._loading: dict[str, threading.Lock] = {}
 
     @property
     def serving(self) -> Serving:
@@ -86,8 +87,9 @@ class PlaygroundEngine:
         from propetl.inference import Generator, Predictor
         from propetl.model import ProPETLModel
 
-        proto = self._registry().get_prototype(uid)
-        tasks = tuple(m.task.name for m in proto.mask_sets if Path(m.artifact_path).is_dir())
+        # checked on every request, so only the task list is read (not the whole prototype)
+        tasks = tuple(name for name, path in self._registry().served_tasks(uid)
+                      if Path(path).is_dir())
         if not tasks:
             raise PlaygroundError(f"prototype {uid[:8]} has no task masks left")
         key = (uid, tasks)
@@ -95,6 +97,12 @@ class PlaygroundEngine:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key], 0.0
+            gate = self._loading.setdefault(uid, threading.Lock())
+        with gate:  # one load per prototype at a time; others are served meanwhile
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key], 0.0
+            proto = self._registry().get_prototype(uid)
             started = time.perf_counter()
             model = ProPETLModel.from_pretrained(proto.artifact_path, tasks=list(tasks))
             self._bound_materialised(model)
@@ -106,11 +114,12 @@ class PlaygroundEngine:
             load_ms = (time.perf_counter() - started) * 1e3
             loaded = Loaded(uid, proto.backbone.name, list(tasks), model, predictor, load_ms,
                             generative)
-            for old in [k for k in self._cache if k[0] == uid]:
-                del self._cache[old]
-            self._cache[key] = loaded
-            while len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
+            with self._lock:
+                for old in [k for k in self._cache if k[0] == uid]:
+                    del self._cache[old]
+                self._cache[key] = loaded
+                while len(self._cache) > self._capacity:
+                    self._cache.popitem(last=False)
             return loaded, load_ms
 
     def _bound_materialised(self, model: Any) -> None:

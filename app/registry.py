@@ -500,6 +500,18 @@ class Registry:
         with self._sessions() as s:
             return list(s.scalars(query))
 
+    def served_tasks(self, uid: str) -> list[tuple[str, str]]:
+        """(task name, masks folder) of a prototype's tasks in order, read without the rest
+        of the prototype (serving checks this on every request)."""
+        query = (select(Task.name, MaskSet.artifact_path)
+                 .join(MaskSet.task).join(MaskSet.prototype)
+                 .where(Prototype.uid == uid).order_by(MaskSet.position))
+        with self._sessions() as s:
+            rows = [(name, path) for name, path in s.execute(query)]
+            if not rows and s.scalar(select(Prototype.id).where(Prototype.uid == uid)) is None:
+                raise NotFoundError(f"no prototype {uid}")
+            return rows
+
     def get_prototype(self, uid: str) -> Prototype:
         query = (select(Prototype).where(Prototype.uid == uid)
                  .options(selectinload(Prototype.backbone),

@@ -77,3 +77,6 @@ def test_others_cannot_see_or_grow_a_prototype(auth_client, grown):
     reply = auth_client.post(f"/api/prototypes/{uid}/tasks", headers=headers,
                              json={"tasks": ["rotten_tomatoes"]})
     assert reply.status_code == 404
+    reply = auth_client.post("/api/jobs", headers=headers, json={
+        "base_prototype": uid, "config": {"tasks": ["rotten_tomatoes"]}})
+    assert reply.status_code == 404, reply.text
