@@ -158,6 +158,7 @@ async def _drive(url: str, count: int, concurrency: int,
             "p99_ms": round(percentile(lat, 99), 2) if lat else None,
             "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
             "errors": len(failures), "error_examples": sorted(set(failures.values()))[:3],
+            "status_counts": {str(c): list(statuses.values()).count(c) for c in set(statuses.values())},
             "lost": count - len(answered), "_bodies": bodies}
 
 

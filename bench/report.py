@@ -14,6 +14,7 @@ from .common import RESULTS
 from .report_ablations import ablation_lines, ablations_plot
 from .report_continual import continual_lines
 from .report_pareto import pareto_lines
+from .report_serve import serve_load_lines
 
 GOALS = [  # (summary key, label, goal text, check)
     ("rt_acc.propetl_adapter", "RT test accuracy, ProPETL adapter", ">= best PEFT LoRA",
@@ -222,6 +223,8 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
         lines.append("")
     if results.get("ablations", {}).get("runs"):
         lines += ablation_lines(results["ablations"], results.get("accuracy"))
+    if results.get("serve_load"):
+        lines += serve_load_lines(results["serve_load"])
     if results.get("generative"):
         lines += generative_lines(results["generative"])
     if results.get("continual"):

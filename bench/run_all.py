@@ -22,6 +22,7 @@ from . import (
     load,
     multitask,
     pareto,
+    serve_load,
     serving,
     storage_paper,
 )
@@ -29,7 +30,7 @@ from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
 PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load", "generative",
-         "continual", "pareto")
+         "continual", "pareto", "serve_load")
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
@@ -81,6 +82,8 @@ def summary(results: dict, settings: BenchSettings) -> dict:
             out[f"continual.{key}"] = cont[key]["mean"]
         out["continual.added_bytes"] = cont["added_bytes"]
         out["continual.old_tasks_unchanged"] = cont["old_tasks_unchanged"]
+    if results.get("serve_load"):
+        out.update(serve_load.flat(results["serve_load"]))
     multi = results.get("multitask")
     if multi:
         out["multitask.shared_total_bytes"] = multi["shared_total_bytes"]
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
                                               out / "accuracy.json")
             elif part == "load":
                 results[part] = load.run(settings.smoke)
+            elif part == "serve_load":
+                results[part] = serve_load.run(settings.smoke)
             elif part == "continual":
                 results[part] = continual.run(
                     continual.ContinualSettings.smoke_settings() if args.smoke else

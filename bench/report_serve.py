@@ -1,0 +1,58 @@
+"""The "Serving many tasks to many users" section of docs/BENCHMARKS.md (bench/serve_load.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def serve_load_lines(result: dict[str, Any]) -> list[str]:
+    many = result["many_tasks"]
+    mem5, mem_many = result["mem_5_tasks"], result[f"mem_{many}_tasks"]
+    lines = [
+        "## Serving many tasks to many users (batching across tasks)", "",
+        f"`python -m bench.serve_load`: {result['backbone']} adapter prototype (bottleneck 64, "
+        "keep 0.5, random masks and heads), max length 64, one text per request, requests "
+        "spread over the tasks, through a real `propetl serve` over loopback HTTP "
+        f"(`PROPETL_SERVE_MAX_BATCH={result['settings']['serve_max_batch']}`, "
+        f"`PROPETL_SERVE_MAX_WAIT_MS={result['settings']['serve_max_wait_ms']}`). "
+        f"{result['rounds']} rounds; each round measures offline, every concurrency, 100 "
+        "tasks and the PEFT reference back to back, and the figures are medians over rounds "
+        "(a ratio: the median of each round's ratio, both sides measured minutes apart at "
+        "most). The machine is 2 CPU cores shared with other engineers' test runs and the "
+        "HTTP client runs on the same cores: absolute rates move with their load, so compare "
+        "within this table only.", "",
+        "| load | ProPETL batched: req/s | p50 ms | p99 ms | PEFT one at a time: req/s | "
+        "p99 ms |", "|---|---|---|---|---|---|"]
+    for c in (1, 8, 32, 128):
+        ours, peft = result[f"c{c}"], result["peft"][f"c{c}"]
+        lines.append(f"| {c} clients, 5 tasks | {_f(ours['rps'])} | {_f(ours['p50_ms'])} | "
+                     f"{_f(ours['p99_ms'])} | {_f(peft['rps'])} | {_f(peft['p99_ms'])} |")
+    hundred = result["c32_100_tasks"]
+    lines += [f"| 32 clients, 100 tasks | {_f(hundred['rps'])} | {_f(hundred['p50_ms'])} | "
+              f"{_f(hundred['p99_ms'])} | | |", ""]
+    rows = [result[f"c{c}"] for c in (1, 8, 32, 128)] + [hundred]
+    errors = sum(r["errors"] - r["refused_503"] for r in rows)
+    lines += [
+        "| figure | value | target |", "|---|---|---|",
+        f"| offline samples/s (mixed batches of 32, 5 tasks, in-process) | "
+        f"{_f(result['offline_sps'])} | |",
+        f"| `serve.c32_ratio` (c32 req/s / offline samples/s) | {result['c32_ratio']:.3f} | "
+        ">= 0.7 |",
+        f"| `serve.c32_ratio_100_tasks` | {result['c32_ratio_100_tasks']:.3f} | >= 0.9 x the "
+        f"5-task ratio ({0.9 * result['c32_ratio']:.3f}) |",
+        f"| memory, 5 tasks (RSS after answering every task) | {_f(mem5['rss_mb'])} MB | |",
+        f"| memory, {many:,} tasks | {_f(mem_many['rss_mb'])} MB | difference <= 1.5 x packed "
+        "masks + cache bound |",
+        f"| packed mask bytes of the extra {many - 5:,} tasks | {_f(result['packed_extra_mb'])} "
+        f"MB | |",
+        f"| materialised tasks kept (cache bound) | {mem_many['materialised_tasks']} | |",
+        f"| load of the {many:,}-task prototype | {_f(mem_many['load_ms'] / 1e3)} s | |",
+        f"| errors / lost / wrong task's answer | {errors} / "
+        f"{sum(r['lost'] for r in rows)} / {sum(r['wrong_task'] for r in rows)} | 0 |",
+        f"| 503 (queue bound {512} per prototype) | {sum(r['refused_503'] for r in rows)} | "
+        "only above the bound |", ""]
+    return lines
