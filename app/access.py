@@ -59,6 +59,8 @@ class Access:
         """(anything visible?, owner filter) of a listing asked for `owner`."""
         if self.sees_all:
             return True, owner
+        if self.user is None:  # login on, nobody logged in: nothing
+            return False, None
         return owner in (None, "", self.user), self.user
 
     # --- jobs and sweeps -------------------------------------------------------------------
@@ -152,11 +154,20 @@ class Access:
 
     # --- uploads ---------------------------------------------------------------------------
 
+    @property
+    def anonymous(self) -> bool:
+        """Login on and nobody logged in (e.g. the page being built): owns nothing."""
+        return self.auth.enabled and self.user is None
+
     def uploads(self) -> list[Path]:
+        if self.anonymous:
+            return []
         return uploads.list_uploads(self.owner, self.registry.settings)
 
     def upload(self, name: str) -> Path:
         """The caller's upload `name` (`UploadNotFound` otherwise)."""
+        if self.anonymous:
+            raise uploads.UploadNotFound(f"you have no upload named {name!r}")
         return uploads.resolve(self.owner, name, self.registry.settings)
 
     def upload_folder(self) -> Path:

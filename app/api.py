@@ -8,23 +8,26 @@ With login on, every call but `POST /api/auth/token` needs `Authorization: Beare
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, UploadFile, status
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from . import bundles, exports, views
-from .access import Access
+from .access import Access, AmbiguousError
 from .auth import Auth, AuthError, ForbiddenError
 from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
 from .serving import ServerBusyError, retry_after_header
+from .settings import get_settings
 from .specs import JobSpec
 from .sweeps import SweepSpec
+from .throttle import LoginThrottle, TooManyAttempts, client_address
+from .uploads import UploadNotFound
 
 
 class Problem(BaseModel):
@@ -40,6 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such job, sweep, prototype or task"},
     409: {"model": Problem, "description": "not possible in the current state"},
     422: {"model": Problem, "description": "invalid request, or an export the format refuses"},
+    429: {"model": Problem, "description": "too many failed logins; retry after `Retry-After` s"},
     503: {"model": Problem, "description": "the prototype's serving queue is full; retry after "
                                            "`Retry-After` s (nothing was queued)"},
 }
@@ -86,6 +90,14 @@ EngineDep = Annotated[PlaygroundEngine, Depends(engine_dep)]
 UserDep = Annotated[str, Depends(current_user)]
 
 
+def access_dep(request: Request, registry: RegistryDep, user: UserDep) -> Access:
+    """What the caller may see (`app.access`): others' work is 404 like missing work."""
+    return Access(_auth(request), user if _auth(request).enabled else None, registry)
+
+
+AccessDep = Annotated[Access, Depends(access_dep)]
+
+
 # --- auth ------------------------------------------------------------------------------
 
 class Credentials(BaseModel):
@@ -105,7 +117,11 @@ def login(credentials: Credentials, request: Request) -> TokenOut:
     auth = _auth(request)
     if not auth.enabled:
         raise InvalidStateError("login is off on this server (PROPETL_AUTH_ENABLED is not set)")
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request.scope)
+    throttle.check(credentials.username, address)
     if not auth.check_password(credentials.username, credentials.password):
+        throttle.failed(credentials.username, address, "api")
         raise AuthError("wrong user name or password")
     return TokenOut(token=auth.issue_token(credentials.username), user=credentials.username)
 
@@ -127,124 +143,159 @@ def me(request: Request, user: UserDep) -> dict[str, Any]:
 
 # --- jobs ------------------------------------------------------------------------------
 
-def _owned_job(registry: Registry, job_id: int, request: Request, user: str) -> Any:
-    job = registry.get_job(job_id)
-    _auth(request).ensure_owner(user, job.owner)
-    return job
-
-
-def _owner_of(registry: Registry, proto: Any) -> str | None:
-    """Who owns a prototype: the owner of the job that trained it."""
-    return registry.get_job(proto.job_id).owner if proto.job_id else None
-
-
-def _owned_prototype(registry: Registry, proto: Any, request: Request, user: str) -> Any:
-    """`proto` when the caller owns the job that trained it (or is an admin)."""
-    if _auth(request).enabled:
-        _auth(request).ensure_owner(user, _owner_of(registry, proto))
-    return proto
+def _as_caller(model: Any, data: dict[str, Any], access: Access) -> Any:
+    """`data` validated again as the caller's (their uploads resolve); problems are the
+    same 422 as any request validation error."""
+    try:
+        return model.model_validate({**data, "owner": access.owner},
+                                    context={"owner": access.owner})
+    except ValidationError as err:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                      for e in err.errors(include_url=False)]) from None
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
-def submit_job(spec: JobSpec, registry: RegistryDep, request: Request,
-               user: UserDep) -> dict[str, Any]:
-    """Validate a job spec and queue it; the job is owned by the caller."""
-    spec = spec.model_copy(update={"owner": _auth(request).owner_for(user)})
+def submit_job(spec: JobSpec, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
+    """Validate a job spec and queue it; the job is owned by the caller (a task file is one
+    of the caller's uploads, named as `GET /api/uploads` lists it)."""
+    given = spec.given_method  # as sent: checked against a base prototype's method fields
+    spec = _as_caller(JobSpec, spec.to_json_dict(), access)
     if spec.base_prototype:  # the caller's own prototype (a short id is resolved)
-        auth = _auth(request)
-        owned = Access(auth, user if auth.enabled else None, registry).prototype(
-            spec.base_prototype)
-        spec = spec.model_copy(update={"base_prototype": owned.uid})
+        spec = spec.model_copy(update={"base_prototype": access.prototype(spec.base_prototype).uid})
+    spec._given = given
     job_id = registry.submit_job(spec)
     return views.job_summary(registry.get_job(job_id))
 
 
 @router.get("/jobs", tags=["jobs"])
-def list_jobs(registry: RegistryDep, request: Request, user: UserDep,
+def list_jobs(registry: RegistryDep, access: AccessDep,
               status_: Annotated[str | None, Query(alias="status")] = None,
               owner: str | None = None, sweep: int | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
     """Jobs, newest first (only one sweep's with `sweep`); with login on, the caller's."""
-    owner = _auth(request).visible_owner(user, owner)
-    return [views.job_summary(j) for j in registry.list_jobs(status=status_, owner=owner,
-                                                             sweep_id=sweep, limit=limit)]
+    jobs = access.jobs(status=status_, owner=owner, sweep_id=sweep, limit=limit)
+    return [views.job_summary(j, views.best_metric(registry, j)) for j in jobs]
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
-def get_job(job_id: int, registry: RegistryDep, request: Request,
-            user: UserDep) -> dict[str, Any]:
+def get_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """One job with its spec, metric curves and prototype."""
-    return views.job_detail(registry, _owned_job(registry, job_id, request, user))
+    return views.job_detail(registry, access.job(job_id))
 
 
 @router.get("/jobs/{job_id}/log", tags=["jobs"])
-def job_log(job_id: int, registry: RegistryDep, request: Request, user: UserDep,
+def job_log(job_id: int, access: AccessDep,
             lines: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     """The tail of a job's training log."""
-    job = _owned_job(registry, job_id, request, user)
+    job = access.job(job_id)
     return {"id": job_id, "log": views.log_tail(job, lines)}
 
 
+@router.get("/jobs/{job_id}/run", tags=["jobs"])
+def job_run(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
+    """A job's run page: wall and step time, samples/s, per-task test metrics, the kept
+    checkpoint and each task's best dev step, majority-class baselines, and per
+    classification task the confusion matrix, per-class P / R / F1 and the worst
+    misclassified test examples."""
+    from . import runs
+
+    return runs.run_view(registry, access.job(job_id))
+
+
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"])
-def cancel_job(job_id: int, registry: RegistryDep, request: Request,
-               user: UserDep) -> dict[str, Any]:
+def cancel_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Cancel a queued job, or ask a running one to stop (only its owner)."""
-    _owned_job(registry, job_id, request, user)
+    access.job(job_id)
     return views.job_summary(registry.request_cancel(job_id))
 
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"])
-def retry_job(job_id: int, registry: RegistryDep, request: Request,
-              user: UserDep) -> dict[str, Any]:
+def retry_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Queue a failed or cancelled job again (only its owner)."""
-    _owned_job(registry, job_id, request, user)
+    access.job(job_id)
     return views.job_summary(registry.retry(job_id))
 
 
 # --- sweeps ----------------------------------------------------------------------------
 
 @router.post("/sweeps", status_code=status.HTTP_201_CREATED, tags=["sweeps"])
-def create_sweep(spec: SweepSpec, registry: RegistryDep, request: Request,
-                 user: UserDep) -> dict[str, Any]:
+def create_sweep(spec: SweepSpec, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Validate every combination of the grid, then queue them all as one sweep of jobs
     (owned by the caller); nothing is written when any combination is invalid."""
-    spec = spec.model_copy(update={"owner": _auth(request).owner_for(user)})
+    spec = _as_caller(SweepSpec, spec.to_json_dict(), access)
     sweep_id = registry.create_sweep(spec)
     return views.sweep_detail(registry.get_sweep(sweep_id))
 
 
 @router.get("/sweeps", tags=["sweeps"])
-def list_sweeps(registry: RegistryDep, request: Request, user: UserDep,
-                owner: str | None = None,
+def list_sweeps(access: AccessDep, owner: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
     """Sweeps, newest first, with how many of their jobs are in each status."""
-    owner = _auth(request).visible_owner(user, owner)
-    return [views.sweep_summary(s) for s in registry.list_sweeps(owner=owner, limit=limit)]
+    return [views.sweep_summary(s) for s in access.sweeps(owner=owner, limit=limit)]
 
 
 @router.get("/sweeps/{sweep_id}", tags=["sweeps"])
-def get_sweep(sweep_id: int, registry: RegistryDep, request: Request,
-              user: UserDep) -> dict[str, Any]:
+def get_sweep(sweep_id: int, access: AccessDep) -> dict[str, Any]:
     """A sweep: its grid, base spec, jobs, and each (job, task)'s metrics and stored bytes."""
-    sweep = registry.get_sweep(sweep_id)
-    _auth(request).ensure_owner(user, sweep.owner)
-    return views.sweep_detail(sweep)
+    return views.sweep_detail(access.sweep(sweep_id))
 
 
 # --- catalog ---------------------------------------------------------------------------
 
 @router.get("/tasks", tags=["catalog"])
-def list_tasks(registry: RegistryDep, user: UserDep) -> list[dict[str, Any]]:
-    """Catalog tasks, plus tasks the registry learnt from finished jobs."""
+def list_tasks(registry: RegistryDep, access: AccessDep) -> list[dict[str, Any]]:
+    """Catalog tasks, plus the tasks of the caller's trained prototypes."""
     from propetl.data import list_tasks as catalog
 
     out = {t.name: {**t.to_dict(), "trained": False} for t in catalog()}
+    visible = access.task_names()
     for row in registry.list_tasks():
+        if row.name not in visible:
+            continue
         out.setdefault(row.name, {"name": row.name, "source": row.source,
                                   "label_names": row.label_names, "metrics": row.metrics,
                                   "main_metric": row.main_metric, "sizes": row.sizes})
         out[row.name]["trained"] = True
     return list(out.values())
+
+
+@router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["catalog"])
+def create_upload(file: UploadFile, access: AccessDep) -> dict[str, Any]:
+    """Upload a CSV / TSV / JSONL task file (checked whole; every problem reported at once).
+    A job names it by the returned `name` in its `tasks`; it is the caller's alone."""
+    import tempfile
+    from pathlib import Path
+
+    from propetl.data import load_user_file, validate_user_file
+    from propetl.data.user_file import DEFAULT_MAX_BYTES
+
+    from .uploads import DATA_SUFFIXES, safe_upload_name
+
+    name = safe_upload_name(file.filename or "upload")
+    if Path(name).suffix not in DATA_SUFFIXES:
+        raise PlaygroundError(f"{name}: unsupported file type; use {', '.join(DATA_SUFFIXES)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / name
+        data = file.file.read(DEFAULT_MAX_BYTES + 1)
+        source.write_bytes(data)
+        problems = validate_user_file(source)
+        if problems:
+            raise PlaygroundError(f"{name}: " + "; ".join(problems))
+        from . import uploads
+
+        target = uploads.store(access.owner, source, access.registry.settings)
+    info = load_user_file(target).info
+    return {"name": target.name, "task": uploads.task_name(target.name),
+            "label_names": info.label_names, "sizes": info.sizes}
+
+
+@router.get("/uploads", tags=["catalog"])
+def list_uploads(access: AccessDep) -> list[dict[str, Any]]:
+    """The caller's uploaded task files: `name` (what a job's `tasks` names) and `task`."""
+    from .uploads import task_name
+
+    return [{"name": p.name, "task": task_name(p.name), "bytes": p.stat().st_size}
+            for p in access.uploads()]
 
 
 @router.get("/backbones", tags=["catalog"])
@@ -259,67 +310,49 @@ def list_backbones(user: UserDep) -> list[dict[str, Any]]:
 # --- prototypes and masks --------------------------------------------------------------
 
 @router.get("/prototypes", tags=["prototypes"])
-def list_prototypes(registry: RegistryDep, request: Request, user: UserDep,
-                    backbone: str | None = None) -> list[dict[str, Any]]:
+def list_prototypes(access: AccessDep, backbone: str | None = None) -> list[dict[str, Any]]:
     """Trained prototypes, newest first (with login on, those of the caller's jobs)."""
-    auth = _auth(request)
-    return [views.prototype_summary(p) for p in registry.list_prototypes(backbone=backbone)
-            if not auth.enabled or auth.can_access(user, _owner_of(registry, p))]
+    return [views.prototype_summary(p) for p in access.prototypes(backbone=backbone)]
 
 
 @router.get("/prototypes/{uid}", tags=["prototypes"])
-def get_prototype(uid: str, registry: RegistryDep, request: Request,
-                  user: UserDep) -> dict[str, Any]:
-    """A prototype with its storage report and every task's masks."""
-    return views.prototype_detail(
-        _owned_prototype(registry, registry.get_prototype(uid), request, user))
+def get_prototype(uid: str, access: AccessDep) -> dict[str, Any]:
+    """A prototype (its id or a unique prefix of it) with its storage report and every
+    task's masks."""
+    return views.prototype_detail(access.prototype(uid))
 
 
 @router.get("/prototypes/{uid}/download", tags=["prototypes"])
-def download_prototype(uid: str, registry: RegistryDep, request: Request,
-                       user: UserDep) -> FileResponse:
+def download_prototype(uid: str, access: AccessDep) -> FileResponse:
     """The whole bundle (config, prototype, all tasks) as a zip."""
-    proto = _owned_prototype(registry, registry.get_prototype(uid), request, user)
+    proto = access.prototype(uid)
     path = bundles.bundle_zip(proto)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.get("/prototypes/{uid}/masks", tags=["masks"])
-def list_masks(uid: str, registry: RegistryDep, request: Request,
-               user: UserDep) -> list[dict[str, Any]]:
+def list_masks(uid: str, access: AccessDep) -> list[dict[str, Any]]:
     """Each task's masks over this prototype: bits, bytes on disk, density, metrics."""
-    proto = _owned_prototype(registry, registry.get_prototype(uid), request, user)
-    return [views.mask_set_summary(m) for m in proto.mask_sets]
-
-
-def _mask_set(registry: Registry, uid: str, task: str) -> Any:
-    proto = registry.get_prototype(uid)
-    found = next((m for m in proto.mask_sets if m.task.name == task), None)
-    if found is None:
-        raise NotFoundError(f"prototype {uid} has no masks for task {task!r}")
-    return proto, found
+    return [views.mask_set_summary(m) for m in access.prototype(uid).mask_sets]
 
 
 @router.get("/prototypes/{uid}/masks/{task}/download", tags=["masks"])
-def download_masks(uid: str, task: str, registry: RegistryDep, request: Request,
-                   user: UserDep) -> FileResponse:
+def download_masks(uid: str, task: str, access: AccessDep) -> FileResponse:
     """One task's masks and head as a zip."""
-    proto, _ = _mask_set(registry, uid, task)
-    _owned_prototype(registry, proto, request, user)
+    proto, _ = access.mask_set(uid, task)
     path = bundles.task_zip(proto, task)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.get("/prototypes/{uid}/masks/{task}/export", tags=["masks"])
-def export_masks(uid: str, task: str, registry: RegistryDep, request: Request, user: UserDep,
+def export_masks(uid: str, task: str, access: AccessDep,
                  format_: Annotated[Literal["propetl", "peft", "merged"],
                                     Query(alias="format")] = "propetl") -> FileResponse:
     """One task as a zip: `propetl` (its masks, head and config), `peft` (a PEFT LoRA adapter
     folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
     tasks: classifiers with first-token heads, or generative tasks (a seq2seq / causal LM);
     others are refused with 422 and the reason."""
-    proto, _ = _mask_set(registry, uid, task)
-    _owned_prototype(registry, proto, request, user)
+    proto, _ = access.mask_set(uid, task)
     path = exports.export_zip(proto, task, format_)
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
@@ -327,12 +360,11 @@ def export_masks(uid: str, task: str, registry: RegistryDep, request: Request, u
 @router.delete("/prototypes/{uid}/masks/{task}", status_code=status.HTTP_204_NO_CONTENT,
                tags=["masks"])
 def delete_masks(uid: str, task: str, registry: RegistryDep, engine: EngineDep,
-                 request: Request, user: UserDep) -> Response:
+                 access: AccessDep) -> Response:
     """Delete a task's masks from a prototype (only the owner of the job that made it)."""
-    proto, mask_set = _mask_set(registry, uid, task)
-    _owned_prototype(registry, proto, request, user)
+    proto, mask_set = access.mask_set(uid, task)
     registry.delete_mask_set(mask_set.id)
-    engine.forget(uid)
+    engine.forget(proto.uid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -356,21 +388,19 @@ class PredictRequest(BaseModel):
 
 
 @router.post("/predict", tags=["predict"])
-def predict(body: PredictRequest, engine: EngineDep, registry: RegistryDep, request: Request,
-            user: UserDep) -> dict[str, Any]:
-    """Labels and probabilities; the prototype stays loaded and tasks swap masks (with login
-    on, only from prototypes of the caller's jobs)."""
-    if _auth(request).enabled:
-        _owned_prototype(registry, registry.get_prototype(body.prototype), request, user)
+def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) -> dict[str, Any]:
+    """Labels and probabilities; the prototype (its id or a unique prefix) stays loaded and
+    tasks swap masks (with login on, only from prototypes of the caller's jobs)."""
+    uid = access.prototype(body.prototype).uid
     if body.items:
-        result = engine.predict_mixed(body.prototype,
+        result = engine.predict_mixed(uid,
                                       [(i.task, i.text, i.text_pair) for i in body.items])
     else:
         if not body.task or body.text is None:
             raise PlaygroundError("give 'task' and 'text', or a list of 'items'")
         task = ALL_TASKS if body.task in ("all", ALL_TASKS) else body.task
-        result = engine.predict(body.prototype, task, body.text, body.text_pair)
-    return {"prototype": body.prototype, "mode": result.mode, "results": result.results,
+        result = engine.predict(uid, task, body.text, body.text_pair)
+    return {"prototype": uid, "mode": result.mode, "results": result.results,
             "timing": {"swap_ms": result.swap_ms, "inference_ms": result.inference_ms,
                        "load_ms": result.load_ms, "queue_ms": result.queue_ms},
             # concurrent requests of this prototype are answered as one mixed-task batch
@@ -382,12 +412,21 @@ def predict(body: PredictRequest, engine: EngineDep, registry: RegistryDep, requ
 _STATUS: list[tuple[type[Exception], int]] = [
     (AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (FileNotFoundError, 404),
     (InvalidStateError, 409), (PlaygroundError, 422), (exports.ExportError, 422),
+    (AmbiguousError, 422), (UploadNotFound, 404), (TooManyAttempts, 429),
     (ServerBusyError, 503)]
 
 
-def install(app: FastAPI, auth: Auth) -> None:
+def login_throttle() -> LoginThrottle:
+    """A throttle with the settings' limits."""
+    settings = get_settings()
+    return LoginThrottle(settings.login_max_failures, settings.login_max_failures_per_address,
+                         settings.login_window)
+
+
+def install(app: FastAPI, auth: Auth, throttle: LoginThrottle | None = None) -> None:
     """Add the API routes, the login rules and the error mapping to `app`."""
     app.state.auth = auth
+    app.state.login_throttle = throttle or login_throttle()
     # their routes join `router`: batch prediction, the tasks of a prototype
     from . import api_labels, api_tasks  # noqa: F401
 
@@ -403,12 +442,27 @@ async def _validation_handler(request: Request, err: Exception) -> JSONResponse:
     if request.url.path.startswith("/api/auth/"):
         errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in err.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
-    return await request_validation_exception_handler(request, err)
+    # the input is echoed: NaN and Infinity (accepted by the JSON parser) are written as
+    # text, since JSON cannot hold them
+    return JSONResponse({"detail": _finite(jsonable_encoder(err.errors()))}, status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its name ("NaN", "Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _handler(code: int) -> Any:
     async def handle(request: Request, err: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        if isinstance(err, TooManyAttempts):
+            headers = {"Retry-After": str(err.retry_after)}
         if isinstance(err, ServerBusyError):  # the prototype's serving queue is full
             headers = {"Retry-After": retry_after_header(err)}
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

@@ -97,7 +97,10 @@ class Auth:
 
     def _payload(self, token: str) -> dict[str, object]:
         body, _, signature = token.strip().partition(".")
-        if not body or not hmac.compare_digest(self._sign(body), signature):
+        # header values arrive as latin-1 text: compare bytes (compare_digest refuses
+        # non-ASCII str), so any byte sequence is just an invalid token
+        if not body or not hmac.compare_digest(self._sign(body).encode(),
+                                               signature.encode("utf-8", "replace")):
             raise AuthError("invalid token")
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

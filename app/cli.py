@@ -90,7 +90,8 @@ def jobs_submit(spec_path: str, queue: str | None, name: str | None, owner: str 
     if not isinstance(data, dict):
         raise click.ClickException(f"{spec_path}: a job spec is a mapping of options")
     data.update({k: v for k, v in {"queue": queue, "name": name, "owner": owner}.items() if v})
-    job_id = _registry().submit_job(JobSpec.model_validate(data))
+    # the machine's owner runs the CLI: tasks and backbones may name server paths
+    job_id = _registry().submit_job(JobSpec.model_validate(data, context={"paths": True}))
     click.echo(job_id)
 
 
@@ -132,7 +133,7 @@ def jobs_sweep(spec_path: str | None, grid_options: tuple[str, ...], name: str |
         data["base"]["queue"] = queue
     data.update({k: v for k, v in {"name": name, "owner": owner}.items() if v})
     registry = _registry()
-    sweep_id = registry.create_sweep(SweepSpec.model_validate(data))
+    sweep_id = registry.create_sweep(SweepSpec.model_validate(data, context={"paths": True}))
     sweep = registry.get_sweep(sweep_id)
     click.echo(f"sweep {sweep_id}: {len(sweep.jobs)} jobs queued "
                f"({', '.join(str(j.id) for j in sweep.jobs)})")
@@ -263,7 +264,6 @@ def db_current() -> None:
 
 
 from app.server import serve; cli.add_command(serve)  # noqa: E402, E702, I001
-from app.cli_prototypes import prototypes; cli.add_command(prototypes)  # noqa: E402, E702, I001
 
 
 def main() -> None:

@@ -272,7 +272,7 @@ class Registry:
         job.cancel_requested = False
         job.error = None
         job.finished_at = None
-        job.heartbeat_at = None
+        job.heartbeat_at = utcnow()  # for a queued job: when it was last sent
         job.celery_task_id = task_id
 
     @staticmethod
@@ -443,8 +443,11 @@ class Registry:
         """Re-queue (or fail, after `max_attempts`) running jobs whose heartbeat stopped.
 
         `active` lists Celery task ids that live workers report; a job among them is left
-        alone. Returns (job id, "requeued" | "failed" | "cancelled") for each job handled.
+        alone. Jobs queued for longer than `queued_resend_after` are sent to their queue again
+        (`resend_queued`). Returns (job id, "requeued" | "failed" | "cancelled" | "resent")
+        for each job handled.
         """
+        actions: list[tuple[int, str]] = self.resend_queued()
         timeout = self.settings.reaper_timeout if timeout is None else timeout
         cutoff = utcnow() - timedelta(seconds=timeout)
         stale_q = select(Job.id, Job.attempts, Job.celery_task_id).where(
@@ -453,9 +456,8 @@ class Registry:
         with self._sessions() as s:
             stale = list(s.execute(stale_q))
         if not stale:
-            return []
+            return actions
         alive = (active() if active else None) or set()
-        actions: list[tuple[int, str]] = []
         for job_id, attempt, task_id in stale:
             if task_id in alive:
                 continue
@@ -463,6 +465,45 @@ class Registry:
             if action:
                 actions.append((job_id, action))
         return actions
+
+    def resend_queued(self, older_than: float | None = None) -> list[tuple[int, str]]:
+        """Send again every job queued (or last sent) longer than `older_than` seconds ago
+        (default: `queued_resend_after`): its broker message may be lost (a broker restarted
+        without persistence, a queue purged). Claims are fenced, so a job whose first message
+        does arrive still runs once. For a queued job, `heartbeat_at` holds when it was last
+        sent."""
+        older_than = self.settings.queued_resend_after if older_than is None else older_than
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        sent_at = func.coalesce(Job.heartbeat_at, Job.created_at)
+        query = select(Job.id).where(Job.status == JobStatus.queued.value, sent_at < cutoff)
+        with self._sessions() as s:
+            due = list(s.scalars(query.order_by(Job.id)))
+        actions = []
+        for job_id in due:
+            sent = self._resend_one(job_id, cutoff)
+            if sent is not None:
+                try:
+                    self._enqueue(job_id, *sent)
+                except Exception:  # the broker is down: the next pass tries again
+                    log.exception("job %s: could not re-send to queue %s", job_id, sent[0])
+                    continue
+                log.warning("job %s: queued since before %s, sent to queue %s again", job_id,
+                            cutoff.isoformat(timespec="seconds"), sent[0])
+                actions.append((job_id, "resent"))
+        return actions
+
+    @db.retry_writes()
+    def _resend_one(self, job_id: int, cutoff: datetime) -> tuple[str, str] | None:
+        task_id = str(uuid.uuid4())
+        with self._tx() as s:
+            job = s.scalar(select(Job).where(
+                Job.id == job_id, Job.status == JobStatus.queued.value,
+                func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff).with_for_update())
+            if job is None:  # claimed, cancelled or re-sent by another reaper meanwhile
+                return None
+            job.heartbeat_at = utcnow()
+            job.celery_task_id = task_id
+            return job.queue, task_id
 
     @db.retry_writes()
     def _reap_one(self, job_id: int, attempt: int, cutoff: datetime) -> str | None:

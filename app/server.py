@@ -36,7 +36,8 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
                   description="Train many tasks over one shared prototype with binary masks; "
                               "serve any task by swapping masks.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
-    api.install(app, auth)
+    throttle = api.login_throttle()
+    api.install(app, auth, throttle)
 
     @app.get("/api", include_in_schema=False)
     def api_root() -> RedirectResponse:
@@ -54,6 +55,10 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
                             head=HEAD, auth_message="ProPETL Studio: log in to continue",
                             footer_links=["api"], ssr_mode=False,
                             max_file_size=DEFAULT_MAX_BYTES)  # refused before it is stored
+    if auth.enabled:
+        from .throttle import LoginThrottleMiddleware
+
+        app.add_middleware(LoginThrottleMiddleware, throttle=throttle)
     return app
 
 
@@ -98,12 +103,14 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--host", default=None,
+              help="address to bind (default: PROPETL_WEB_HOST, else 127.0.0.1)")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="port (default: PROPETL_WEB_PORT, else 7860)")
 @click.option("--worker/--no-worker", "worker", default=None,
               help="start a worker process here (default: only with the embedded broker)")
 @click.option("--log-level", default="info", show_default=True)
-def serve(host: str, port: int, worker: bool | None, log_level: str) -> None:
+def serve(host: str | None, port: int | None, worker: bool | None, log_level: str) -> None:
     """Start the dashboard and REST API (http://HOST:PORT, API docs at /api/docs)."""
     import uvicorn
 
@@ -114,6 +121,8 @@ def serve(host: str, port: int, worker: bool | None, log_level: str) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     settings = get_settings()
+    host = host or settings.web_host
+    port = port or settings.web_port
     settings.ensure_dirs()
     db.upgrade()
     app = create_app()

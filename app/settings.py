@@ -48,6 +48,19 @@ class Settings(BaseSettings):
         60.0, ge=0, description="how long a worker retries a registry write while the "
                                 "database is unreachable")
     visibility_timeout: int = Field(3600, ge=1, description="Redis re-delivery of unacked jobs")
+    queued_resend_after: float = Field(
+        600.0, gt=0, description="a job queued longer than this is sent to its queue again by "
+                                 "the reaper (its broker message may be lost; claims are fenced)")
+    queues: str = Field("", description="comma-separated queues jobs may name besides "
+                                        "default_queue (others are refused at submit)")
+    backbone_dirs: str = Field("", description="comma-separated server folders whose "
+                                               "sub-folders API and dashboard jobs may name as "
+                                               "backbones (the CLI may name any folder)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins per user name per "
+                                                          "login_window before 429")
+    login_max_failures_per_address: int = Field(20, ge=1, description="failed logins per "
+                                                                      "address per window")
+    login_window: float = Field(60.0, gt=0, description="seconds of the login throttle window")
     auto_migrate: bool = True
     web_host: str = Field("127.0.0.1", description="address `propetl serve` binds")
     web_port: int = Field(7860, ge=1, le=65535)
@@ -86,6 +99,18 @@ class Settings(BaseSettings):
                 yield name, mask_url(value)
             else:
                 yield name, value
+
+    @property
+    def allowed_queues(self) -> list[str]:
+        """Queues a job may name: the default queue and those listed in `queues`."""
+        extra = [q.strip() for q in self.queues.split(",") if q.strip()]
+        return [self.default_queue, *(q for q in extra if q != self.default_queue)]
+
+    @property
+    def allowed_backbone_dirs(self) -> list[Path]:
+        """Folders under which API and dashboard jobs may name backbone folders."""
+        return [Path(p.strip()).expanduser().resolve()
+                for p in self.backbone_dirs.split(",") if p.strip()]
 
     @property
     def embedded_broker(self) -> bool:

@@ -2,11 +2,19 @@
 
 The training options are not re-declared: `config` is the engine's `TrainConfig` dataclass,
 validated by pydantic field by field and then by `TrainConfig.validate()`, whose messages
-become pydantic errors located at the field they name.
+become pydantic errors located at the field they name. `LIMITS` bounds every number (the
+PETL sizes also against the backbone's hidden size), and every problem is reported at once.
+
+Validation context: `resolve` (default True) looks the backbone and tasks up; `owner` names
+whose uploads a task like `reviews.csv` is; `paths` (the CLI and Python callers, run by the
+machine's owner) lets tasks and backbones name server paths and jobs name any queue, which
+API and dashboard jobs may not: their backbone folders must lie under
+`PROPETL_BACKBONE_DIRS` and their queue be the default one or listed in `PROPETL_QUEUES`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -25,15 +33,33 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from propetl.config import PropetlConfig, TrainConfig
+from propetl.config import DEVICES, PRECISIONS, SAMPLING, PropetlConfig, TrainConfig
 from propetl.continual import given_method_fields
 
+from . import uploads
 from .labels import LabelSpec
+from .settings import get_settings
 
 _TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
 _CONFIG_FIELDS = _TRAIN_FIELDS | {f.name for f in fields(PropetlConfig)}
 #: Suffixes of a user's own data file given as a task.
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl")
+DATA_SUFFIXES = uploads.DATA_SUFFIXES
+#: (lowest, highest) of every number of a config ("propetl.x" for the PETL module's), or the
+#: allowed values of a text field. The PETL sizes are bounded by the backbone too (`_sized`).
+LIMITS: dict[str, tuple[float, float] | tuple[str, ...]] = {
+    "lr": (1e-8, 10.0), "mask_lr": (1e-8, 100.0), "weight_decay": (0.0, 10.0),
+    "warmup_ratio": (0.0, 0.99), "epochs": (0.001, 1000.0), "max_steps": (1, 10_000_000),
+    "batch_size": (1, 4096), "eval_batch_size": (1, 4096), "max_length": (8, 4096),
+    "eval_every": (1, 10_000_000), "early_stopping_patience": (1, 10_000),
+    "temperature": (0.01, 1000.0), "max_examples": (4, 100_000_000), "grad_clip": (0.0, 1e4),
+    "seed": (0, 2**32 - 1), "data_seed": (0, 2**32 - 1), "save_every": (1, 10_000_000),
+    "max_target_length": (1, 1024), "label_smoothing": (0.0, 0.99), "num_beams": (1, 16),
+    "sampling": SAMPLING, "precision": PRECISIONS, "device": DEVICES,
+    "propetl.keep": (1e-6, 1.0), "propetl.bottleneck": (1, 65_536), "propetl.lora_r": (1, 65_536),
+    "propetl.lora_alpha": (1e-6, 1e6), "propetl.prefix_len": (1, 1024),
+    "propetl.prefix_hidden": (1, 65_536), "propetl.head_dropout": (0.0, 0.99),
+    "propetl.init_std": (0.0, 10.0), "propetl.seed": (0, 2**32 - 1),
+}
 _QUEUE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
@@ -56,20 +82,150 @@ def _custom(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDe
                             loc=loc, input=value)
 
 
-def check_resolvable(config: TrainConfig) -> list[InitErrorDetails]:
-    """Errors for a backbone that cannot load or tasks the catalog does not know."""
+def _get(config: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None  # type: ignore[assignment]
+    return config
+
+
+def _loc(key: str) -> tuple[str, ...]:
+    return tuple(key.split("."))
+
+
+def limit_problems(config: Any) -> list[InitErrorDetails]:
+    """Every number out of `LIMITS` (or not finite), every text not among its values."""
+    if not isinstance(config, dict):
+        return []
+    errors = []
+    for key, limit in LIMITS.items():
+        value = _get(config, key)
+        if value is None:
+            continue
+        if isinstance(limit[0], str):
+            if isinstance(value, str) and value not in limit:
+                errors.append(_custom(_loc(key), f"{key.split('.')[-1]} must be one of "
+                                      f"{', '.join(map(str, limit))}, got {value!r}", value))
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # the type check names it
+        low, high = limit
+        name = key.split(".")[-1]
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(_custom(_loc(key), f"{name} must be a finite number", str(value)))
+        elif not low <= value <= high:
+            errors.append(_custom(_loc(key), f"{name} must be in [{_num(low)}, {_num(high)}], "
+                                  f"got {_num(value)}", value))
+    return errors
+
+
+def _num(value: float) -> str:
+    """1e-08 -> '1e-08', 4096 -> '4096', 1e18 -> '1e+18'."""
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e9):
+        return str(int(value)) if abs(value) < 1e15 else f"{value:.3g}"
+    return f"{value:g}"
+
+
+def _hidden_size(backbone: str) -> tuple[int, int | None] | None:
+    """(hidden size, max positions) of a backbone that loads, else None."""
+    try:
+        if backbone.startswith("tiny-"):
+            from propetl.tiny import tiny_config
+
+            config: Any = tiny_config(backbone[5:])
+        else:
+            from transformers import AutoConfig
+
+            from propetl.backbones import hub_kwargs, load_kwargs, resolve_path
+
+            path = resolve_path(backbone)
+            config = AutoConfig.from_pretrained(path, **hub_kwargs(path), **load_kwargs(backbone))
+    except Exception:
+        return None
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or \
+        getattr(config, "dim", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    return (int(hidden), int(positions) if positions else None) if hidden else None
+
+
+def _sized(config: TrainConfig) -> list[InitErrorDetails]:
+    """PETL sizes against the backbone: a bottleneck up to 8 x its hidden size, a LoRA rank
+    up to its hidden size, a prefix up to its positions."""
+    size = _hidden_size(config.backbone)
+    if size is None:
+        return []
+    hidden, positions = size
+    p = config.propetl
+    bounds = [("bottleneck", p.bottleneck, 8 * hidden, f"8 x the hidden size {hidden}"),
+              ("lora_r", p.lora_r, hidden, f"the hidden size {hidden}")]
+    if positions:
+        bounds.append(("prefix_len", p.prefix_len, positions,
+                       f"the backbone's {positions} positions"))
+    return [_custom(("propetl", name), f"{name} must be at most {high} ({why} of "
+                    f"{config.backbone}), got {value}", value)
+            for name, value, high, why in bounds if value > high]
+
+
+def is_server_path(text: str) -> bool:
+    """True when `text` names a server path rather than a catalog, upload or hub name."""
+    return (text.startswith(("/", ".", "~", "\\")) or "\\" in text or ".." in text.split("/")
+            or Path(text).expanduser().exists())
+
+
+def backbone_problem(backbone: str, paths: bool) -> str | None:
+    """Why an API / dashboard job may not name this backbone folder (None: it may)."""
+    if paths or not is_server_path(backbone):
+        return None
+    folder = Path(backbone).expanduser().resolve()
+    allowed = get_settings().allowed_backbone_dirs
+    if any(folder != root and folder.is_relative_to(root) for root in allowed):
+        return None
+    return ("backbone folders on the server are allowed only under the folders listed in "
+            "PROPETL_BACKBONE_DIRS" + (f" ({', '.join(map(str, allowed))})" if allowed else
+                                      " (none are)") +
+            "; name a known backbone or a hub model instead")
+
+
+def check_resolvable(config: TrainConfig, *, owner: str | None = None,
+                     paths: bool = False) -> list[InitErrorDetails]:
+    """Errors for a backbone that cannot load or tasks the catalog does not know.
+
+    Without `paths`, a data-file task must be an upload name (checked in `owner`'s uploads
+    when an owner is given) and a backbone folder must be allowed by the settings."""
     errors: list[InitErrorDetails] = []
     from propetl.backbones import BackboneError, check_backbone, is_generative
 
+    refused = backbone_problem(config.backbone, paths)
     try:
+        if refused:
+            raise BackboneError(refused)
         check_backbone(config.backbone)
     except BackboneError as err:
         errors.append(_custom(("backbone",), str(err), config.backbone))
+    else:
+        errors += _sized(config)
     from propetl.data import get_task_info, validate_user_file
 
     for i, task in enumerate(config.tasks):
+        if not paths:
+            if uploads.is_upload_name(task):
+                if owner is None:
+                    continue  # the caller is not known yet: checked again when submitted
+                try:
+                    upload = uploads.resolve(owner, task)
+                except uploads.UploadNotFound as err:
+                    errors.append(_custom(("tasks", i), str(err), task))
+                    continue
+                problems = validate_user_file(upload)
+                if problems:
+                    errors.append(_custom(("tasks", i), f"{task}: " + "; ".join(problems), task))
+                continue
+            if uploads.is_data_file(task) or is_server_path(task):
+                errors.append(_custom(("tasks", i), f"{task!r}: name a task from the catalog, "
+                                      "or one of your uploads by its name (e.g. reviews.csv); "
+                                      "server paths are not accepted", task))
+                continue
         path = Path(task).expanduser()
-        if path.suffix.lower() in DATA_SUFFIXES or path.exists():
+        if paths and (path.suffix.lower() in DATA_SUFFIXES or path.exists()):
             if not path.is_file():
                 errors.append(_custom(("tasks", i), f"no data file at {task!r}", task))
             else:
@@ -147,9 +303,17 @@ class JobSpec(BaseModel):
 
     @field_validator("queue")
     @classmethod
-    def _check_queue(cls, value: str | None) -> str | None:
+    def _check_queue(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not _QUEUE.match(value):
             raise PydanticCustomError("spec_error", "use 1-100 letters, digits, '_', '-' or '.'")
+        context = info.context or {}
+        if value is not None and context.get("resolve", True) and not context.get("paths"):
+            allowed = get_settings().allowed_queues
+            if value not in allowed:
+                raise PydanticCustomError(
+                    "spec_error", "no worker is known to listen on queue '{queue}'; use one "
+                    "of {allowed} (the server lists its queues in PROPETL_QUEUES)",
+                    {"queue": value, "allowed": ", ".join(allowed)})
         return value
 
     @field_validator("config", mode="wrap")
@@ -157,13 +321,22 @@ class JobSpec(BaseModel):
     def _check_config(cls, value: Any, handler: Any, info: ValidationInfo) -> TrainConfig:
         if isinstance(value, TrainConfig):
             value = value.to_dict()
+        context = info.context or {}
+        # every problem at once: the engine's own check stops at its first, so the bounds
+        # are checked here too (one message per field)
+        limits = limit_problems(value)
         try:
             config: TrainConfig = handler(value)
         except ValidationError as err:
-            raise ValidationError.from_exception_data(
-                "JobSpec.config", [_located(e) for e in err.errors()]) from None
-        if (info.context or {}).get("resolve", True):
-            errors = check_resolvable(config)
+            errors = [_located(e) for e in err.errors()]
+            seen = {tuple(e["loc"]) for e in errors}
+            errors += [e for e in limits if tuple(e["loc"]) not in seen]
+            raise ValidationError.from_exception_data("JobSpec.config", errors) from None
+        if limits:
+            raise ValidationError.from_exception_data("JobSpec.config", limits)
+        if context.get("resolve", True):
+            errors = check_resolvable(config, owner=context.get("owner"),
+                                      paths=bool(context.get("paths")))
             if errors:
                 raise ValidationError.from_exception_data("JobSpec.config", errors)
         return config
@@ -188,7 +361,7 @@ class JobSpec(BaseModel):
         data = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a job spec is a mapping of options")
-        return cls.model_validate(data, context={"resolve": resolve})
+        return cls.model_validate(data, context={"resolve": resolve, "paths": True})
 
 
 def describe_errors(err: ValidationError) -> str:

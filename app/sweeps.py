@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -143,7 +144,7 @@ class SweepSpec(BaseModel):
         return out
 
     @model_validator(mode="after")
-    def _expand(self) -> SweepSpec:
+    def _expand(self, info: ValidationInfo) -> SweepSpec:
         """Validate every combination as a job spec; all problems are reported at once."""
         base = self.base.to_json_dict()
         resolve = any(p in _RESOLVED for p in self.grid)
@@ -157,7 +158,8 @@ class SweepSpec(BaseModel):
                 _set(data["config"], path, value)
             data["name"] = f"{self.name or 'sweep'} · {label(values)}"[:200]
             try:
-                jobs.append(JobSpec.model_validate(data, context={"resolve": resolve}))
+                jobs.append(JobSpec.model_validate(
+                    data, context={**(info.context or {}), "resolve": resolve}))
                 combos.append(values)
             except ValidationError as err:
                 for e in err.errors(include_url=False):

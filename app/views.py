@@ -10,6 +10,7 @@ from typing import Any
 from .models import Job, MaskSet, Prototype, Sweep
 from .registry import Registry
 from .sweeps import label, value_at
+from .uploads import task_name
 
 Series = dict[tuple[str, str, str], list[tuple[int, float]]]
 
@@ -39,6 +40,24 @@ def best_dev(series: Series) -> float | None:
     return max((sum(v) / len(v) for v in by_step.values()), default=None)
 
 
+def waiting_text(job: Job, now: datetime | None = None) -> str:
+    """For a queued job: how long it has waited, on which queue, and when it was last sent
+    there (the reaper sends a job that waited too long again)."""
+    now = now or datetime.now(timezone.utc)
+    waited = age(job.created_at, now).removesuffix(" ago")
+    text = f"waiting {waited} on queue {job.queue}"
+    if job.heartbeat_at is not None and job.created_at is not None and \
+            (job.heartbeat_at - job.created_at).total_seconds() > 1:
+        text += f" · last sent {age(job.heartbeat_at, now)}"
+    return text
+
+
+def best_metric(registry: Registry, job: Job) -> float | None:
+    """A job's best mean dev main metric: the one figure the job list, the job detail and
+    the dashboard's table show."""
+    return best_dev(registry.metric_series(job.id, split="dev", name="main"))
+
+
 def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
     """The fields a job list shows."""
     config = job.spec.get("config", {})
@@ -46,18 +65,20 @@ def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
             "status": job.status,
             "progress": round(float(job.progress or 0.0), 4), "step": job.step,
             "total_steps": job.total_steps, "phase": job.phase,
-            "tasks": list(config.get("tasks", [])), "backbone": config.get("backbone"),
+            "tasks": [task_name(t) for t in config.get("tasks", [])],
+            "backbone": config.get("backbone"),
             "queue": job.queue, "attempts": job.attempts, "best_metric": best,
             "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
             "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
-            "eta_seconds": job.eta_seconds, "error": job.error}
+            "eta_seconds": job.eta_seconds, "error": job.error,
+            "waiting": waiting_text(job) if job.status == "queued" else None}
 
 
 def job_detail(registry: Registry, job: Job) -> dict[str, Any]:
     """A job with its spec, curves and registered prototype."""
     series = registry.metric_series(job.id)
     proto = registry.prototype_for_job(job.id) if job.status == "succeeded" else None
-    out = job_summary(job, best_dev(series))
+    out = job_summary(job, best_metric(registry, job))
     out.update(spec=job.spec, prototype=proto.uid if proto else None,
                metrics=[{"task": t, "split": s, "name": n, "points": [list(p) for p in pts]}
                         for (t, s, n), pts in series.items()])
@@ -123,6 +144,9 @@ def log_tail(job: Job, lines: int = 30, newest_first: bool = False) -> str:
                 continue
             if not out or out[-1] != line:  # an evaluation may be reported twice
                 out.append(line)
+    if newest_first:
+        head = ["ERROR:", job.error, ""] if job.error else []
+        return "\n".join(head + out[::-1])
     if job.error:
         out += ["", "ERROR:", job.error]
     return "\n".join(out)
@@ -144,9 +168,6 @@ def config_diff(configs: dict[str, dict[str, Any]], only_differences: bool) -> l
     """Rows [option, value in run 1, value in run 2, ...] of several runs' configs."""
     flat = {label: flatten(config) for label, config in configs.items()}
     keys = sorted({k for values in flat.values() for k in values})
-    if newest_first:
-        head = ["ERROR:", job.error, ""] if job.error else []
-        return "\n".join(head + out[::-1])
     rows = []
     for key in keys:
         values = [flat[label].get(key) for label in flat]
@@ -179,7 +200,7 @@ def sweep_rows(sweep: Sweep) -> list[dict[str, Any]]:
         proto = job.prototype
         if proto is None:
             rows += [{**base, "task": task, "dev": None, "test": None, "stored_bytes": None,
-                      "shared_bytes": None} for task in config.get("tasks", [])]
+                      "shared_bytes": None} for task in map(task_name, config.get("tasks", []))]
             continue
         shared = ((proto.storage or {}).get("disk_bytes") or {}).get("prototype")
         for mask_set in proto.mask_sets:

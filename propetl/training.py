@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import ConcatDataset, DataLoader
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import PrinterCallback, TrainerState
 from transformers.trainer_utils import set_seed
 
 from . import run_report
@@ -441,7 +441,14 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
         trainer.add_callback(_Bar())
     last = last_complete_checkpoint(run_dir / "checkpoints") if resume else None
     started = time.monotonic()
-    trainer.train(resume_from_checkpoint=last)
+    if last is not None and checkpoint_step(last) >= total_steps:
+        # every planned step is done: the Trainer would still take one more step when the
+        # last one falls inside an epoch, so the checkpoint is only loaded, never trained on
+        trainer._load_from_checkpoint(last)
+        trainer.state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json"))
+        reporter.start_step = trainer.state.global_step  # no step trained in this run
+    else:
+        trainer.train(resume_from_checkpoint=last)
     seconds = time.monotonic() - started - trainer.eval_seconds  # training time alone
     step = trainer.state.global_step
     storage = storage_report(model).to_dict()
@@ -487,6 +494,11 @@ def max_tokens(backbone_config) -> int | None:
         return None
     offset = 2 if backbone_config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
     return positions - offset
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The global step a checkpoint folder (`checkpoint-<step>`) was saved at."""
+    return int(Path(checkpoint).name.split("-")[-1])
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:

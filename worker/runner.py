@@ -98,10 +98,17 @@ def _run(registry: Registry, job_id: int, claim: Claim) -> str:
     sink = ProgressSink(registry, job_id, attempt, settings.progress_interval)
     with Heartbeat(registry, job_id, attempt, settings.heartbeat_interval) as beat:
         try:
+            from dataclasses import replace
+
+            from app.uploads import resolve_tasks
             from propetl.training import train
 
+            config = claim.spec.config
+            files = resolve_tasks(config.tasks, claim.spec.owner, settings)
+            if files != config.tasks:  # the owner's uploads, named in the spec by file name
+                config = replace(config, tasks=files)
             onto = _base_folder(registry, claim)
-            result = train(claim.spec.config, Path(claim.run_dir), on_progress=sink,
+            result = train(config, Path(claim.run_dir), on_progress=sink,
                            should_stop=beat.should_stop, resume=True, onto=onto,
                            replace=list(claim.spec.replace_tasks))
         except Exception as err:

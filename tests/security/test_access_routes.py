@@ -1,8 +1,9 @@
 """With login on, every route of the API (read from its OpenAPI schema, so routes added later
 are covered) needs a valid token, and no user reads, changes or deletes another's work.
 
-`OWNED` lists, route by route, how to reach work that belongs to alice; bob must get 403
-there. A new route that names a job, sweep or prototype must get a row there (or in
+`OWNED` lists, route by route, how to reach work that belongs to alice; bob must get 404
+there, with the very answer a missing job, sweep or prototype gets (nothing tells him it
+exists). A new route that names a job, sweep or prototype must get a row there (or in
 `NOT_OWNED`), or `test_every_route_with_owned_work_has_an_owner_row` fails.
 """
 
@@ -16,8 +17,9 @@ from tests.dashboard_stack import token_for
 
 #: The only routes open without a token.
 PUBLIC = {("post", "/api/auth/token")}
-#: Routes whose path parameters do not name anyone's work.
-NOT_OWNED: set[tuple[str, str]] = set()
+#: Routes whose path parameters do not name anyone's work, or checked by a test of their
+#: own (a multipart upload): `test_labelling_anothers_prototype_is_not_found`.
+NOT_OWNED: set[tuple[str, str]] = {("post", "/api/prototypes/{uid}/label")}
 SPEC = {"config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_examples": 16,
                    "max_steps": 2, "batch_size": 8}}
 PASSWORDS = {"alice": "wonder-S3CRET", "bob": "builder"}
@@ -71,6 +73,11 @@ OWNED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("get", "/api/prototypes/{uid}/masks/{task}/download", None),
     ("get", "/api/prototypes/{uid}/masks/{task}/export", None),
     ("delete", "/api/prototypes/{uid}/masks/{task}", None),
+    ("get", "/api/jobs/{trained}/run", None),
+    ("get", "/api/jobs/{trained}/labels", None),
+    ("get", "/api/prototypes/{uid}/tasks", None),
+    ("post", "/api/prototypes/{uid}/tasks", {"tasks": ["bbc_news"], "max_steps": 2}),
+    ("delete", "/api/prototypes/{uid}/tasks/{task}", None),
     ("post", "/api/predict", {"prototype": "{uid}", "task": "{task}", "text": "fine film"}),
 ]
 #: Listings: alice's work must not show up in bob's.
@@ -122,17 +129,71 @@ def test_a_revoked_token_is_refused_everywhere(client, auth_app):
 def test_every_route_with_owned_work_has_an_owner_row(auth_app):
     names = ("{job_id}", "{sweep_id}", "{uid}")
     owned = {(m, p) for m, p in _schema_routes(auth_app) if any(n in p for n in names)}
-    rows = {(m, p) for m, p, _ in OWNED}
+    rows = {(m, p.replace("{trained}", "{job_id}")) for m, p, _ in OWNED}
     assert owned - NOT_OWNED <= rows, f"routes without an owner check row: {owned - rows}"
 
 
+#: Ids that name nothing: what bob gets for alice's work must read the same.
+MISSING = {"job_id": 987654, "trained": 987653, "sweep_id": 987652,
+           "uid": "00000000-0000-0000-0000-000000000000", "task": "rotten_tomatoes"}
+
+
 @pytest.mark.parametrize(("method", "path", "body"), OWNED, ids=[f"{m} {p}" for m, p, _ in OWNED])
-def test_another_user_gets_403(client, alices, method, path, body):
+def test_another_users_work_is_not_found_like_missing_work(client, alices, method, path, body):
     bob = token_for(client, "bob", PASSWORDS["bob"])
     reply = client.request(method, path.format(**alices), headers=bob,
                            json=_format(body, alices))
-    assert reply.status_code == 403, (reply.status_code, reply.text)
-    assert "alice" in reply.json()["detail"]
+    assert reply.status_code == 404, (reply.status_code, reply.text)
+    assert "alice" not in reply.text
+    missing = client.request(method, path.format(**MISSING), headers=bob,
+                             json=_format(body, MISSING))
+    assert missing.status_code == 404
+    expected = missing.json()["detail"]
+    for key in ("job_id", "trained", "sweep_id", "uid"):
+        expected = expected.replace(str(MISSING[key]), str(alices[key]))
+    assert reply.json()["detail"] == expected
+
+
+def test_a_task_route_of_anothers_prototype_does_not_tell_which_tasks_exist(client, alices):
+    """Owner check first: an existing and a made-up task of alice's prototype read alike."""
+    bob = token_for(client, "bob", PASSWORDS["bob"])
+    for route in ("download", "export"):
+        replies = [client.get(f"/api/prototypes/{alices['uid']}/masks/{task}/{route}",
+                              headers=bob) for task in (alices["task"], "no-such-task")]
+        assert [r.status_code for r in replies] == [404, 404]
+        assert replies[0].json() == replies[1].json() == {
+            "detail": f"no prototype {alices['uid']}"}
+
+
+def test_short_prototype_ids_work_for_their_owner_only(client, alices):
+    """The 8-character id the dashboard shows works in the API, for its owner."""
+    alice = token_for(client, "alice", PASSWORDS["alice"])
+    bob = token_for(client, "bob", PASSWORDS["bob"])
+    short = alices["uid"][:8]
+    reply = client.get(f"/api/prototypes/{short}", headers=alice)
+    assert reply.status_code == 200 and reply.json()["uid"] == alices["uid"]
+    body = {"prototype": short, "task": alices["task"], "text": "fine film"}
+    reply = client.post("/api/predict", json=body, headers=alice)
+    assert reply.status_code == 200 and reply.json()["prototype"] == alices["uid"]
+    assert client.get(f"/api/prototypes/{short}", headers=bob).status_code == 404
+    assert client.get(f"/api/prototypes/{alices['uid'][:2]}", headers=alice).status_code == 404
+
+
+def test_an_ambiguous_short_id_is_a_clear_422(client, alices, stack, monkeypatch):
+    """Two of alice's prototypes starting alike: the short id is refused, saying why."""
+    alice = token_for(client, "alice", PASSWORDS["alice"])
+    registry = stack.registry
+    twin = alices["uid"][:6] + "-twin"
+    real = registry.prototype_uids
+    monkeypatch.setattr(type(registry), "prototype_uids",
+                        lambda self, prefix, limit=50: [*real(prefix, limit), twin])
+    from app import access as access_module
+
+    monkeypatch.setattr(access_module.Access, "_owners_of_uids",
+                        lambda self, uids: dict.fromkeys(uids, "alice"))
+    reply = client.get(f"/api/prototypes/{alices['uid'][:6]}", headers=alice)
+    assert reply.status_code == 422, reply.text
+    assert "ambiguous" in reply.json()["detail"] and twin in reply.json()["detail"]
 
 
 @pytest.mark.parametrize(("path", "key", "names"), LISTINGS)
@@ -143,8 +204,9 @@ def test_listings_show_only_the_callers_work(client, alices, path, key, names):
     theirs = {row[key] for row in client.get(path, headers=bob).json()}
     assert {alices[n] for n in names} <= mine
     assert not mine & theirs
-    if path != "/api/prototypes":
-        assert client.get(path, params={"owner": "alice"}, headers=bob).status_code == 403
+    if path != "/api/prototypes":  # asking for alice's work by name shows nothing either
+        reply = client.get(path, params={"owner": "alice"}, headers=bob)
+        assert reply.status_code == 200 and reply.json() == []
 
 
 def test_the_owner_reads_their_own_work(client, alices):
@@ -152,7 +214,8 @@ def test_the_owner_reads_their_own_work(client, alices):
     for method, path, _ in OWNED:
         if method == "get":
             reply = client.get(path.format(**alices), headers=alice)
-            assert reply.status_code in (200, 422), (path, reply.text)  # 422: export refused
+            # 422: export refused; 409: the trained job is not a labelling job
+            assert reply.status_code in (200, 409, 422), (path, reply.text)
     reply = client.post("/api/predict", json=_format(OWNED[-1][2], alices), headers=alice)
     assert reply.status_code == 200, reply.text
 
@@ -175,3 +238,15 @@ def test_the_dashboard_needs_login(auth):
         assert not ui.post("/login", data={"username": "bob", "password": "nope"}).is_success
         assert ui.post("/login", data={"username": "bob", "password": "builder"}).is_success
         assert ui.get("/config").status_code == 200
+
+
+def test_labelling_anothers_prototype_is_not_found(client, alices):
+    bob = token_for(client, "bob", PASSWORDS["bob"])
+    data = b"text\na fine film\n"
+    replies = [client.post(f"/api/prototypes/{uid}/label", headers=bob,
+                           files={"file": ("rows.csv", data, "text/csv")},
+                           data={"task": alices["task"]})
+               for uid in (alices["uid"], MISSING["uid"])]
+    assert [r.status_code for r in replies] == [404, 404], [r.text for r in replies]
+    assert replies[0].json()["detail"] == replies[1].json()["detail"].replace(
+        MISSING["uid"], alices["uid"])

@@ -54,7 +54,8 @@ def server(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROPETL_")}
     env.update(PROPETL_DATA_DIR=str(tmp / "data"), PROPETL_HEARTBEAT_INTERVAL="1",
                PROPETL_PROGRESS_INTERVAL="0.5", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               PROPETL_QUEUES="nowhere")  # a queue API jobs may name that no worker reads
     log = tmp / "server.log"
     proc = subprocess.Popen([str(Path(sys.executable).with_name("propetl")), "serve", "--port",
                              str(port), "--log-level", "warning"], cwd=REPO, env=env,
