@@ -264,6 +264,7 @@ def db_current() -> None:
 
 
 from app.server import serve; cli.add_command(serve)  # noqa: E402, E702, I001
+from app.cli_prototypes import prototypes; cli.add_command(prototypes)  # noqa: E402, E702, I001
 
 
 def main() -> None:
