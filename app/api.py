@@ -171,10 +171,43 @@ def submit_job(spec: JobSpec, registry: RegistryDep, access: AccessDep) -> dict[
 def list_jobs(registry: RegistryDep, access: AccessDep,
               status_: Annotated[str | None, Query(alias="status")] = None,
               owner: str | None = None, sweep: int | None = None,
+              q: Annotated[str | None, Query(max_length=200)] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
-    """Jobs, newest first (only one sweep's with `sweep`); with login on, the caller's."""
-    jobs = access.jobs(status=status_, owner=owner, sweep_id=sweep, limit=limit)
+    """Jobs, newest first (only one sweep's with `sweep`); with login on, the caller's.
+    `q` searches names, tasks, owners, tags and notes; `status:`, `task:`, `owner:`, `tag:`
+    and `sweep:` terms match one field (`q=task:rotten_tomatoes tag:baseline`)."""
+    from .jobsearch import search
+
+    jobs = access.jobs(status=status_, owner=owner, sweep_id=sweep, limit=500 if q else limit)
+    if q:
+        jobs = search(jobs, q)[:limit]
     return [views.job_summary(j, views.best_metric(registry, j)) for j in jobs]
+
+
+class JobNotes(BaseModel):
+    """Tags and / or the note of a job (omitted fields are left as they are)."""
+
+    tags: list[Annotated[str, Field(max_length=40)]] | None = Field(None, max_length=20)
+    note: str | None = Field(None, max_length=5000)
+
+
+@router.patch("/jobs/{job_id}", tags=["jobs"])
+def annotate_job(job_id: int, body: JobNotes, registry: RegistryDep,
+                 access: AccessDep) -> dict[str, Any]:
+    """Set a job's tags and note (the job's owner)."""
+    job = access.job(job_id)
+    job = registry.annotate_job(job.id, tags=body.tags, note=body.note)
+    return views.job_summary(job, views.best_metric(registry, job))
+
+
+@router.get("/jobs/{job_id}/metrics.csv", tags=["jobs"])
+def job_metrics_csv(job_id: int, registry: RegistryDep, access: AccessDep) -> Response:
+    """Every metric point of a job as CSV: job, step, split, task, metric, value."""
+    from .jobsearch import metrics_csv
+
+    job = access.job(job_id)
+    return Response(metrics_csv(registry, job), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="job-{job.id}-metrics.csv"'})
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
@@ -257,6 +290,20 @@ def list_tasks(registry: RegistryDep, access: AccessDep) -> list[dict[str, Any]]
                                   "main_metric": row.main_metric, "sizes": row.sizes})
         out[row.name]["trained"] = True
     return list(out.values())
+
+
+@router.get("/tasks/{name}/card", tags=["catalog"])
+def task_card(name: str, access: AccessDep, backbone: str = "minilm-l6",
+              max_length: Annotated[int, Query(ge=1, le=8192)] = 128) -> dict[str, Any]:
+    """A task's dataset card (a catalog task, or one of the caller's uploads by its file
+    name): split sizes, class balance and majority baseline, token lengths for `backbone`
+    with the share cut at `max_length`, duplicates, and a content hash."""
+    from .datacards import task_card as card
+
+    try:
+        return card(access, name, backbone, max_length)
+    except (ValueError, OSError) as err:
+        raise NotFoundError(f"no task {name!r}: {err}") from None
 
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["catalog"])

@@ -153,6 +153,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    tags: Mapped[list[Any]] = mapped_column(default=list)  # short labels, searchable
+    note: Mapped[str] = mapped_column(Text, default="")  # the owner's free text
 
     prototype: Mapped[Prototype | None] = relationship(back_populates="job", uselist=False)
     sweep: Mapped[Sweep | None] = relationship(back_populates="jobs")

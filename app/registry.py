@@ -239,6 +239,24 @@ class Registry:
     def request_cancel(self, job_id: int) -> Job:
         """Cancel a queued job now; ask a running one to checkpoint and stop."""
         with self._tx() as s:
+    def annotate_job(self, job_id: int, *, tags: list[str] | None = None,
+                     note: str | None = None) -> Job:
+        """Set a job's tags (trimmed, unique, in order) and / or its note."""
+        with self._tx() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            if tags is not None:
+                clean: list[str] = []
+                for tag in tags:
+                    tag = str(tag).strip()[:40]
+                    if tag and tag not in clean:
+                        clean.append(tag)
+                job.tags = clean[:20]
+            if note is not None:
+                job.note = str(note)[:5000]
+            return job
+
             job = self._lock_job(s, job_id)
             if job.status == JobStatus.queued.value:
                 job.status = JobStatus.cancelled.value

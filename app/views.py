@@ -71,6 +71,7 @@ def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
             "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
             "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
             "eta_seconds": job.eta_seconds, "error": job.error,
+            "tags": list(job.tags or []), "note": job.note or "",
             "waiting": waiting_text(job) if job.status == "queued" else None}
 
 

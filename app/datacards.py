@@ -1,0 +1,45 @@
+"""Dataset cards of the tasks a user may train on (the catalog's and their own uploads), for
+the Launch tab and `GET /api/tasks/{name}/card`: cached per file version, backbone and max
+length (tokenising a task's training texts takes a second or so)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .access import Access
+from .uploads import is_upload_name
+
+
+def _source(access: Access, task: str) -> tuple[str, int]:
+    """What to load for `task` (a catalog name, or the caller's upload) and its version."""
+    if is_upload_name(task):
+        path = access.upload(task)
+        return str(path), Path(path).stat().st_mtime_ns
+    return task, 0
+
+
+@lru_cache(maxsize=32)
+def _card(source: str, _version: int, backbone: str | None, max_length: int | None,
+          name: str) -> dict[str, Any]:
+    from propetl.backbones import load_tokenizer
+    from propetl.data import load_task
+    from propetl.data.card import build_card
+
+    data = load_task(source)
+    tokenizer = load_tokenizer(backbone) if backbone else None
+    card = build_card(data, tokenizer, max_length, backbone)
+    card["task"] = name
+    return card
+
+
+def task_card(access: Access, task: str, backbone: str | None = "minilm-l6",
+              max_length: int | None = 128) -> dict[str, Any]:
+    """The card of `task` as `access`'s user sees it (`UploadNotFound` for another's file,
+    `ValueError` for an unknown or unloadable task)."""
+    from .uploads import task_name
+
+    source, version = _source(access, task)
+    return _card(source, version, backbone or None, int(max_length) if max_length else None,
+                 task_name(task))
