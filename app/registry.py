@@ -167,6 +167,9 @@ class Registry:
         """
         if not isinstance(spec, SweepSpec):
             spec = SweepSpec.model_validate(spec, context={"paths": True})
+        if spec.base.base_prototype or spec.base.replace_tasks:
+            raise InvalidStateError("a sweep cannot add tasks onto a prototype (base_prototype);"
+                                    " submit one add-job per setting instead")
         with self._tx() as s:
             sweep = Sweep(name=spec.name, owner=spec.owner, base_spec=spec.base.to_json_dict(),
                           grid=spec.grid)

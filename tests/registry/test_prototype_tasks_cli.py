@@ -36,6 +36,11 @@ def test_prototypes_cli_lists_adds_and_deletes(isolated_settings):
     refused = run(cli, ["prototypes", "add", uid, "--tasks", "bbc_news"])
     assert refused.exit_code != 0 and "already on the prototype" in refused.output
     assert "Traceback" not in refused.output
+    from app.registry import InvalidStateError
+
+    with pytest.raises(InvalidStateError, match="a sweep cannot add tasks"):
+        registry.create_sweep({"base": {"base_prototype": uid, "config": {
+            "tasks": ["tweet_sentiment"]}}, "grid": {"lr": [0.1, 0.2]}})
     deleted = run(cli, ["prototypes", "delete-task", uid, "rotten_tomatoes"])
     assert deleted.exit_code == 0, deleted.output
     assert [m.task.name for m in registry.get_prototype(uid).mask_sets] == ["bbc_news"]
