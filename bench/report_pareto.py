@@ -61,6 +61,12 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
              "JSON with its per-example test predictions under "
              f"`bench/results/pareto_runs/{settings.get('tag', '')}/`; the part skips runs "
              "already saved, so it resumes where it stopped.", ""]
+    default_steps = 120  # ParetoSettings.steps, the part's protocol
+    if settings.get("steps") and settings["steps"] != default_steps:
+        lines += [f"**Shorter budget in this sitting**: {settings['steps']} steps for every "
+                  f"method instead of the part's {default_steps} (`--steps`), the same for all; "
+                  "accuracies are therefore lower than after a whole epoch and compare only "
+                  "with each other.", ""]
     if settings.get("grid"):
         lines += [f"**Grids trimmed in this sitting**: only the first {settings['grid']} "
                   "learning rate(s) of each method's grid (fixed before any run, as the rate "
