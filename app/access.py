@@ -121,6 +121,16 @@ class Access:
                                  "give more characters")
         return self.registry.get_prototype(mine[0])
 
+    def prototype_uid(self, uid: str) -> str:
+        """`prototype(uid).uid`, without loading the prototype when `uid` is a whole id
+        (every predict checks it: loading every mask set cost more than the forward)."""
+        found, owner = self.registry.prototype_owner((uid or "").strip())
+        if not found:
+            return self.prototype(uid).uid  # a prefix, or missing
+        if not self.allows(owner):
+            raise NotFoundError(f"no prototype {uid}")
+        return uid.strip()
+
     def _owners_of_uids(self, uids: list[str]) -> dict[str, str | None]:
         protos = [p for p in self.registry.list_prototypes() if p.uid in set(uids)]
         owners = self.registry.job_owners(p.job_id for p in protos)

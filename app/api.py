@@ -438,7 +438,7 @@ class PredictRequest(BaseModel):
 def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) -> dict[str, Any]:
     """Labels and probabilities; the prototype (its id or a unique prefix) stays loaded and
     tasks swap masks (with login on, only from prototypes of the caller's jobs)."""
-    uid = access.prototype(body.prototype).uid
+    uid = access.prototype_uid(body.prototype)  # a light check: this runs per request
     if body.items:
         result = engine.predict_mixed(uid,
                                       [(i.task, i.text, i.text_pair) for i in body.items])

@@ -119,7 +119,8 @@ class PlaygroundEngine:
                     del self._cache[old]
                 self._cache[key] = loaded
                 while len(self._cache) > self._capacity:
-                    self._cache.popitem(last=False)
+                    (old_uid, _), _ = self._cache.popitem(last=False)
+                    self.serving.forget(old_uid)  # its batcher (and model) go with it
             return loaded, load_ms
 
     def _bound_materialised(self, model: Any) -> None:

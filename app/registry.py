@@ -562,6 +562,15 @@ class Registry:
         with self._sessions() as s:
             return list(s.scalars(query))
 
+    def prototype_owner(self, uid: str) -> tuple[bool, str | None]:
+        """(whether prototype `uid` exists, the owner of the job that made it), in one light
+        query (serving checks it on every request)."""
+        query = (select(Prototype.id, Job.owner).outerjoin(Job, Job.id == Prototype.job_id)
+                 .where(Prototype.uid == uid))
+        with self._sessions() as s:
+            row = s.execute(query).first()
+        return (False, None) if row is None else (True, row[1])
+
     def served_tasks(self, uid: str) -> list[tuple[str, str]]:
         """(task name, masks folder) of a prototype's tasks in order, read without the rest
         of the prototype (serving checks this on every request)."""
