@@ -4,6 +4,7 @@ prototype as it was."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ def test_two_add_jobs_at_once_both_land_and_failures_leave_the_prototype(redis_s
     assert rows == [(0, "bbc_news", base_job)]
 
     # refused at submit: a method field that differs, a task name already there
-    with pytest.raises(BaseConflictError, match="propetl.keep: given 0.5, the prototype has 0.3"):
+    with pytest.raises(BaseConflictError,
+                       match=re.escape("propetl.keep: given 0.5, the prototype has 0.3")):
         registry.submit_job({**_add(stack, uid, ["rotten_tomatoes"]),
                              "config": {"tasks": ["rotten_tomatoes"], "propetl": {"keep": 0.5}}})
     with pytest.raises(BaseConflictError, match="already on the prototype"):
