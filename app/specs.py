@@ -14,6 +14,7 @@ API and dashboard jobs may not: their backbone folders must lie under
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import fields
@@ -225,6 +226,9 @@ def check_resolvable(config: TrainConfig, *, owner: str | None = None,
                                       "server paths are not accepted", task))
                 continue
         path = Path(task).expanduser()
+        if paths and owner and uploads.is_upload_name(task) and not path.exists():
+            with contextlib.suppress(uploads.UploadNotFound):  # the owner's upload
+                path = uploads.resolve(owner, task)
         if paths and (path.suffix.lower() in DATA_SUFFIXES or path.exists()):
             if not path.is_file():
                 errors.append(_custom(("tasks", i), f"no data file at {task!r}", task))
@@ -335,8 +339,10 @@ class JobSpec(BaseModel):
         if limits:
             raise ValidationError.from_exception_data("JobSpec.config", limits)
         if context.get("resolve", True):
-            errors = check_resolvable(config, owner=context.get("owner"),
-                                      paths=bool(context.get("paths")))
+            owner = context.get("owner")
+            if owner is None and context.get("paths"):  # a trusted caller names the owner
+                owner = info.data.get("owner")
+            errors = check_resolvable(config, owner=owner, paths=bool(context.get("paths")))
             if errors:
                 raise ValidationError.from_exception_data("JobSpec.config", errors)
         return config

@@ -79,7 +79,13 @@ def resolve(owner: str, name: str, settings: Settings | None = None) -> Path:
 def resolve_tasks(tasks: list[str], owner: str, settings: Settings | None = None) -> list[str]:
     """A job's tasks with each upload name replaced by the owner's file (what the engine
     loads; it names the task by the file's stem). Catalog names and CLI paths are kept."""
-    return [str(resolve(owner, t, settings)) if is_upload_name(t) else t for t in tasks]
+    out = []
+    for task in tasks:
+        try:
+            out.append(str(resolve(owner, task, settings)) if is_upload_name(task) else task)
+        except UploadNotFound:  # a file name relative to the CLI's folder: kept
+            out.append(task)
+    return out
 
 
 def store(owner: str, source: Path, settings: Settings | None = None,

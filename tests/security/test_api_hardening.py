@@ -223,3 +223,17 @@ def test_list_and_detail_give_the_same_best_metric(app, stack):
     assert detail["status"] == "succeeded" and detail["best_metric"] is not None
     assert listed["best_metric"] == detail["best_metric"]
     assert json.dumps(listed)  # plain JSON
+
+
+def test_the_launch_form_names_every_bad_field(stack):
+    """The dashboard's form reports every problem at once too (keep and the bottleneck)."""
+    from app.auth import get_auth
+    from app.ui import forms, launch
+    from app.ui.common import Ctx
+
+    values = forms.from_config(launch.SPECS, {"lr": -1, "propetl": {"keep": 0, "bottleneck": -1}})
+    message, _, _ = launch.submit(Ctx(get_auth()), None, "bad", "", "tiny-bert",
+                                  ["rotten_tomatoes"], values)
+    assert message.startswith("**✗ Fix these"), message
+    for where in ("config.lr", "config.propetl.keep", "config.propetl.bottleneck"):
+        assert where in message, message
