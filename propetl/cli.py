@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -356,28 +357,47 @@ def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> N
     click.echo(f"exported {len(chosen)} task(s) to {target}")
 
 
+#: `propetl demo`: sized to show the method working in about a minute on 2 CPU cores.
+DEMO_STEPS = 100
+DEMO_TEXTS = ("a warm, funny and beautifully acted film", "a dull, lifeless mess")
+
+
+def demo_config(steps: int = DEMO_STEPS) -> TrainConfig:
+    """The demo's job: batch 32 of reviews cut at 48 tokens, one evaluation at the end."""
+    return TrainConfig(backbone="minilm-l6", tasks=["rotten_tomatoes"],
+                       propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
+                       lr=2e-3, max_steps=steps, batch_size=32, max_length=48,
+                       max_examples=3200, eval_every=steps)
+
+
 @cli.command()
-@click.option("--steps", type=int, default=30)
+@click.option("--steps", type=int, default=DEMO_STEPS, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False), default="runs/demo")
 @fail_cleanly
 def demo(steps: int, run_dir: str) -> None:
-    """A short real run: bundled MiniLM + ProPETL adapter on a slice of rotten_tomatoes."""
+    """A short real run (about a minute on 2 CPU cores): bundled MiniLM + ProPETL adapter on
+    3,200 rotten_tomatoes reviews, scored on the whole test split against the majority class,
+    then two predictions and the storage report."""
     from .backbones import load_tokenizer
     from .inference import Predictor
     from .model import ProPETLModel
     from .storage import storage_report
     from .training import train as run_training
 
-    config = TrainConfig(backbone="minilm-l6", tasks=["rotten_tomatoes"],
-                         propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
-                         lr=2e-3, max_steps=steps, batch_size=16, max_length=48,
-                         max_examples=640, eval_every=max(1, steps // 2))
-    click.echo(f"training ProPETL adapter for {steps} steps on 640 rotten_tomatoes reviews ...")
+    config = demo_config(steps)
+    click.echo(f"training a ProPETL adapter for {steps} steps of {config.batch_size} on "
+               f"{config.max_examples:,} rotten_tomatoes reviews ...")
+    started = time.monotonic()
     result = run_training(config, Path(run_dir), resume=False, show_progress=True)
-    click.echo(f"test accuracy: {result.test_metrics['rotten_tomatoes']['accuracy']:.3f}")
+    counts = json.loads((Path(run_dir) / "predictions" / "class_counts.json").read_text())
+    test = counts["rotten_tomatoes"]["test"]
+    click.echo(f"test accuracy: {result.test_metrics['rotten_tomatoes']['accuracy']:.3f} on "
+               f"{sum(test.values()):,} reviews (always answering the majority class: "
+               f"{max(test.values()) / sum(test.values()):.3f}); "
+               f"{time.monotonic() - started:.0f} s")
     model = ProPETLModel.from_pretrained(result.model_dir)
     predictor = Predictor(model, load_tokenizer("minilm-l6"))
-    for text in ("a warm, funny and beautifully acted film", "a dull, lifeless mess"):
+    for text in DEMO_TEXTS:
         answer = predictor.predict("rotten_tomatoes", [(text, None)])[0]
         click.echo(f"  {text!r}: {answer['label']} ({answer['scores'][answer['label']]:.2f})")
     click.echo(storage_report(model, result.model_dir).summary())
