@@ -20,6 +20,9 @@ def standing(rows: list[dict], task: str) -> list[str]:
     """Plain sentences on where each ProPETL row stands against the PEFT rows of `task`."""
     mine = [r for r in rows if r["task"] == task]
     others = [r for r in mine if not r["family"].startswith("ProPETL")]
+    if not others:
+        return ["- No PEFT or head-only row has finished on this task yet, so nothing can be "
+                "said yet about where ProPETL stands against them here."]
     out = []
     for r in (r for r in mine if r["family"].startswith("ProPETL")):
         smaller = [o for o in others if o["bytes_per_task"] <= r["bytes_per_task"]]
@@ -101,7 +104,8 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
     pending = stats.get("pending", [])
     hours = stats.get("run_seconds_total", 0) / 3600
     lines += [f"Runs saved: {stats.get('runs_done', '?')} ({hours:.1f} h of wall-clock time, "
-              "training and evaluation). "
+              "training and evaluation; the first added-task run of a setting includes "
+              "training its prototype). "
               + (f"Not run yet ({len(pending)} method-task pairs; the part resumes): "
                  + "; ".join(pending) + "." if pending else "Every selected run is done."), ""]
     lines += ["![pareto](../bench/results/pareto.png)", ""]
