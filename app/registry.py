@@ -239,9 +239,6 @@ class Registry:
         with self._sessions() as s:
             return list(s.scalars(query))
 
-    def request_cancel(self, job_id: int) -> Job:
-        """Cancel a queued job now; ask a running one to checkpoint and stop."""
-        with self._tx() as s:
     def annotate_job(self, job_id: int, *, tags: list[str] | None = None,
                      note: str | None = None) -> Job:
         """Set a job's tags (trimmed, unique, in order) and / or its note."""
@@ -260,6 +257,9 @@ class Registry:
                 job.note = str(note)[:5000]
             return job
 
+    def request_cancel(self, job_id: int) -> Job:
+        """Cancel a queued job now; ask a running one to checkpoint and stop."""
+        with self._tx() as s:
             job = self._lock_job(s, job_id)
             if job.status == JobStatus.queued.value:
                 job.status = JobStatus.cancelled.value

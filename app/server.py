@@ -51,7 +51,11 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
         login = auth.check_password if auth.enabled else None
         from propetl.data.user_file import DEFAULT_MAX_BYTES
 
-        gr.mount_gradio_app(app, build_ui(auth), path="/", auth=login, theme=THEME, css=CSS,
+        from .ui import guard
+
+        demo = build_ui(auth)
+        guard.install(demo, auth)  # every event runs as its user, through app/access.py
+        gr.mount_gradio_app(app, demo, path="/", auth=login, theme=THEME, css=CSS,
                             head=HEAD, auth_message="ProPETL Studio: log in to continue",
                             footer_links=["api"], ssr_mode=False,
                             max_file_size=DEFAULT_MAX_BYTES)  # refused before it is stored

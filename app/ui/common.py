@@ -29,8 +29,38 @@ class Ctx:
         return getattr(request, "username", None)
 
 
+@dataclass
+class Refresh:
+    """How a tab redraws what depends on the registry: `fn(*inputs) -> outputs`, run when
+    the page loads and when the tab is opened."""
+
+    fn: Any
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+def picked_prototype(current: str | None) -> Any:
+    """The prototype picker re-listed; the current choice kept, else the newest prototype."""
+    choices = prototype_choices()
+    values = [uid for _, uid in choices]
+    value = current if current in values else (values[0] if values else None)
+    return gr.update(choices=choices, value=value)
+
+
 def registry() -> Registry:
-    return get_registry()
+    """The registry as the current event's user may see it (`app.ui.guard`): another's
+    work is "not found", lists hold only the user's."""
+    from .guard import ScopedRegistry, current_access
+
+    return ScopedRegistry(current_access(get_registry()))  # type: ignore[return-value]
+
+
+def engine() -> Any:
+    """The playground engine for the current event's user (prototypes checked first)."""
+    from ..playground import get_engine
+    from .guard import ScopedEngine, current_access
+
+    return ScopedEngine(current_access(get_registry()), get_engine())
 
 
 def job_label(job: Any) -> str:

@@ -36,6 +36,8 @@ def jobs_frame(limit: int = 100, sweep: int | None = None) -> pd.DataFrame:
         best = views.best_dev(reg.metric_series(job.id, split="dev", name="main"))
         progress = f"{100 * job.progress:.0f}%" + (f" · step {job.step}/{job.total_steps}"
                                                    if job.total_steps else "")
+        if job.status == "queued":
+            progress = views.waiting_text(job)
         rows.append([job.id, job.name, f"#{job.sweep_id}" if job.sweep_id else "",
                      f"{STATUS_ICON.get(job.status, '')} {job.status}", progress,
                      ", ".join(_short(t) for t in job.spec.get("config", {}).get("tasks", [])),
@@ -114,8 +116,8 @@ def header_html(job: Any) -> str:
 
 
 def progress_html(job: Any) -> str:
-    if job.status == "queued":
-        return progress_bar(0, "waiting for a worker…")
+    if job.status == "queued":  # how long, and on which queue (nobody may read it)
+        return progress_bar(0, views.waiting_text(job))
     text = f"{100 * job.progress:.0f}% · step {job.step}/{job.total_steps or '?'}"
     if job.phase:
         text += f" · {job.phase}"

@@ -16,9 +16,11 @@ from pydantic import ValidationError
 
 from ..settings import get_settings
 from ..specs import DATA_SUFFIXES, JobSpec, describe_errors
+from ..uploads import UploadNotFound, is_data_file, is_upload_name, task_name
 from . import forms, grow, presets
 from .common import Ctx, job_choices, problems_md, registry
 from .estimate import safe_estimate_md
+from .guard import current_access
 
 PAGE = 5
 SECTION_TITLES = {"method": "Method: the shared prototype and its masks",
@@ -61,19 +63,35 @@ class LaunchUI:
 # --- tasks: catalog, preview, upload ---------------------------------------------------
 
 def _uploads() -> Path:
-    return get_settings().data_dir / "uploads"
+    """The current user's uploads folder (each user has their own)."""
+    return current_access().upload_folder()
 
 
 def task_choices() -> list[tuple[str, str]]:
-    """Catalog tasks, then the files uploaded here (value: the file's path)."""
+    """Catalog tasks, then the current user's uploads (value: the upload's name, which is
+    how a job spec names it; never a server path)."""
     from propetl.data import task_names
 
     out = [(name, name) for name in task_names()]
-    folder = _uploads()
-    if folder.is_dir():
-        out += [(f"{p.stem} (uploaded {p.suffix[1:]})", str(p)) for p in sorted(folder.iterdir())
-                if p.suffix.lower() in DATA_SUFFIXES]
+    out += [(f"{p.stem} (uploaded {p.suffix[1:]})", p.name) for p in current_access().uploads()]
     return out
+
+
+def fresh_task_choices(current: list[str] | None) -> Any:
+    """The task picker listed for the user of this page (their uploads), choices kept."""
+    return gr.update(choices=task_choices(), value=current)
+
+
+def _user_file(task: str) -> str:
+    """The server file of the current user's upload `task`, or a catalog name unchanged;
+    any other file or server path is refused (the dashboard reads only the user's uploads)."""
+    from ..specs import is_server_path
+
+    if is_upload_name(task):
+        return str(current_access().upload(task))
+    if is_data_file(task) or is_server_path(task):
+        raise UploadNotFound(f"{task!r} is not one of your uploads")
+    return task
 
 
 def backbone_choices() -> list[str]:
@@ -83,7 +101,8 @@ def backbone_choices() -> list[str]:
 
 
 def task_label(task: str) -> str:
-    return Path(task).stem if Path(task).suffix.lower() in DATA_SUFFIXES else task
+    """The one name of a task (`reviews` for the upload `reviews.csv`)."""
+    return task_name(task)
 
 
 def tasks_md(tasks: list[str]) -> str:
@@ -94,20 +113,37 @@ def tasks_md(tasks: list[str]) -> str:
         return "*Pick at least one task: the masks of each are trained together over one prototype.*"
     rows = []
     for task in tasks:
-        if Path(task).suffix.lower() in DATA_SUFFIXES:
-            rows.append(f"| {task_label(task)} | (your file) | | |")
-            continue
         try:
-            info = get_task_info(task)
-        except ValueError as err:
+            info = _file_info(task) if _is_file(task) else get_task_info(_user_file(task))
+        except (ValueError, UploadNotFound) as err:
             rows.append(f"| {task} | {err} | | |")
             continue
         labels = "text → text" if info.generative else \
             ", ".join(info.label_names) if info.label_names else "regression"
         sizes = " / ".join(f"{v:,}" for v in (info.sizes or {}).values()) or "hub"
-        rows.append(f"| {info.name} | {labels} | {sizes} | {info.main_metric} |")
+        rows.append(f"| {task_label(task)} | {labels} | {sizes} | {info.main_metric} |")
     return ("| task | labels | train / dev / test | metric |\n|---|---|---|---|\n"
             + "\n".join(rows))
+
+
+def _is_file(task: str) -> bool:
+    return Path(task).suffix.lower() in DATA_SUFFIXES
+
+
+def _file_info(task: str) -> Any:
+    """The info (labels, split sizes) of an uploaded file, read once per file version."""
+    try:
+        path = Path(_user_file(task))
+    except UploadNotFound as err:
+        raise ValueError(str(err)) from None
+    return _file_info_cached(str(path), path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@lru_cache(maxsize=32)
+def _file_info_cached(path: str, _version: int) -> Any:
+    from propetl.data import load_user_file
+
+    return load_user_file(path).info
 
 
 def generation_open(backbone: str | None, tasks: list[str] | None) -> Any:
@@ -148,8 +184,8 @@ def preview(task: str | None, page: int) -> tuple[pd.DataFrame | None, str, int]
     if not task:
         return None, "*Choose a task to preview.*", 0
     try:
-        frame = _train_frame(task)
-    except Exception as err:  # hub task offline, unreadable file
+        frame = _train_frame(_user_file(task))
+    except Exception as err:  # hub task offline, unreadable file, not the user's upload
         return None, f"cannot preview {task_label(task)}: {err}", 0
     pages = max(1, -(-len(frame) // PAGE))
     page = max(0, min(int(page or 0), pages - 1))
@@ -205,7 +241,7 @@ def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
     info = load_user_file(target).info
     labels = ", ".join(info.label_names) if info.label_names else "regression"
     sizes = ", ".join(f"{k} {v}" for k, v in (info.sizes or {}).items())
-    chosen = [*(selected or []), str(target)]
+    chosen = [*(t for t in selected or [] if t != target.name), target.name]
     message = (f"✓ **{target.name}** is ready as task `{target.stem}`: labels {labels}; "
                f"{sizes}. Added to the tasks above.")
     return message, gr.update(choices=task_choices(), value=chosen)
@@ -221,6 +257,11 @@ def spec_dict(name: str, queue: str, backbone: str, tasks: list[str],
 
 
 def storage(backbone: str, tasks: list[str], *values: Any) -> str:
+    from ..specs import backbone_problem
+
+    refused = backbone_problem(backbone or "", paths=False)
+    if refused:  # a server folder outside the allowed ones is not even looked at
+        return f"*No estimate yet: {refused}*"
     config = forms.to_config(SPECS, list(values)).get("propetl", {})
     return safe_estimate_md(backbone or "", config, len(tasks or []))
 
@@ -239,7 +280,7 @@ def submit(ctx: Ctx, request: gr.Request | None, name: str, queue: str, backbone
     data = spec_dict(name, queue, backbone, tasks, values)
     data["owner"] = ctx.user(request)
     try:
-        spec = JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data, context={"owner": data["owner"]})
         job_id = registry().submit_job(spec)
     except ValidationError as err:
         return problems_md("✗ Fix these before launching:",
@@ -265,7 +306,8 @@ def submit_sweep(ctx: Ctx, request: gr.Request | None, name: str, queue: str, ba
     data = {"name": name or "", "owner": ctx.user(request), "grid": grid,
             "base": spec_dict(name, queue, backbone, tasks, values)}
     try:
-        sweep_id = registry().create_sweep(SweepSpec.model_validate(data))
+        sweep_id = registry().create_sweep(SweepSpec.model_validate(
+            data, context={"owner": data["owner"]}))
     except ValidationError as err:
         return problems_md("✗ Fix these before launching the sweep:",
                            describe_errors(err).splitlines()), gr.update(), gr.update()
@@ -392,6 +434,8 @@ def build(ctx: Ctx) -> LaunchUI:
     next_btn.click(lambda t, p: preview(t, p + 1), [preview_task, page],
                    [rows, page_info, page], **private)
     upload_file.upload(upload, [upload_file, tasks], [upload_msg, tasks], **private)
+    # the page is drawn with the catalog only: the user's own uploads are listed for them
+    tasks.focus(fresh_task_choices, tasks, tasks, **private)
     method = [f for f, s in zip(fields, SPECS, strict=True) if s.key.startswith("propetl.")]
     for component in (backbone, tasks):
         component.change(generation_open, [backbone, tasks], sections["generation"], **private)

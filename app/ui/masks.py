@@ -8,15 +8,14 @@ import gradio as gr
 
 from .. import maskstats as S
 from .. import plots
-from ..playground import get_engine
-from .common import empty_state, prototype_choices
+from .common import empty_state, engine, prototype_choices
 
 NO_PROTOTYPES = empty_state("No prototypes yet — they appear here when a job succeeds.")
 N_PLOTS = 7
 
 
 def _stacks(uid: str) -> dict[str, S.MaskStack]:
-    return S.mask_stacks(get_engine().model(uid))
+    return S.mask_stacks(engine().model(uid))
 
 
 def controls(uid: str | None) -> tuple[Any, ...]:

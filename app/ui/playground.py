@@ -10,10 +10,10 @@ from typing import Any
 
 import gradio as gr
 
-from ..playground import ALL_TASKS, PlaygroundError, Prediction, get_engine
+from ..playground import ALL_TASKS, PlaygroundError, Prediction
 from ..registry import NotFoundError
 from . import labelling
-from .common import empty_state, prototype_choices
+from .common import empty_state, engine, prototype_choices
 
 NO_MODELS = empty_state("No trained prototypes yet — launch a job first, then try it here.")
 
@@ -21,7 +21,7 @@ NO_MODELS = empty_state("No trained prototypes yet — launch a job first, then 
 def task_choices(uid: str | None) -> Any:
     if not uid:
         return gr.update(choices=[], value=None)
-    tasks = get_engine().tasks_of(uid)
+    tasks = engine().tasks_of(uid)
     return gr.update(choices=[*tasks, ALL_TASKS], value=tasks[0] if tasks else None)
 
 
@@ -77,7 +77,7 @@ def predict(uid: str | None, task: str | None, text: str, pair: str) -> tuple[st
     if not task:
         return "Choose a task.", ""
     try:
-        prediction = get_engine().predict(uid, task, text, pair or None)
+        prediction = engine().predict(uid, task, text, pair or None)
     except (PlaygroundError, NotFoundError, ValueError) as err:
         return error_html(err), ""
     return results_html(prediction), timing_md(prediction)
@@ -87,7 +87,7 @@ def respond(uid: str | None, task: str | None, text: str,
             pair: str) -> Iterator[tuple[str, str]]:
     """`predict`, except that a generative prototype streams its text as it comes."""
     try:
-        streaming = bool(uid and task and task != ALL_TASKS and get_engine().is_generative(uid))
+        streaming = bool(uid and task and task != ALL_TASKS and engine().is_generative(uid))
     except (PlaygroundError, NotFoundError) as err:
         yield error_html(err), ""
         return
@@ -96,7 +96,7 @@ def respond(uid: str | None, task: str | None, text: str,
         return
     assert uid is not None and task is not None
     try:
-        for chunk in get_engine().stream(uid, task, text):
+        for chunk in engine().stream(uid, task, text):
             state = "done" if chunk.done else "generating"
             yield (generated_html(task, chunk.text, chunk.done),
                    f"{state} · **{chunk.tokens} tokens** · "

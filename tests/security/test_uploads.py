@@ -21,7 +21,10 @@ def launch(stack):
 
 @pytest.fixture
 def uploads(stack):
-    return stack.data_dir / "uploads"
+    """The uploads folder of the dashboard's user (login off: the default owner)."""
+    from app.uploads import folder_for
+
+    return folder_for("local")
 
 
 def _send(launch, tmp_path: Path, name: str, content: bytes | str):
@@ -130,7 +133,7 @@ class TestUploadNames:
         _, one = launch.upload(str(first / "shared.csv"), [])
         _, two = launch.upload(str(second / "shared.csv"), [])
         _, again = launch.upload(str(first / "shared.csv"), [])
-        paths = [Path(u["value"][-1]) for u in (one, two, again)]
+        paths = [uploads / u["value"][-1] for u in (one, two, again)]  # upload names
         assert paths[0].name == "shared.csv" and paths[1].name == "shared-2.csv"
         assert paths[2] == paths[0]  # the same bytes again: the same task
         assert paths[0].read_text() == GOOD
@@ -140,14 +143,14 @@ class TestUploadNames:
 class TestFormulaLabels:
     """Spreadsheet formulas in labels are kept as plain strings, never evaluated."""
 
-    def test_formula_labels(self, launch, tmp_path):
+    def test_formula_labels(self, launch, tmp_path, uploads):
         labels = ("=cmd|' /C calc'!A0", "@SUM(1+1)")
         text = "text,label\n" + "".join(f"row {i},\"{labels[i % 2]}\"\n" for i in range(40))
         message, update = _send(launch, tmp_path, "formulas.csv", text)
         assert "ready" in message
         from propetl.data import load_user_file
 
-        info = load_user_file(update["value"][-1]).info
+        info = load_user_file(uploads / update["value"][-1]).info
         assert set(info.label_names) == set(labels)
 
     def test_no_code_writes_labels_to_csv(self):
