@@ -9,12 +9,14 @@ from typing import Any
 import gradio as gr
 
 from ..auth import Auth
-from . import grow, jobs, launch, masks, models, playground, sweeps
-from .common import Ctx, prototype_choices
+from . import client_api, grow, jobs, launch, masks, models, playground, sweeps
+from .common import Ctx
 
 CSS = (Path(__file__).with_name("style.css")).read_text()
+#: System fonts only: the page must not fetch anything from another host (it runs offline).
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="orange",
-                       font=[gr.themes.GoogleFont("Inter"), "system-ui", "sans-serif"])
+                       font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
 HEAD = '<meta name="description" content="ProPETL Studio">'
 
 
@@ -40,13 +42,14 @@ def build_ui(auth: Auth) -> gr.Blocks:
             with gr.Tab("Sweeps", id="sweeps") as sweeps_tab:
                 sweeps_ui = sweeps.build()
             with gr.Tab("Masks", id="masks") as masks_tab:
-                masks_proto, _ = masks.build()
+                _, masks_fresh = masks.build()
             with gr.Tab("Models", id="models") as models_tab:
-                models_proto, _ = models.build(ctx)
+                models_proto, models_fresh = models.build(ctx)
                 add_task_btn = gr.Button("Add a task to this prototype", size="sm",
                                          elem_id="models-add-task")
             with gr.Tab("Playground", id="playground") as play_tab:
-                play_proto, _ = playground.build()
+                _, play_fresh = playground.build()
+        client_api.install(ctx)
         launch.wire_submit(ctx, launch_ui, tabs, jobs_ui.job)
         launch.wire_sweep(ctx, launch_ui, tabs, sweeps_ui.picker)
         sweeps_tab.select(sweeps.reload, sweeps_ui.picker, [sweeps_ui.picker, sweeps_ui.empty],
@@ -55,8 +58,11 @@ def build_ui(auth: Auth) -> gr.Blocks:
         def clone_into_launch(spec: dict[str, Any] | None) -> list[Any]:
             if not spec:
                 return [gr.update()] * (len(launch_ui.form) + 2)
-            values = launch.form_values(spec["config"])
-            return [spec["name"], *values, gr.Tabs(selected="launch")]
+            backbone, tasks, *values = launch.form_values(spec["config"])
+            # the tasks' choices are listed afresh: an upload made after the page was drawn
+            # must stay chosen
+            tasks = gr.update(choices=launch.task_choices(), value=tasks)
+            return [spec["name"], backbone, tasks, *values, gr.Tabs(selected="launch")]
 
         jobs_ui.clone.click(jobs.clone_spec, jobs_ui.job, jobs_ui.clone_spec,
                             api_visibility="private").then(
@@ -67,15 +73,12 @@ def build_ui(auth: Auth) -> gr.Blocks:
         add_task_btn.click(grow.launch_onto, models_proto, [launch_ui.mode, launch_ui.base, tabs],
                            api_visibility="private")
 
-        def fresh_prototypes(current: str | None) -> Any:
-            choices = prototype_choices()
-            values = [uid for _, uid in choices]
-            value = current if current in values else (values[0] if values else None)
-            return gr.update(choices=choices, value=value)
-
-        for tab, picker in ((masks_tab, masks_proto), (models_tab, models_proto),
-                            (play_tab, play_proto)):
-            tab.select(fresh_prototypes, picker, picker, api_visibility="private")
+        # what depends on the registry is drawn for each page load and each opening of a tab,
+        # never from the state the server started with
+        for tab, fresh in ((masks_tab, masks_fresh), (models_tab, models_fresh),
+                           (play_tab, play_fresh)):
+            tab.select(fresh.fn, fresh.inputs, fresh.outputs, api_visibility="private")
+            demo.load(fresh.fn, fresh.inputs, fresh.outputs, api_visibility="private")
     return demo
 
 

@@ -53,6 +53,20 @@ HELP: dict[str, str] = {
                          "generation limit",
     "num_beams": "beams when evaluating by generation (1: greedy)",
     "label_smoothing": "label smoothing of the teacher-forced loss (0: none)",
+    "seed": "seed of the data order and head initialisation",
+    "data_seed": "seed of the train / dev / test split (fixed across training seeds, so their "
+                 "test scores pair up)",
+    "propetl.adapter_placement": "pfeiffer: the paper's adapter, reading LN(h + x) after the FFN; "
+                                 "ffn-output: reads the FFN output only (models saved before)",
+    "propetl.seed": "seed of the shared mask-score draw (mask init 'shared')",
+}
+#: Labels that the field name alone would make ambiguous (two fields are named `seed`).
+LABELS: dict[str, str] = {"seed": "Training seed", "propetl.seed": "Mask seed"}
+#: Method fields that only mean something for one PETL kind (hidden for the others).
+METHOD_ONLY: dict[str, str] = {
+    "propetl.bottleneck": "adapter", "propetl.adapter_placement": "adapter",
+    "propetl.lora_r": "lora", "propetl.lora_alpha": "lora", "propetl.lora_targets": "lora",
+    "propetl.prefix_len": "prefix", "propetl.prefix_hidden": "prefix",
 }
 
 
@@ -73,6 +87,8 @@ class FieldSpec:
 
     @property
     def label(self) -> str:
+        if self.key in LABELS:
+            return LABELS[self.key]
         words = self.key.split(".")[-1].split("_")
         words = [ACRONYMS.get(w, w) for w in words]
         name = " ".join(words)
@@ -130,7 +146,8 @@ def config_fields(cls: type = C.TrainConfig, prefix: str = "") -> list[FieldSpec
 def component(spec: FieldSpec) -> gr.components.Component:
     """The Gradio input of one option."""
     info = HELP.get(spec.key)
-    common: dict[str, Any] = {"label": spec.label, "info": info, "elem_id": _elem_id(spec.key)}
+    common: dict[str, Any] = {"label": spec.label, "info": info, "elem_id": _elem_id(spec.key),
+                              "visible": shown_for(spec, None)}
     if spec.kind == "choice":
         return gr.Dropdown(list(spec.choices), value=spec.default, **common)
     if spec.kind == "multi":
@@ -143,6 +160,13 @@ def component(spec: FieldSpec) -> gr.components.Component:
         return gr.Number(value=spec.default, precision=0 if spec.kind == "int" else None,
                          **common)
     return gr.Textbox(value=spec.default, **common)
+
+
+def shown_for(spec: FieldSpec, petl: str | None) -> bool:
+    """Whether the field applies to PETL kind `petl` (fields of one kind only are hidden for
+    the others)."""
+    only = METHOD_ONLY.get(spec.key)
+    return only is None or only == (petl or "adapter")
 
 
 def _elem_id(key: str) -> str:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from .. import plots, views
+from .. import plots, runs, views
 from ..auth import ForbiddenError
 from ..registry import InvalidStateError, NotFoundError
 from .common import STATUS_ICON, Ctx, badge, empty_state, job_choices, progress_bar, registry
+from .runview import run_html
 
 COLUMNS = ["ID", "Name", "Sweep", "Status", "Progress", "Tasks", "Best dev", "Owner", "Age"]
 NO_JOBS = empty_state("No jobs yet — launch one in the <b>Launch</b> tab.")
@@ -28,11 +30,15 @@ class JobsUI:
 
 # --- the table -------------------------------------------------------------------------
 
-def jobs_frame(limit: int = 100, sweep: int | None = None) -> pd.DataFrame:
-    """The jobs table, newest first (only one sweep's jobs when `sweep` is given)."""
+def jobs_frame(limit: int = 100, sweep: int | None = None, query: str = "") -> pd.DataFrame:
+    """The jobs table, newest first (only one sweep's jobs when `sweep` is given, only those
+    matching `query` when it is: see `app.jobsearch`)."""
+    from ..jobsearch import search
+
     reg = registry()
     rows = []
-    for job in reg.list_jobs(limit=limit, sweep_id=sweep):
+    jobs = reg.list_jobs(limit=500 if query else limit, sweep_id=sweep)
+    for job in search(jobs, query)[:limit] if query else jobs:
         best = views.best_dev(reg.metric_series(job.id, split="dev", name="main"))
         progress = f"{100 * job.progress:.0f}%" + (f" · step {job.step}/{job.total_steps}"
                                                    if job.total_steps else "")
@@ -56,10 +62,10 @@ def sweep_filter_choices() -> list[tuple[str, int]]:
                                 for s in registry().list_sweeps()]
 
 
-def refresh_table(known: list[int], sweep: int | None = None) -> tuple[Any, Any, Any, Any,
-                                                                      list[int]]:
+def refresh_table(known: list[int], sweep: int | None = None,
+                  query: str = "") -> tuple[Any, Any, Any, Any, list[int]]:
     """Table, empty-state visibility, and the job pickers (only re-listed when jobs change)."""
-    frame = jobs_frame(sweep=sweep or None)
+    frame = jobs_frame(sweep=sweep or None, query=(query or "").strip())
     ids = [int(i) for i in frame["ID"]]
     pickers: Any = gr.skip()
     if ids != known:
@@ -75,16 +81,36 @@ def _series(job_id: int) -> views.Series:
     return registry().metric_series(job_id)
 
 
-def loss_figure(series: views.Series, title: str = "Training loss") -> Any:
-    points = series.get(("", "train", "loss"), [])
-    curve = {"loss": points} if points else {}
-    return plots.curves(curve, title, "loss", empty="the first loss arrives after a few steps")
+def loss_figure(series: views.Series, title: str = "Training loss per task") -> Any:
+    """One loss curve per task (batches hold one task each); the pooled loss for runs that
+    recorded no per-task loss."""
+    curves = {_short(task): pts for (task, split, name), pts in series.items()
+              if split == "train" and name == "loss" and task}
+    if not curves:
+        points = series.get(("", "train", "loss"), [])
+        curves = {"loss (all tasks)": points} if points else {}
+    return plots.curves(curves, title, "loss", empty="the first loss arrives after a few steps")
 
 
-def dev_figure(series: views.Series, title: str = "Dev metric per task") -> Any:
+def dev_figure(series: views.Series, title: str = "Dev metric per task",
+               baselines: dict[str, float] | None = None) -> Any:
+    """Each task's dev main metric, with its majority-class accuracy as a dotted line."""
     curves = {f"{task} ({name})": pts for (task, split, name), pts in series.items()
               if split == "dev" and name != "main" and name == _main_name(series, task)}
-    return plots.curves(curves, title, "score", empty="no evaluation yet")
+    references = [(f"{task} majority class", value) for task, value in (baselines or {}).items()
+                  if any(k.startswith(f"{task} (") for k in curves)]
+    return plots.curves(curves, title, "score", empty="no evaluation yet",
+                        references=references)
+
+
+def dev_baselines(view: dict[str, Any]) -> dict[str, float]:
+    """Majority-class accuracy on the dev split, per classification task."""
+    out = {}
+    for task in view["tasks"]:
+        dev = (task.get("majority") or {}).get("dev")
+        if dev:
+            out[task["task"]] = dev["accuracy"]
+    return out
 
 
 def _main_name(series: views.Series, task: str) -> str:
@@ -107,7 +133,8 @@ def header_html(job: Any) -> str:
              f"</b> · {html.escape(str(propetl.get('petl', '')))} "
              f"({html.escape(str(propetl.get('sharing', '')))}, keep "
              f"{propetl.get('keep')}) · owner {html.escape(job.owner)} · queue "
-             f"{html.escape(job.queue)} · created {views.age(job.created_at)}</p>"]
+             f"{html.escape(job.queue)} · created {views.age(job.created_at)}"
+             + (f" · {duration_text(job)}" if job.started_at else "") + "</p>"]
     if job.cancel_requested and job.status == "running":
         lines.append("<p>Cancel requested: stopping at the next step…</p>")
     if job.status == "failed" and job.error:
@@ -126,9 +153,27 @@ def progress_html(job: Any) -> str:
     return progress_bar(job.progress, text)
 
 
+def duration_text(job: Any) -> str:
+    """How long the job ran (or has been running)."""
+    from datetime import datetime, timezone
+
+    if not job.started_at:
+        return ""
+    end = job.finished_at or datetime.now(timezone.utc)
+    start = job.started_at
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=timezone.utc)
+    seconds = max(0.0, (end - start).total_seconds())
+    text = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    return f"ran {text}" if job.finished_at else f"running for {text}"
+
+
 def job_page(job_id: int | None, shown: str) -> tuple[Any, ...]:
-    """Header, progress, curves, log and buttons of a job; curves redrawn only on change."""
-    hidden = (gr.update(visible=False),) + (gr.skip(),) * 6 + (shown,)
+    """Header, progress, curves, run page, log and buttons of a job; curves and run page
+    redrawn only on change."""
+    hidden = (gr.update(visible=False),) + (gr.skip(),) * 7 + (shown,)
     if not job_id:
         return hidden
     reg = registry()
@@ -137,15 +182,17 @@ def job_page(job_id: int | None, shown: str) -> tuple[Any, ...]:
     except NotFoundError:
         return hidden
     key = f"{job.id}:{reg.count_metric_points(job.id)}:{job.status}"
-    figures: tuple[Any, Any] = (gr.skip(), gr.skip())
+    figures: tuple[Any, Any, Any] = (gr.skip(), gr.skip(), gr.skip())
     if key != shown:
         series = _series(job.id)
-        figures = (loss_figure(series), dev_figure(series))
+        view = runs.run_view(reg, job)
+        figures = (loss_figure(series), dev_figure(series, baselines=dev_baselines(view)),
+                   run_html(view))
     cancel = gr.update(interactive=job.status in ("queued", "running") and
                        not job.cancel_requested)
     retry = gr.update(interactive=job.status in ("failed", "cancelled"))
     return (gr.update(visible=True), header_html(job) + progress_html(job), *figures,
-            views.log_tail(job) or "(no log yet)", cancel, retry, key)
+            views.log_tail(job, newest_first=True) or "(no log yet)", cancel, retry, key)
 
 
 def act(ctx: Ctx, request: gr.Request | None, job_id: int | None, action: str) -> str:
@@ -164,6 +211,53 @@ def act(ctx: Ctx, request: gr.Request | None, job_id: int | None, action: str) -
         return f"Job #{job.id} queued again; it resumes from its last checkpoint"
     except (NotFoundError, InvalidStateError, ForbiddenError) as err:
         return f"✗ {err}"
+
+
+def notes_of(job_id: int | None) -> tuple[str, str]:
+    """The tags (comma-separated) and note of a job, for its page."""
+    if not job_id:
+        return "", ""
+    try:
+        job = registry().get_job(int(job_id))
+    except NotFoundError:
+        return "", ""
+    return ", ".join(job.tags or []), job.note or ""
+
+
+def save_notes(job_id: int | None, tags: str, note: str) -> str:
+    """Keep a job's tags and note (the job's owner, through the access policy)."""
+    from .guard import current_access
+
+    if not job_id:
+        return "Open a job first."
+    access = current_access()
+    try:
+        job = access.job(int(job_id))
+        job = access.registry.annotate_job(job.id, tags=(tags or "").split(","), note=note)
+    except NotFoundError as err:
+        return f"✗ {err}"
+    shown = ", ".join(job.tags) or "no tags"
+    return f"Saved: {shown}; note of {len(job.note)} characters."
+
+
+def metrics_file(job_id: int | None) -> tuple[Any, str]:
+    """A job's metric points as a CSV file to download."""
+    import tempfile
+
+    from ..jobsearch import metrics_csv
+    from .guard import current_access
+
+    if not job_id:
+        return gr.update(visible=False), "Open a job first."
+    access = current_access()
+    try:
+        job = access.job(int(job_id))
+    except NotFoundError as err:
+        return gr.update(visible=False), f"✗ {err}"
+    folder = Path(tempfile.mkdtemp(prefix="metrics-"))
+    path = folder / f"job-{job.id}-metrics.csv"
+    path.write_text(metrics_csv(access.registry, job))
+    return gr.update(value=str(path), visible=True), f"{path.name} is ready below."
 
 
 def clone_spec(job_id: int | None) -> dict[str, Any] | None:
@@ -191,7 +285,9 @@ def compare(job_ids: list[int], differences_only: bool) -> tuple[Any, Any, Any]:
         for (task, split, name), points in series.items():
             if split == "dev" and name == "main":
                 devs[f"#{job.id} {_short(task)}"] = points
-        configs[f"#{job.id}"] = job.spec.get("config", {})
+        config = dict(job.spec.get("config", {}))
+        config["tasks"] = [_short(t) for t in config.get("tasks", [])]  # one name per task
+        configs[f"#{job.id}"] = config
     rows = views.config_diff(configs, differences_only)
     frame = pd.DataFrame(rows, columns=["option", *configs]).astype(str)
     if frame.empty:
@@ -207,11 +303,16 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     known = gr.State([])
     shown = gr.State("")
     empty = gr.HTML(NO_JOBS, visible=True, elem_id="jobs-empty")
-    sweep_filter = gr.Dropdown(sweep_filter_choices(), value=0, label="Show",
-                               elem_id="jobs-sweep-filter", info="all jobs, or one sweep's")
+    with gr.Row():
+        sweep_filter = gr.Dropdown(sweep_filter_choices(), value=0, label="Show", scale=1,
+                                   elem_id="jobs-sweep-filter", info="all jobs, or one sweep's")
+        query = gr.Textbox(label="Search", scale=2, elem_id="jobs-search",
+                           placeholder="words, or status:failed task:bbc_news tag:baseline "
+                                       "owner:alice sweep:3",
+                           info="names, tasks, owners, tags and notes")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Jobs (refreshes every 2 s)",
                          max_height=300, elem_id="jobs-table", column_widths=[
-                             "6%", "21%", "6%", "12%", "13%", "16%", "8%", "8%", "10%"])
+                             "5%", "17%", "6%", "11%", "20%", "15%", "7%", "8%", "11%"])
     job = gr.Dropdown([], label="Open a job", value=None, elem_id="jobs-open",
                       info="or click a row of the table")
     with gr.Column(visible=False, elem_classes="pp-card") as page:
@@ -221,11 +322,22 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
             retry = gr.Button("Retry", size="sm")
             clone = gr.Button("Clone into Launch", size="sm")
         action_msg = gr.Markdown()
+        with gr.Row(equal_height=False):
+            tags_box = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline, v2",
+                                  scale=2, elem_id="job-tags")
+            note_box = gr.Textbox(label="Note", lines=2, scale=3, elem_id="job-note")
+            with gr.Column(scale=1):
+                save_btn = gr.Button("Save tags and note", size="sm", elem_id="job-save-notes")
+                csv_btn = gr.Button("Metrics (.csv)", size="sm", elem_id="job-csv")
+        notes_msg = gr.Markdown(elem_id="job-notes-msg")
+        csv_file = gr.File(label="Metrics", interactive=False, elem_id="job-csv-file",
+                           height=80, visible=False)
         with gr.Row():
             loss_plot = gr.Plot(show_label=False, elem_id="job-loss")
             dev_plot = gr.Plot(show_label=False, elem_id="job-dev")
-        log = gr.Textbox(label="Log (latest events)", lines=8, max_lines=16, interactive=False,
-                         elem_id="job-log", autoscroll=True)
+        run = gr.HTML(elem_id="job-run")
+        log = gr.Textbox(label="Log (newest first)", lines=8, max_lines=16, interactive=False,
+                         elem_id="job-log", autoscroll=False)
     with gr.Accordion("Compare runs", open=False):
         with gr.Row():
             pick = gr.Dropdown([], multiselect=True, label="Runs", scale=4)
@@ -238,14 +350,18 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     clone_state = gr.State(None)
     timer = gr.Timer(REFRESH_S)
 
-    page_out = [page, head, loss_plot, dev_plot, log, cancel, retry, shown]
-    timer.tick(refresh_table, [known, sweep_filter], [table, empty, job, pick, known],
-               api_name="list_jobs", show_progress="hidden")
+    page_out = [page, head, loss_plot, dev_plot, run, log, cancel, retry, shown]
+    timer.tick(refresh_table, [known, sweep_filter, query], [table, empty, job, pick, known],
+               api_visibility="private", show_progress="hidden")
     sweep_filter.focus(lambda: gr.update(choices=sweep_filter_choices()), None, sweep_filter,
                        api_visibility="private")
     timer.tick(job_page, [job, shown], page_out, api_visibility="private",
                show_progress="hidden")
-    job.change(lambda j: job_page(j, ""), job, page_out, api_name="job_details")
+    job.change(lambda j: job_page(j, ""), job, page_out, api_visibility="private")
+    job.change(notes_of, job, [tags_box, note_box], api_visibility="private")
+    job.change(lambda: gr.update(visible=False), None, csv_file, api_visibility="private")
+    save_btn.click(save_notes, [job, tags_box, note_box], notes_msg, api_visibility="private")
+    csv_btn.click(metrics_file, job, [csv_file, notes_msg], api_visibility="private")
 
     def select_row(frame: pd.DataFrame, evt: gr.SelectData) -> Any:
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -258,9 +374,9 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
             return act(ctx, request, job_id, action)
         return handler
 
-    cancel.click(do("cancel"), job, action_msg, api_name="cancel_job")
-    retry.click(do("retry"), job, action_msg, api_name="retry_job")
-    go.click(compare, [pick, diff_only], [cmp_loss, cmp_dev, diff], api_name="compare_jobs")
+    cancel.click(do("cancel"), job, action_msg, api_visibility="private")
+    retry.click(do("retry"), job, action_msg, api_visibility="private")
+    go.click(compare, [pick, diff_only], [cmp_loss, cmp_dev, diff], api_visibility="private")
     diff_only.change(compare, [pick, diff_only], [cmp_loss, cmp_dev, diff],
                      api_visibility="private")
     return JobsUI(job, clone, clone_state), timer

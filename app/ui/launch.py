@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ..settings import get_settings
 from ..specs import DATA_SUFFIXES, JobSpec, describe_errors
 from ..uploads import UploadNotFound, is_data_file, is_upload_name, task_name
-from . import forms, grow, presets
+from . import cards, forms, grow, presets
 from .common import Ctx, job_choices, problems_md, registry
 from .estimate import safe_estimate_md
 from .guard import current_access
@@ -179,6 +179,11 @@ def _train_frame(task: str) -> pd.DataFrame:
     return frame
 
 
+def preview_choice(tasks: list[str] | None) -> Any:
+    """The preview follows the last chosen task (its choices re-listed: it may be new)."""
+    return gr.update(choices=task_choices(), value=(tasks or [None])[-1])
+
+
 def preview(task: str | None, page: int) -> tuple[pd.DataFrame | None, str, int]:
     """One page of a task's training examples, its position, and the clamped page number."""
     if not task:
@@ -320,6 +325,12 @@ def submit_sweep(ctx: Ctx, request: gr.Request | None, name: str, queue: str, ba
             gr.Tabs(selected="sweeps"), gr.update(choices=sweep_choices(), value=sweep_id))
 
 
+def method_fields(petl: str | None) -> list[Any]:
+    """Show the sizes of the chosen PETL kind only (bottleneck for adapters, rank for LoRA)."""
+    return [gr.update(visible=forms.shown_for(s, petl)) if s.key in forms.METHOD_ONLY
+            else gr.skip() for s in SPECS]
+
+
 def form_values(config: dict[str, Any]) -> list[Any]:
     """Launch form values (backbone, tasks, fields) of a stored config, for clone."""
     return [config.get("backbone"), list(config.get("tasks", [])),
@@ -365,21 +376,31 @@ def build(ctx: Ctx) -> LaunchUI:
                                         multiselect=True, label="Tasks",
                                         info="each gets its own masks over one prototype",
                                         elem_id="launch-tasks")
-                tasks_table = gr.Markdown(tasks_md(["rotten_tomatoes"]))
-            with gr.Accordion("Preview a task's data", open=False):
+                tasks_table = gr.Markdown(tasks_md(["rotten_tomatoes"]),
+                                          elem_id="launch-tasks-table")
+                cut_warning = gr.Markdown(elem_id="launch-cut-warning")
+            with gr.Accordion("Preview a task's data and its dataset card", open=False,
+                              elem_id="launch-preview") as preview_box:
                 with gr.Row():
-                    preview_task = gr.Dropdown(task_choices(), label="Task", scale=3)
+                    preview_task = gr.Dropdown(task_choices(), value="rotten_tomatoes",
+                                               label="Task", scale=3,
+                                               elem_id="launch-preview-task")
                     prev_btn = gr.Button("◀ Previous", size="sm", scale=1)
                     next_btn = gr.Button("Next ▶", size="sm", scale=1)
+                first_rows, first_info, _ = preview("rotten_tomatoes", 0)
                 page = gr.State(0)
-                page_info = gr.Markdown("*Choose a task to preview.*")
-                rows = gr.Dataframe(interactive=False, wrap=True, max_height=320)
+                page_info = gr.Markdown(first_info, elem_id="launch-preview-info")
+                rows = gr.Dataframe(first_rows, interactive=False, wrap=True, max_height=320,
+                                    elem_id="launch-preview-rows")
+                gr.Markdown("#### Dataset card")
+                card = gr.Markdown("*The card appears when a task is chosen.*",
+                                   elem_id="launch-card")
             with gr.Accordion("Add your own task (CSV / TSV / JSONL)", open=False):
                 gr.Markdown("Columns: `text` (and `text_pair` for pairs) and `label`; an "
                             "optional `split` column with train / dev / test.")
                 upload_file = gr.File(label="Data file", file_types=list(DATA_SUFFIXES),
-                                      height=120)
-                upload_msg = gr.Markdown()
+                                      height=120, elem_id="launch-upload")
+                upload_msg = gr.Markdown(elem_id="launch-upload-msg")
             sections: dict[str, gr.Accordion] = {}
             for section, title in SECTION_TITLES.items():
                 with gr.Accordion(title, open=section in ("method", "training"),
@@ -426,7 +447,7 @@ def build(ctx: Ctx) -> LaunchUI:
                   SweepForm(sweep_fields, sweep_values, sweep_status, sweep_btn), mode, base)
     private: dict[str, Any] = {"api_visibility": "private"}
     tasks.change(tasks_md, tasks, tasks_table, **private).then(
-        lambda t: gr.update(value=(t or [None])[-1]), tasks, preview_task, **private)
+        preview_choice, tasks, preview_task, **private)
     preview_task.change(lambda t: preview(t, 0), preview_task, [rows, page_info, page],
                         **private)
     prev_btn.click(lambda t, p: preview(t, p - 1), [preview_task, page],
@@ -447,6 +468,15 @@ def build(ctx: Ctx) -> LaunchUI:
                 [base, base_info, backbone, *fields], **private)
     base.change(lambda u: grow.on_base(u, SPECS), base, [backbone, base_info, *fields],
                 **private)
+    petl_field = fields[[s.key for s in SPECS].index("propetl.petl")]
+    petl_field.change(method_fields, petl_field, fields, **private)
+    max_length = fields[[s.key for s in SPECS].index("max_length")]
+    for component in (preview_task, backbone, max_length):
+        component.change(cards.card_md, [preview_task, backbone, max_length], card, **private)
+    preview_box.expand(cards.card_md, [preview_task, backbone, max_length], card, **private)
+    for component in (tasks, backbone, max_length):
+        component.change(cards.truncation_warning, [tasks, backbone, max_length], cut_warning,
+                         **private)
     load_btn.click(apply_preset, preset, ui.form, **private)
     save_btn.click(save_preset, [preset_name, backbone, tasks, *fields], [preset_msg, preset],
                    **private)
@@ -468,7 +498,7 @@ def wire_submit(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_job: gr.components.C
 
     ui.submit.click(handler, [ui.name, ui.queue, ui.mode, ui.base, ui.backbone, ui.tasks,
                               *ui.fields],
-                    [ui.status, tabs, open_job], api_name="launch_job")
+                    [ui.status, tabs, open_job], api_visibility="private")
 
 
 def wire_sweep(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_sweep: gr.components.Component) -> None:
@@ -484,4 +514,4 @@ def wire_sweep(ctx: Ctx, ui: LaunchUI, tabs: gr.Tabs, open_sweep: gr.components.
 
     form.submit.click(handler, [ui.name, ui.queue, ui.backbone, ui.tasks, form.fields[0],
                                 form.values[0], form.fields[1], form.values[1], *ui.fields],
-                      [form.status, tabs, open_sweep], api_name="launch_sweep")
+                      [form.status, tabs, open_sweep], api_visibility="private")

@@ -8,7 +8,7 @@ import gradio as gr
 
 from .. import maskstats as S
 from .. import plots
-from .common import empty_state, engine, prototype_choices
+from .common import Refresh, empty_state, engine, picked_prototype
 
 NO_PROTOTYPES = empty_state("No prototypes yet — they appear here when a job succeeds.")
 N_PLOTS = 7
@@ -38,13 +38,14 @@ def controls(uid: str | None) -> tuple[Any, ...]:
 def render(uid: str | None, key: str | None, layer: float, averaged: bool,
            task_a: str | None, task_b: str | None) -> tuple[Any, ...]:
     """The note and every chart of the tab."""
+    hidden = gr.update(visible=False)
     if not uid:
-        return (NO_PROTOTYPES, *[None] * N_PLOTS)
+        return (NO_PROTOTYPES, hidden, *[None] * N_PLOTS)
     stacks = _stacks(uid)
     if not stacks:
         note = empty_state("This prototype has no masks (sharing 'none' trains ordinary "
                            "modules per task).")
-        return (note, *[None] * N_PLOTS)
+        return (note, hidden, *[None] * N_PLOTS)
     stack = stacks.get(key or "") or next(iter(stacks.values()))
     layer = int(min(max(layer or 0, 0), stack.num_layers - 1))
     task_a = task_a if task_a in stack.tasks else stack.tasks[0]
@@ -82,12 +83,12 @@ def render(uid: str | None, key: str | None, layer: float, averaged: bool,
         note += ("\n\nDistance from the starting masks (the same seeded start for every "
                  "task unless saved with mask_init per-task; " + where + "): " + ", ".join(
             f"{t} {d:.2%}" for t, d in moved.items()) + ".")
-    return (note, *figures)
+    return (note, gr.update(visible=True), *figures)
 
 
-def build() -> tuple[gr.Dropdown, Any]:
+def build() -> tuple[gr.Dropdown, Refresh]:
     with gr.Row():
-        proto = gr.Dropdown(prototype_choices(), label="Prototype", scale=4, elem_id="masks-proto")
+        proto = gr.Dropdown([], label="Prototype", scale=4, elem_id="masks-proto")
         refresh = gr.Button("↻ Refresh", size="sm", scale=1)
     with gr.Row():
         key = gr.Dropdown([], label="Masked tensor", scale=2)
@@ -96,23 +97,25 @@ def build() -> tuple[gr.Dropdown, Any]:
         task_a = gr.Dropdown([], label="Task A", scale=2)
         task_b = gr.Dropdown([], label="Task B", scale=2)
     note = gr.Markdown(NO_PROTOTYPES, elem_id="masks-note")
-    with gr.Row():
-        hamming = gr.Plot(show_label=False, elem_id="masks-hamming")
-        jaccard = gr.Plot(show_label=False, elem_id="masks-jaccard")
-    with gr.Row():
-        per_layer = gr.Plot(show_label=False)
-        density = gr.Plot(show_label=False)
-    with gr.Row():
-        layers = gr.Plot(show_label=False)
-        overlay = gr.Plot(show_label=False)
-    keep = gr.Plot(show_label=False)
+    # the charts are drawn only once a prototype is picked (no untitled blank plots before)
+    with gr.Column(visible=False, elem_id="masks-charts") as charts:
+        with gr.Row():
+            hamming = gr.Plot(show_label=False, elem_id="masks-hamming")
+            jaccard = gr.Plot(show_label=False, elem_id="masks-jaccard")
+        with gr.Row():
+            per_layer = gr.Plot(show_label=False)
+            density = gr.Plot(show_label=False)
+        with gr.Row():
+            layers = gr.Plot(show_label=False)
+            overlay = gr.Plot(show_label=False)
+        keep = gr.Plot(show_label=False)
     inputs = [proto, key, layer, averaged, task_a, task_b]
-    outputs = [note, hamming, jaccard, per_layer, density, layers, overlay, keep]
+    outputs = [note, charts, hamming, jaccard, per_layer, density, layers, overlay, keep]
     private: dict[str, Any] = {"api_visibility": "private"}
     proto.change(controls, proto, [key, layer, task_a, task_b], **private).then(
-        render, inputs, outputs, api_name="mask_charts")
+        render, inputs, outputs, api_visibility="private")
     for control in (key, averaged, task_a, task_b):
         control.input(render, inputs, outputs, **private)
     layer.release(render, inputs, outputs, **private)
-    refresh.click(lambda: gr.update(choices=prototype_choices()), None, proto, **private)
-    return proto, refresh
+    refresh.click(picked_prototype, proto, proto, **private)
+    return proto, Refresh(picked_prototype, [proto], [proto])

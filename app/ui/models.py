@@ -11,7 +11,7 @@ import pandas as pd
 from .. import bundles, exports, views
 from ..auth import ForbiddenError
 from ..registry import NotFoundError
-from .common import Ctx, empty_state, fmt_bytes, prototype_choices, registry
+from .common import Ctx, Refresh, empty_state, fmt_bytes, picked_prototype, registry
 
 NO_MODELS = empty_state("No trained prototypes yet — a job that succeeds registers one here.")
 
@@ -34,10 +34,17 @@ def _metric_text(metrics: dict[str, Any]) -> str:
                      if k not in ("main", "combined") and isinstance(v, (int, float)))
 
 
-def detail(uid: str | None) -> tuple[str, pd.DataFrame, Any]:
-    """A prototype's storage summary, its tasks table and the task picker."""
+def default_format(petl_kind: str | None) -> str:
+    """The export format a prototype's tasks can always be written as: PEFT for LoRA tasks,
+    the ProPETL task folder for adapters and prefixes (which PEFT cannot hold)."""
+    return "peft" if petl_kind == "lora" else "propetl"
+
+
+def detail(uid: str | None) -> tuple[str, pd.DataFrame, Any, Any]:
+    """A prototype's storage summary, its tasks table, the task picker and the export format
+    that fits its tasks."""
     if not uid:
-        return "", pd.DataFrame(), gr.update(choices=[], value=None)
+        return "", pd.DataFrame(), gr.update(choices=[], value=None), gr.update()
     proto = registry().get_prototype(uid)
     info = views.prototype_detail(proto)
     storage = info["storage"] or {}
@@ -57,7 +64,8 @@ def detail(uid: str | None) -> tuple[str, pd.DataFrame, Any]:
     frame = pd.DataFrame(rows, columns=["Task", "Dev", "Test", "Mask bits", "Masks",
                                         "Task folder on disk", "Trained by job", "Added"])
     tasks = [m["task"] for m in info["mask_sets"]]
-    return md, frame, gr.update(choices=tasks, value=tasks[0] if tasks else None)
+    return (md, frame, gr.update(choices=tasks, value=tasks[0] if tasks else None),
+            gr.update(value=default_format(proto.petl_kind)))
 
 
 def download(uid: str | None, task: str | None, whole: bool) -> tuple[Any, str]:
@@ -108,12 +116,13 @@ def delete(ctx: Ctx, request: gr.Request | None, uid: str | None, task: str | No
     return f"Deleted the masks of **{task}** from {uid[:8]}."
 
 
-def build(ctx: Ctx) -> tuple[gr.Dropdown, Any]:
-    frame = prototypes_frame()
-    empty = gr.HTML(NO_MODELS, visible=frame.empty)
-    table = gr.Dataframe(frame, interactive=False, label="Prototypes", max_height=260)
+def build(ctx: Ctx) -> tuple[gr.Dropdown, Refresh]:
+    # drawn empty: the rows and choices are filled for each page load (`Refresh`)
+    empty = gr.HTML(NO_MODELS, visible=False, elem_id="models-empty")
+    table = gr.Dataframe(prototypes_frame().head(0), interactive=False, label="Prototypes",
+                         max_height=260)
     with gr.Row():
-        proto = gr.Dropdown(prototype_choices(), label="Prototype", scale=4)
+        proto = gr.Dropdown([], label="Prototype", scale=4, elem_id="models-proto")
         refresh = gr.Button("↻ Refresh", size="sm", scale=1)
     summary = gr.Markdown()
     tasks = gr.Dataframe(interactive=False, label="Tasks")
@@ -122,7 +131,7 @@ def build(ctx: Ctx) -> tuple[gr.Dropdown, Any]:
         get_task = gr.Button("Download task masks (.zip)", size="sm", scale=1)
         get_all = gr.Button("Download whole bundle (.zip)", size="sm", scale=1)
     with gr.Row():
-        fmt = gr.Radio(EXPORT_FORMATS, value="peft", label="Export the task as", scale=3,
+        fmt = gr.Radio(EXPORT_FORMATS, value="propetl", label="Export the task as", scale=3,
                        elem_id="models-export-format",
                        info="PEFT and merged hold LoRA tasks only (same logits)")
         get_export = gr.Button("Export task (.zip)", size="sm", scale=1,
@@ -134,22 +143,22 @@ def build(ctx: Ctx) -> tuple[gr.Dropdown, Any]:
         remove = gr.Button("Delete task masks", variant="stop", size="sm")
     private: dict[str, Any] = {"api_visibility": "private"}
 
-    def reload() -> tuple[Any, Any, Any]:
+    def reload(current: str | None = None) -> tuple[Any, Any, Any]:
         fresh = prototypes_frame()
-        return fresh, gr.update(visible=fresh.empty), gr.update(choices=prototype_choices())
+        return fresh, gr.update(visible=fresh.empty), picked_prototype(current)
 
-    refresh.click(reload, None, [table, empty, proto], **private)
-    proto.change(detail, proto, [summary, tasks, task], api_name="prototype_details")
+    refresh.click(reload, proto, [table, empty, proto], **private)
+    proto.change(detail, proto, [summary, tasks, task, fmt], api_visibility="private")
     get_task.click(lambda u, t: download(u, t, False), [proto, task], [file, message],
-                   api_name="download_task_masks")
+                   api_visibility="private")
     get_all.click(lambda u, t: download(u, t, True), [proto, task], [file, message],
-                  api_name="download_bundle")
-    get_export.click(export, [proto, task, fmt], [file, message], api_name="export_task")
+                  api_visibility="private")
+    get_export.click(export, [proto, task, fmt], [file, message], api_visibility="private")
 
     def on_delete(request: gr.Request, uid: str | None, name: str | None, ok: bool) -> str:
         return delete(ctx, request, uid, name, ok)
 
-    remove.click(on_delete, [proto, task, confirm], message, api_name="delete_task_masks").then(
-        detail, proto, [summary, tasks, task], **private).then(
-        reload, None, [table, empty, proto], **private)
-    return proto, refresh
+    remove.click(on_delete, [proto, task, confirm], message, api_visibility="private").then(
+        detail, proto, [summary, tasks, task, fmt], **private).then(
+        reload, proto, [table, empty, proto], **private)
+    return proto, Refresh(reload, [proto], [table, empty, proto])

@@ -13,7 +13,7 @@ import gradio as gr
 from ..playground import ALL_TASKS, PlaygroundError, Prediction
 from ..registry import NotFoundError
 from . import labelling
-from .common import empty_state, engine, prototype_choices
+from .common import Refresh, empty_state, engine, picked_prototype
 
 NO_MODELS = empty_state("No trained prototypes yet — launch a job first, then try it here.")
 
@@ -105,11 +105,20 @@ def respond(uid: str | None, task: str | None, text: str,
         yield error_html(err), ""
 
 
-def build() -> tuple[gr.Dropdown, Any]:
-    choices = prototype_choices()
+def fresh(current: str | None) -> tuple[Any, Any]:
+    """The prototype picker re-listed, and the answer area's empty state to match it."""
+    picker = picked_prototype(current)
+    if not picker["choices"]:
+        return picker, NO_MODELS
+    if picker["value"] != current:
+        return picker, empty_state("Answers appear here.")
+    return picker, gr.skip()
+
+
+def build() -> tuple[gr.Dropdown, Refresh]:
+    # drawn empty: the choices are filled for each page load (`Refresh`)
     with gr.Row():
-        proto = gr.Dropdown(choices, label="Prototype", scale=4, elem_id="play-proto",
-                            value=choices[0][1] if choices else None)
+        proto = gr.Dropdown([], label="Prototype", scale=4, elem_id="play-proto", value=None)
         refresh = gr.Button("↻ Refresh", size="sm", scale=1)
         task = gr.Dropdown([], label="Task", scale=2, elem_id="play-task",
                            info=f"“{ALL_TASKS}” answers every task in one mixed batch")
@@ -121,14 +130,13 @@ def build() -> tuple[gr.Dropdown, Any]:
                               elem_id="play-pair")
             go = gr.Button("Predict", variant="primary", elem_id="play-go")
         with gr.Column(scale=4):
-            out = gr.HTML(NO_MODELS if not choices else
-                          empty_state("Answers appear here."), elem_id="play-out")
+            out = gr.HTML(empty_state("Answers appear here."), elem_id="play-out")
             timing = gr.Markdown(elem_id="play-timing")
     labelling.build(proto, task)
     private: dict[str, Any] = {"api_visibility": "private"}
-    proto.change(task_choices, proto, task, api_name="prototype_tasks")
-    go.click(respond, [proto, task, text, pair], [out, timing], api_name="predict")
+    proto.change(task_choices, proto, task, api_visibility="private")
+    go.click(respond, [proto, task, text, pair], [out, timing], api_visibility="private")
     text.submit(respond, [proto, task, text, pair], [out, timing], **private)
     task.input(respond, [proto, task, text, pair], [out, timing], **private)
-    refresh.click(lambda: gr.update(choices=prototype_choices()), None, proto, **private)
-    return proto, refresh
+    refresh.click(fresh, proto, [proto, out], **private)
+    return proto, Refresh(fresh, [proto], [proto, out])

@@ -113,7 +113,7 @@ def build() -> SweepsUI:
                              max_height=320, elem_id="sweep-table")
     timer = gr.Timer(REFRESH_S)
     outputs = [page, summary, table, metric_plot, pareto_plot, shown]
-    picker.change(lambda s: sweep_page(s, ""), picker, outputs, api_name="sweep_details")
+    picker.change(lambda s: sweep_page(s, ""), picker, outputs, api_visibility="private")
     timer.tick(sweep_page, [picker, shown], outputs, api_visibility="private",
                show_progress="hidden")
 

@@ -104,7 +104,8 @@ def test_jobs_table_page_and_compare(ctx, stack):
     assert stack.job_id in list(frame["ID"])
     page = jobs.job_page(stack.job_id, "")
     assert page[0]["visible"] and "succeeded" in page[1]
-    assert page[2] is not None and "train  loss" in page[4]
+    assert page[2] is not None and "train  loss" in page[5]
+    assert "wall time" in page[4] and "Confusion matrix" in page[4]  # the run page
     again = jobs.job_page(stack.job_id, page[-1])
     assert again[-1] == page[-1]  # nothing changed: the curves are not redrawn
     other = stack.registry.submit_job({"config": {"backbone": "tiny-bert",
@@ -113,6 +114,20 @@ def test_jobs_table_page_and_compare(ctx, stack):
     assert "lr" in list(diff["option"]) and "propetl.petl" not in list(diff["option"])
     assert "cancelled" in jobs.act(ctx, None, other, "cancel")
     assert jobs.clone_spec(stack.job_id)["config"]["backbone"] == "tiny-bert"
+
+
+def test_curves_per_task_with_majority_lines(stack):
+    from app import runs
+    from app.ui import jobs
+
+    series = stack.registry.metric_series(stack.job_id)
+    view = runs.run_view(stack.registry, stack.registry.get_job(stack.job_id))
+    dev = jobs.dev_figure(series, baselines=jobs.dev_baselines(view)).axes[0]
+    labels = [line.get_label() for line in dev.get_lines()]
+    assert dev.get_title(loc="left") == "Dev metric per task"
+    assert {"rotten_tomatoes majority class", "bbc_news majority class"} <= set(labels)
+    loss = jobs.loss_figure(series).axes[0]
+    assert {line.get_label() for line in loss.get_lines()} <= {"rotten_tomatoes", "bbc_news"}
 
 
 def test_owner_rule_in_the_ui(ctx, stack):
@@ -129,18 +144,19 @@ def test_owner_rule_in_the_ui(ctx, stack):
 def test_masks_tab(stack):
     from app.ui import masks
 
-    note, *figures = masks.render(stack.uid, "adapter.down", 1, False, "rotten_tomatoes",
-                                  "bbc_news")
+    note, charts, *figures = masks.render(stack.uid, "adapter.down", 1, False,
+                                          "rotten_tomatoes", "bbc_news")
     assert "adapter.down" in note and len(figures) == masks.N_PLOTS
-    assert all(f is not None for f in figures)
-    note, *_ = masks.render(None, None, 0, False, None, None)
-    assert "No prototypes yet" in note
+    assert all(f is not None for f in figures) and charts["visible"] is True
+    note, charts, *_ = masks.render(None, None, 0, False, None, None)
+    assert "No prototypes yet" in note and charts["visible"] is False  # no blank charts
 
 
 def test_models_tab(stack):
     from app.ui import models
 
-    summary, tasks, _picker = models.detail(stack.uid)
+    summary, tasks, _picker, fmt = models.detail(stack.uid)
+    assert fmt["value"] == "propetl"  # an adapter task cannot be a PEFT LoRA adapter
     assert stack.uid in summary and sorted(tasks["Task"]) == ["bbc_news", "rotten_tomatoes"]
     path, message = models.download(stack.uid, "bbc_news", False)
     assert path.endswith(".zip") and "ready" in message
@@ -166,7 +182,7 @@ def test_server_mounts_ui_with_stable_api_names(stack):
     with TestClient(create_app(get_auth())) as client:
         assert client.get("/").status_code == 200
         config = client.get("/config").json()
-        names = {d.get("api_name") for d in config["dependencies"]}
-        assert {"launch_job", "list_jobs", "job_details", "cancel_job", "retry_job",
-                "predict", "mask_charts", "prototype_details"} <= names
+        public = {d.get("api_name") for d in config["dependencies"]
+                  if d.get("api_visibility", "public") == "public"}
+        assert public == {"launch", "list_jobs", "predict"}  # the page's own events are private
         assert client.get("/api/openapi.json").status_code == 200
