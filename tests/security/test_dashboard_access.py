@@ -121,7 +121,7 @@ def test_bobs_page_config_holds_nothing_of_alice(server, alices):
         assert config.status_code == 200
         assert not _leaks(config.text, alices["secrets"])
     with _session(url, "alice", "alice-PW-1") as alice:  # the secrets are real: alice sees them
-        reply = _run_event(alice, _dependency(alice, "load", "launch-tasks"), [[]])
+        reply = _run_event(alice, _dependency(alice, "focus", "launch-tasks"), [[]])
         assert alices["upload"] in reply
 
 
