@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from .common import RESULTS, write_json
 from .load import REPO, Server, _drive, free_port, server_env
@@ -41,6 +42,10 @@ from .load import REPO, Server, _drive, free_port, server_env
 #: Torch threads of every process measured. One: on 2 cores shared with other work, two
 #: OpenMP threads wait on each other (8.5 against 47 samples/s offline, measured).
 THREADS = 1
+#: The server's bound on materialised tasks: above the 100-task working set of `c32_100_tasks`
+#: (with the default 64, a cycle over 100 tasks misses the LRU cache on every batch). The
+#: memory figures use the default, 64.
+SERVER_TASK_CACHE = 128
 TEXTS = ["a warm, funny and moving film", "dull, long and badly acted",
          "the market fell sharply after the election", "the striker scored twice",
          "an uneven but often charming comedy about growing old",
@@ -145,7 +150,7 @@ def memory_mb(data_dir: Path, uid: str) -> dict[str, float]:
     """RSS of a process that loaded the prototype through the engine and answered requests
     over all its tasks (so the bounded cache of materialised tasks is full)."""
     code = f"""
-import json
+import ctypes, gc, json
 from pathlib import Path
 from app.playground import get_engine
 def rss():
@@ -157,11 +162,19 @@ loaded, load_ms = engine.load({uid!r})
 names = loaded.tasks
 for start in range(0, len(names), 32):
     engine.predict_mixed({uid!r}, [(t, "a short text", None) for t in names[start:start + 32]])
-packed = sum(b.numel() for bank in loaded.model.banks.values() for t in bank.tasks.values()
+banks = list(loaded.model.banks.values())
+packed = sum(b.numel() for bank in banks for t in bank.tasks.values()
              for b in t.buffers() if b.dtype.is_floating_point is False)
-cached = len(next(iter(loaded.model.banks.values())).cached_tasks)
-print(json.dumps({{"rss_mb": rss(), "load_ms": load_ms, "packed_mask_mb": packed / 2**20,
-                  "materialised_tasks": cached}}))
+heads = sum(p.numel() * 4 for p in loaded.model.heads.parameters())
+cache = sum(v.numel() * v.element_size() for bank in banks for t in bank.cached_tasks
+            for v in bank._cache[t].values())
+before_trim = rss()
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so RSS counts live memory
+print(json.dumps({{"rss_mb": rss(), "rss_untrimmed_mb": before_trim, "load_ms": load_ms,
+                  "packed_mask_mb": packed / 2**20, "heads_mb": heads / 2**20,
+                  "materialised_mb": cache / 2**20,
+                  "materialised_tasks": len(banks[0].cached_tasks)}}))
 """
     return json.loads(_child(data_dir, code))
 
@@ -195,13 +208,20 @@ def http_load(url: str, uid: str | None, tasks: Sequence[str], count: int,
 
 # --------------------------------------------------------------- the PEFT reference server
 
+class PeftBody(BaseModel):
+    """A predict request of the reference server (module level, so FastAPI reads it as the
+    JSON body)."""
+
+    task: str
+    text: str
+
+
 def peft_app(backbone: str, tasks: int):
     """A FastAPI app serving a MiniLM with `tasks` LoRA adapters one request at a time."""
     import threading
 
     from fastapi import FastAPI
     from peft import LoraConfig, get_peft_model
-    from pydantic import BaseModel
     from transformers import AutoModelForSequenceClassification
 
     from propetl.backbones import load_tokenizer, resolve_path
@@ -224,12 +244,8 @@ def peft_app(backbone: str, tasks: int):
     lock = threading.Lock()
     app = FastAPI()
 
-    class Body(BaseModel):
-        task: str
-        text: str
-
     @app.post("/api/predict")
-    def predict(body: Body) -> dict[str, Any]:
+    def predict(body: PeftBody) -> dict[str, Any]:
         with lock, torch.no_grad():
             model.set_adapter(body.task)
             inputs = tokenizer([body.text], truncation=True, max_length=64, return_tensors="pt")
@@ -316,7 +332,9 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
     out: dict[str, Any] = {"backbone": backbone, "prototype": "adapter, bottleneck 64, keep 0.5",
                            "max_length": 64, "rounds": rounds, "torch_threads": THREADS,
                            "requests": {f"c{c}": n for c, n in counts.items()},
-                           "settings": {"serve_max_batch": 32, "serve_max_wait_ms": 5}}
+                           "settings": {"serve_max_batch": 32, "serve_max_wait_ms": 5,
+                                        "serve_task_cache": SERVER_TASK_CACHE,
+                                        "memory_task_cache": 64}}
     with tempfile.TemporaryDirectory(prefix="propetl-serve-load-") as tmp:
         root = work or Path(tmp)
         data_dir = root / "data"
@@ -327,6 +345,7 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
         out["mem_5_tasks"], out[f"mem_{many}_tasks"], out["many_tasks"] = mem5, mem_many, many
         offline = Offline(data_dir / "artifacts" / uids[5], backbone)
         settings = {"PROPETL_SERVE_MAX_BATCH": "32", "PROPETL_SERVE_MAX_WAIT_MS": "5",
+                    "PROPETL_SERVE_TASK_CACHE": str(SERVER_TASK_CACHE),
                     "OMP_NUM_THREADS": str(THREADS)}
         server = Server(data_dir, free_port(), worker=False, **settings).start()
         peft = PeftServer(root / "peft", free_port(), backbone, 5)
@@ -335,7 +354,8 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
             for uid, n in ((uids[5], 5), (uids[100], 100)):  # load both before timing
                 warm = http_load(server.url, uid, task_names(n), 8, 2)
                 assert warm["errors"] == 0, warm["error_examples"]
-            http_load(peft.url, None, task_names(5), 8, 2)
+            warm = http_load(peft.url, None, task_names(5), 8, 2)
+            assert warm["errors"] == 0, f"PEFT reference: {warm['error_examples']}"
             out["per_round"] = []
             for _ in range(rounds):
                 row: dict[str, Any] = {"offline_sps": round(offline.sps(seconds), 2)}
@@ -405,6 +425,8 @@ def flat(result: dict[str, Any]) -> dict[str, Any]:
     out["serve.lost"] = sum(r["lost"] for r in rows)
     out["serve.wrong_task"] = sum(r["wrong_task"] for r in rows)
     out["serve.refused_503"] = sum(r["refused_503"] for r in rows)
+    out["serve.peft_errors_and_lost"] = sum(r["errors"] + r["lost"]
+                                            for r in result["peft"].values())
     return out
 
 
