@@ -327,7 +327,7 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
     backbone = "tiny-bert" if smoke else "minilm-l6"
     many = 40 if smoke else 1000
     rounds = rounds or (1 if smoke else 3)
-    counts = {1: 12, 8: 24, 32: 64, 128: 128} if smoke else {1: 40, 8: 160, 32: 256, 128: 384}
+    counts = {1: 4, 8: 8, 32: 32, 128: 128} if smoke else {1: 40, 8: 160, 32: 256, 128: 384}
     seconds = 1.0 if smoke else 4.0
     out: dict[str, Any] = {"backbone": backbone, "prototype": "adapter, bottleneck 64, keep 0.5",
                            "max_length": 64, "rounds": rounds, "torch_threads": THREADS,
