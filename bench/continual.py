@@ -40,10 +40,10 @@ class ContinualSettings:
     backbone: str = "minilm-l6"
     seeds: tuple[int, ...] = (1, 2, 3)
     max_examples: int = 300  # each split of each task (tweet_sentiment has 30k train texts)
-    proto_steps: int = 60  # bbc_news + tweet_sentiment
-    added_steps: int = 50  # rotten_tomatoes onto the frozen prototype
-    joint_steps: int = 150  # 3 tasks, uniform sampling: about 50 per task
-    single_steps: int = 50
+    proto_steps: int = 40  # bbc_news + tweet_sentiment
+    added_steps: int = 30  # rotten_tomatoes onto the frozen prototype
+    joint_steps: int = 90  # 3 tasks, uniform sampling: about 30 per task
+    single_steps: int = 30
     batch_size: int = 16
     max_length: int = 32
     lr: float = 1e-3
@@ -183,6 +183,7 @@ def summarise(rows: list[dict], settings: ContinualSettings) -> dict:
     out["gap_joint_minus_added"] = _stats(gap)
     out["target_met"] = (100 * out["gap_joint_minus_added"]["mean"] <= 1.5
                          and out["added_bytes"] < 45_000)
+    out["majority_acc"] = _majority(settings)
     for kind in ("added", "joint"):
         related = [_pair(r[f"distances_{kind}"]["pairs"], NEW, "tweet_sentiment") for r in rows]
         unrelated = [_pair(r[f"distances_{kind}"]["pairs"], NEW, "bbc_news") for r in rows]
@@ -195,8 +196,31 @@ def summarise(rows: list[dict], settings: ContinualSettings) -> dict:
                            for t in [*OLD, NEW]},
             "related_closer_in_every_seed": all(a < b for a, b in
                                                 zip(related, unrelated, strict=True)),
+            # observed / expected if each task's moves from the start were independent
+            # (P(differ) = p + q - 2pq): below 1, the two moved alike; compares pairs fairly
+            # when one task moved further from the start than another
+            "rotten_vs_tweet_vs_independent": _stats(_relative(rows, kind, "tweet_sentiment")),
+            "rotten_vs_bbc_vs_independent": _stats(_relative(rows, kind, "bbc_news")),
         }
     return out
+
+
+def _relative(rows: list[dict], kind: str, other: str) -> list[float]:
+    out = []
+    for r in rows:
+        d = r[f"distances_{kind}"]
+        p, q = d["from_start"][NEW], d["from_start"][other]
+        expected = p + q - 2 * p * q
+        out.append(_pair(d["pairs"], NEW, other) / expected if expected > 0 else math.nan)
+    return out
+
+
+def _majority(settings: ContinualSettings) -> float:
+    """Share of the most frequent class in the (capped) rotten_tomatoes test split."""
+    from propetl.data import load_task
+
+    labels = load_task(NEW, seed=42, max_examples=settings.max_examples).splits["test"]["label"]
+    return max(labels.count(v) for v in set(labels)) / len(labels) if labels else math.nan
 
 
 def smoke(work: Path) -> dict:
