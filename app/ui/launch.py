@@ -247,8 +247,10 @@ def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
     labels = ", ".join(info.label_names) if info.label_names else "regression"
     sizes = ", ".join(f"{k} {v}" for k, v in (info.sizes or {}).items())
     chosen = [*(t for t in selected or [] if t != target.name), target.name]
-    message = (f"✓ **{target.name}** is ready as task `{target.stem}`: labels {labels}; "
-               f"{sizes}. Added to the tasks above.")
+    version = "" if target.name == safe_upload_name(source.name) else \
+        f" (a new version of {safe_upload_name(source.name)})"
+    message = (f"✓ **{target.name}** is ready as task `{target.stem}`{version}: labels "
+               f"{labels}; {sizes}. Added to the tasks above.")
     return message, gr.update(choices=task_choices(), value=chosen)
 
 

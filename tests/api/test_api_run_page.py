@@ -93,3 +93,12 @@ def test_tags_note_search_and_metrics_csv(client, stack):
     assert any(",test,rotten_tomatoes,accuracy," in line for line in lines)
     assert any(",train,bbc_news,loss," in line for line in lines)
     assert client.patch(f"/api/jobs/{job_id}", json={"tags": ["x" * 41]}).status_code == 422
+
+
+def test_csv_cells_are_defused_and_quoted():
+    from app.jobsearch import csv_cell
+
+    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_cell("-2+3") == "'-2+3" and csv_cell(-0.5) == "-0.5"
+    assert csv_cell('a "quoted", text') == '"a ""quoted"", text"'
+    assert csv_cell("rotten_tomatoes") == "rotten_tomatoes"
