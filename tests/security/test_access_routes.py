@@ -75,6 +75,8 @@ OWNED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("delete", "/api/prototypes/{uid}/masks/{task}", None),
     ("get", "/api/jobs/{trained}/run", None),
     ("get", "/api/jobs/{trained}/labels", None),
+    ("get", "/api/jobs/{trained}/metrics.csv", None),
+    ("patch", "/api/jobs/{job_id}", {"note": "bob was here"}),
     ("get", "/api/prototypes/{uid}/tasks", None),
     ("post", "/api/prototypes/{uid}/tasks", {"tasks": ["bbc_news"], "max_steps": 2}),
     ("delete", "/api/prototypes/{uid}/tasks/{task}", None),
