@@ -95,8 +95,13 @@ def _pair(pairs: dict, a: str, b: str) -> float:
 
 
 def _stats(values: list[float]) -> dict:
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    """Mean and standard error of the finite values (None when there are none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    values = [v if math.isfinite(v) else None for v in values]
+    if not finite:
+        return {"mean": None, "se": None, "values": values}
+    mean = statistics.fmean(finite)
+    se = statistics.stdev(finite) / math.sqrt(len(finite)) if len(finite) > 1 else 0.0
     return {"mean": mean, "se": se, "values": values}
 
 

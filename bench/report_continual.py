@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def _pm(stat: dict, scale: float = 100.0, digits: int = 2) -> str:
+    if stat.get("mean") is None:
+        return "n/a"
     return f"{scale * stat['mean']:.{digits}f} +/- {scale * stat['se']:.{digits}f}"
 
 
@@ -100,6 +102,8 @@ def _distance_verdict(cont: dict) -> list[str]:
         return []
     rel = [x["rotten_vs_tweet_vs_independent"]["mean"] for x in d.values()]
     unrel = [x["rotten_vs_bbc_vs_independent"]["mean"] for x in d.values()]
+    if None in rel or None in unrel:
+        return ["No task moved from the start: nothing to compare."]
     gaps = [u - r for r, u in zip(rel, unrel, strict=True)]
     text = ("Reading: in raw distance the related pair is " +
             ("closer in every seed, in both models" if raw else "not closer in every seed") +
