@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from propetl.csvout import to_csv
+
 from .models import Job
 from .registry import Registry
 from .uploads import task_name
@@ -49,24 +51,10 @@ def search(jobs: Iterable[Job], query: str) -> list[Job]:
     return [j for j in jobs if matches(j, query)]
 
 
-def csv_cell(value: object) -> str:
-    """One CSV field: a text that a spreadsheet would run as a formula (=, +, -, @, tab, CR
-    first: a task named by its uploader) is defused with a leading apostrophe; quoted when it
-    holds a comma, a quote or a line break."""
-    text = str(value)
-    if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text
-    if any(c in text for c in (",", '"', "\n", "\r")):
-        text = '"' + text.replace('"', '""') + '"'
-    return text
-
-
 def metrics_csv(registry: Registry, job: Job) -> str:
     """Every recorded metric point of a job: job, step, split, task, metric, value."""
-    lines = ["job,step,split,task,metric,value"]
     series = registry.metric_series(job.id)
-    for (task, split, name), points in sorted(series.items()):
-        for step, value in points:
-            lines.append(",".join(csv_cell(v) for v in
-                                  (job.id, step, split, task, name, repr(float(value)))))
-    return "\n".join(lines) + "\n"
+    rows = [(job.id, step, split, task, name, float(value))
+            for (task, split, name), points in sorted(series.items())
+            for step, value in points]
+    return to_csv(("job", "step", "split", "task", "metric", "value"), rows)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .csvout import SafeWriter
+
 SUFFIXES = (".csv", ".jsonl")
 COLUMNS = ["row", "task", "text", "label", "score", "probabilities", "error"]
 
@@ -102,7 +104,7 @@ def label_file(predictor: Any, source: Path, dest: Path, *, task: str | None = N
     tmp = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tmp.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
+        writer = SafeWriter(out)
         writer.writerow(COLUMNS)
         # rows in file order: (row number, task, text, pair, why it cannot be labelled)
         pending: list[tuple[int, str, str, str | None, str | None]] = []

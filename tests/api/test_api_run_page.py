@@ -96,9 +96,13 @@ def test_tags_note_search_and_metrics_csv(client, stack):
 
 
 def test_csv_cells_are_defused_and_quoted():
-    from app.jobsearch import csv_cell
+    import csv
+    import io
 
-    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert csv_cell("-2+3") == "'-2+3" and csv_cell(-0.5) == "-0.5"
-    assert csv_cell('a "quoted", text') == '"a ""quoted"", text"'
-    assert csv_cell("rotten_tomatoes") == "rotten_tomatoes"
+    from propetl.csvout import defuse, to_csv
+
+    assert defuse("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert defuse("-2+3") == "'-2+3" and defuse(-0.5) == -0.5
+    text = to_csv(("task", "value"), [('a "quoted", text', -0.5), ("@SUM(A1)", 1.0)])
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["task", "value"], ['a "quoted", text', "-0.5"], ["'@SUM(A1)", "1.0"]]

@@ -153,15 +153,37 @@ class TestFormulaLabels:
         info = load_user_file(uploads / update["value"][-1]).info
         assert set(info.label_names) == set(labels)
 
-    def test_no_code_writes_labels_to_csv(self):
-        """Nothing writes tables back out as CSV (so there is no formula to defuse there)."""
+    def test_every_csv_is_written_through_the_defusing_writer(self):
+        """Tables go back out as CSV only through propetl/csvout.py, which defuses formulas."""
         repo = Path(__file__).resolve().parents[2]
         sources = [p for d in ("app", "propetl", "worker") for p in (repo / d).rglob("*.py")]
         assert sources
         for path in sources:
+            if path.name == "csvout.py":
+                continue
             text = path.read_text()
             for needle in (".to_csv(", "csv.writer", "DictWriter", ".to_excel("):
-                assert needle not in text, f"{path} writes CSV: defuse formula labels there"
+                assert needle not in text, f"{path} writes CSV: use propetl.csvout"
+
+    def test_labelled_file_defuses_formula_texts(self, tmp_path):
+        """A text that starts a formula comes back from a labelling run with an apostrophe."""
+        import csv
+
+        from propetl.labelling import label_file
+
+        class Echo:
+            tasks = ("t",)
+
+            def predict_mixed(self, items):
+                return [{"label": "=cmd", "scores": {"=cmd": 1.0}} for _ in items]
+
+        source = tmp_path / "in.csv"
+        source.write_text('text\n"=1+2"\n@x\nplain\n')
+        dest = tmp_path / "out.csv"
+        label_file(Echo(), source, dest, task="t")
+        rows = list(csv.DictReader(dest.open(newline="")))
+        assert [r["text"] for r in rows] == ["'=1+2", "'@x", "plain"]
+        assert {r["label"] for r in rows} == {"'=cmd"}
 
 
 class TestNoArchives:
