@@ -28,10 +28,12 @@ def build(family: str, petl: str = "adapter", sharing: str = "propetl", tasks=TA
 
 
 def nudge(model: ProPETLModel) -> None:
+    """Move every trainable tensor as training would: the prototype away from its zero-update
+    start, and each task's mask scores away from the start all tasks share."""
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if param.requires_grad and ".scores." not in name:
-                param.add_(torch.randn_like(param) * 0.3)
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * (param.std() if ".scores." in name else 0.3))
 
 
 def batch(family: str, size: int = 6, seed: int = 0):

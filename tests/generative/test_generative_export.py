@@ -39,13 +39,15 @@ def bases(tmp_path_factory) -> dict[str, Path]:
 
 
 def build(base: Path, petl: str = "lora", sharing: str = "propetl") -> ProPETLModel:
-    """A model whose LoRA matters: trainable tensors nudged, B scaled up from its zero init."""
+    """A model whose LoRA matters: trainable tensors nudged (each task's mask scores away from
+    the start all tasks share), B scaled up from its zero init."""
     config = PropetlConfig(petl=petl, sharing=sharing, keep=0.5, lora_r=4, bottleneck=8)
     model = ProPETLModel.from_backbone(str(base), config, list(TASKS))
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if param.requires_grad and ".scores." not in name:
-                param.add_(torch.randn_like(param) * 0.05)
+            if param.requires_grad:
+                scale = param.std() if ".scores." in name else 0.05
+                param.add_(torch.randn_like(param) * scale)
             if name.endswith(".B"):
                 param.mul_(20.0)
     return model.eval()
@@ -117,7 +119,8 @@ def test_merged_model_matches_logits_and_generation(bases, tmp_path, family) -> 
     merged = AUTO[family].from_pretrained(tmp_path).eval()
     assert type(merged).__name__ == type(model.backbone).__name__
     assert (tmp_path / "tokenizer_config.json").is_file()  # the base's, copied
-    torch.testing.assert_close(logits(merged, batch), expected, atol=1e-5, rtol=1e-5)
+    # a merged W sums in another order than W x + B(A x): a few fp32 ulps of the logits
+    torch.testing.assert_close(logits(merged, batch), expected, atol=5e-5, rtol=1e-4)
     ours = model.generate(batch["input_ids"], batch["attention_mask"], task="a",
                           max_new_tokens=6, do_sample=False)
     prompt_len = None if family == "t5" else batch["input_ids"].shape[1]
@@ -158,7 +161,8 @@ def test_cli_exports_a_generative_task(bases, tmp_path) -> None:
                                      "--format", fmt, "--out", str(tmp_path / fmt)])
         assert result.exit_code == 0, result.output
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
-    torch.testing.assert_close(logits(merged, batch), expected, atol=1e-5, rtol=1e-5)
+    # a merged W sums in another order than W x + B(A x): a few fp32 ulps of the logits
+    torch.testing.assert_close(logits(merged, batch), expected, atol=5e-5, rtol=1e-4)
     base = AutoModelForCausalLM.from_pretrained(bases["llama"])
     adapted = peft.PeftModel.from_pretrained(base, tmp_path / "peft").eval()
     torch.testing.assert_close(logits(adapted, batch), expected, atol=1e-5, rtol=1e-5)
