@@ -90,19 +90,25 @@ def resolve_tasks(tasks: list[str], owner: str, settings: Settings | None = None
 
 def store(owner: str, source: Path, settings: Settings | None = None,
           name: str | None = None) -> Path:
-    """Copy `source` into the owner's folder under a safe name; never over another file,
-    never through a link (written to a temporary file and renamed into place). The same
-    content uploaded again under the same name is kept once."""
-    folder = folder_for(owner, settings)
+    """Keep `source` as one of `owner`'s uploads (see `store_in`)."""
+    return store_in(folder_for(owner, settings), source, name)
+
+
+def store_in(folder: Path, source: Path, name: str | None = None) -> Path:
+    """Copy `source` into an uploads `folder` under a safe name; never over another file,
+    never through a link (written to a temporary file and renamed into place). Content that
+    is already there, under any name, is reused: the existing file is returned. New content
+    under a taken name becomes a new version, `name-2.csv`, `name-3.csv`..."""
     folder.mkdir(parents=True, exist_ok=True)
     base = Path(safe_upload_name(name or source.name))
     data = source.read_bytes()
+    same = _same_content(folder, data, base.suffix)
+    if same is not None:
+        return same
     for n in range(1, 1000):
         target = folder / (base.name if n == 1 else f"{base.stem}-{n}{base.suffix}")
         if target.is_symlink() or not target.exists():
             break
-        if target.is_file() and target.read_bytes() == data:
-            return target
     else:
         raise FileExistsError(f"too many uploads named {base.name}")
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
@@ -114,3 +120,15 @@ def store(owner: str, source: Path, settings: Settings | None = None,
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _same_content(folder: Path, data: bytes, suffix: str) -> Path | None:
+    """An upload in `folder` (same format) holding exactly `data`, if there is one."""
+    digest = hashlib.sha256(data).digest()
+    for path in sorted(folder.iterdir()):
+        if path.is_symlink() or not path.is_file() or path.suffix.lower() != suffix:
+            continue
+        if path.stat().st_size == len(data) and \
+                hashlib.sha256(path.read_bytes()).digest() == digest:
+            return path
+    return None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +14,14 @@ from pydantic import ValidationError
 
 from ..settings import get_settings
 from ..specs import DATA_SUFFIXES, JobSpec, describe_errors
-from ..uploads import UploadNotFound, is_data_file, is_upload_name, task_name
+from ..uploads import (
+    UploadNotFound,
+    is_data_file,
+    is_upload_name,
+    safe_upload_name,
+    store_in,
+    task_name,
+)
 from . import cards, forms, grow, presets
 from .common import Ctx, job_choices, problems_md, registry
 from .estimate import safe_estimate_md
@@ -198,37 +203,13 @@ def preview(task: str | None, page: int) -> tuple[pd.DataFrame | None, str, int]
     return rows, f"page {page + 1} of {pages:,} ({len(frame):,} training examples)", page
 
 
-def safe_upload_name(name: str) -> str:
-    """A file name to keep an upload under: no folders, no leading dot, plain characters."""
-    path = Path(name.replace("\\", "/")).name
-    suffix = Path(path).suffix.lower()
-    stem = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(path).stem).strip("._-")[:100]
-    return f"{stem or 'upload'}{suffix}"
-
-
-def _store_upload(source: Path, folder: Path) -> Path:
-    """Copy `source` into `folder` under a safe name; never over another file, never through
-    a link (the copy is written to a temporary file and renamed into place)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name = Path(safe_upload_name(source.name))
-    data = source.read_bytes()
-    for n in range(1, 1000):
-        target = folder / (name.name if n == 1 else f"{name.stem}-{n}{name.suffix}")
-        if target.is_symlink() or not target.exists():
-            break
-        if target.is_file() and target.read_bytes() == data:
-            return target  # the same file uploaded again
-    else:
-        raise FileExistsError(f"too many uploads named {name.name}")
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+def _how_kept(target: Path, asked: str) -> str:
+    """What the upload message says when the file was not kept under the name it came with."""
+    if target.name == asked:
+        return ""
+    if re.fullmatch(re.escape(Path(asked).stem) + r"-\d+", target.stem):
+        return f" (a new version of {asked})"
+    return f" (the same content as {target.name}, uploaded before: reused)"
 
 
 def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
@@ -242,13 +223,12 @@ def upload(file: str | None, selected: list[str]) -> tuple[str, Any]:
     if problems:
         return problems_md(f"✗ {source.name}: {len(problems)} problem(s) to fix", problems), \
             gr.update()
-    target = _store_upload(source, _uploads())
+    target = store_in(_uploads(), source)
     info = load_user_file(target).info
     labels = ", ".join(info.label_names) if info.label_names else "regression"
     sizes = ", ".join(f"{k} {v}" for k, v in (info.sizes or {}).items())
     chosen = [*(t for t in selected or [] if t != target.name), target.name]
-    version = "" if target.name == safe_upload_name(source.name) else \
-        f" (a new version of {safe_upload_name(source.name)})"
+    version = _how_kept(target, safe_upload_name(source.name))
     message = (f"✓ **{target.name}** is ready as task `{target.stem}`{version}: labels "
                f"{labels}; {sizes}. Added to the tasks above.")
     return message, gr.update(choices=task_choices(), value=chosen)

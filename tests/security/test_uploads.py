@@ -12,6 +12,11 @@ from hypothesis import strategies as st
 GOOD = "text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(40))
 
 
+def unique(tag: str) -> str:
+    """A valid file whose content no other test uploads (the same content is reused)."""
+    return GOOD + f"a row only {tag} has,a\n"
+
+
 @pytest.fixture
 def launch(stack):
     from app.ui import launch
@@ -107,8 +112,8 @@ class TestUploadNames:
     def test_traversal_name_is_stored_inside(self, launch, stack, uploads, tmp_path):
         before = {p for p in stack.data_dir.parent.rglob("*") if p.is_file()}
         source = tmp_path / "src.csv"
-        source.write_text(GOOD)
-        target = launch._store_upload(source.rename(tmp_path / "..evil.csv"), uploads)
+        source.write_text(unique("evil"))
+        target = launch.store_in(uploads, source.rename(tmp_path / "..evil.csv"))
         assert target.parent == uploads and target.name == "evil.csv"
         assert _outside(stack.data_dir, before) == []
 
@@ -118,7 +123,7 @@ class TestUploadNames:
         uploads.mkdir(parents=True, exist_ok=True)
         (uploads / "linked.csv").symlink_to(outside)
         source = tmp_path / "linked.csv"
-        source.write_text(GOOD)
+        source.write_text(unique("linked"))
         message, _ = launch.upload(str(source), [])
         assert "ready as task `linked`" in message
         assert outside.read_text() == "keep me"
@@ -128,16 +133,26 @@ class TestUploadNames:
         first, second = tmp_path / "a", tmp_path / "b"
         first.mkdir()
         second.mkdir()
-        (first / "shared.csv").write_text(GOOD)
-        (second / "shared.csv").write_text(GOOD.replace("text number", "other text"))
+        content = unique("shared")
+        (first / "shared.csv").write_text(content)
+        (second / "shared.csv").write_text(content.replace("text number", "other text"))
         _, one = launch.upload(str(first / "shared.csv"), [])
         _, two = launch.upload(str(second / "shared.csv"), [])
         _, again = launch.upload(str(first / "shared.csv"), [])
         paths = [uploads / u["value"][-1] for u in (one, two, again)]  # upload names
         assert paths[0].name == "shared.csv" and paths[1].name == "shared-2.csv"
         assert paths[2] == paths[0]  # the same bytes again: the same task
-        assert paths[0].read_text() == GOOD
+        assert paths[0].read_text() == content
         assert not list(uploads.glob("*.part"))
+
+    def test_same_content_under_another_name_reuses_the_upload(self, launch, uploads, tmp_path):
+        (tmp_path / "first.csv").write_text(unique("reused"))
+        (tmp_path / "renamed.csv").write_text(unique("reused"))
+        _, one = launch.upload(str(tmp_path / "first.csv"), [])
+        message, two = launch.upload(str(tmp_path / "renamed.csv"), [])
+        assert one["value"][-1] == two["value"][-1] == "first.csv"
+        assert "same content as first.csv" in message
+        assert not (uploads / "renamed.csv").exists()
 
 
 class TestFormulaLabels:
