@@ -8,7 +8,9 @@ With login on, every call but `POST /api/auth/token` needs `Authorization: Beare
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, UploadFile, status
@@ -276,20 +278,32 @@ def get_sweep(sweep_id: int, access: AccessDep) -> dict[str, Any]:
 # --- catalog ---------------------------------------------------------------------------
 
 @router.get("/tasks", tags=["catalog"])
-def list_tasks(registry: RegistryDep, access: AccessDep) -> list[dict[str, Any]]:
-    """Catalog tasks, plus the tasks of the caller's trained prototypes."""
+def list_tasks(access: AccessDep) -> list[dict[str, Any]]:
+    """Catalog tasks, plus the tasks of the caller's trained prototypes. A task trained from
+    an upload is described from the caller's own model folder: two users' uploads may share a
+    name, never their labels or sizes."""
     from propetl.data import list_tasks as catalog
 
     out = {t.name: {**t.to_dict(), "trained": False} for t in catalog()}
-    visible = access.task_names()
-    for row in registry.list_tasks():
-        if row.name not in visible:
-            continue
-        out.setdefault(row.name, {"name": row.name, "source": row.source,
-                                  "label_names": row.label_names, "metrics": row.metrics,
-                                  "main_metric": row.main_metric, "sizes": row.sizes})
-        out[row.name]["trained"] = True
+    for proto in access.prototypes():
+        for mask_set in proto.mask_sets:
+            row = mask_set.task
+            out.setdefault(row.name, {"name": row.name, "source": row.source,
+                                      "label_names": _saved_labels(mask_set.artifact_path),
+                                      "metrics": row.metrics, "main_metric": row.main_metric,
+                                      "sizes": None})
+            out[row.name]["trained"] = True
     return list(out.values())
+
+
+def _saved_labels(task_folder: str) -> list[str] | None:
+    """The label names a trained task's own folder records (None when it has none)."""
+    try:
+        spec = json.loads((Path(task_folder) / "task.json").read_text()).get("task", {})
+    except (OSError, ValueError):
+        return None
+    labels = spec.get("label_names") if isinstance(spec, dict) else None
+    return list(labels) if isinstance(labels, list) else None
 
 
 @router.get("/tasks/{name}/card", tags=["catalog"])

@@ -101,6 +101,28 @@ def test_uploaded_tasks_are_their_owners_alone(client, users, alices_upload):
     assert texts[0].replace("secret_reviews", "X") == texts[1].replace("nobody_has_this", "X")
 
 
+def test_a_task_name_both_users_uploaded_shows_each_their_own_labels(
+        client, users, alices_upload, stack):
+    """bob trains from an upload of the same name with other labels: the task row is shared
+    by name, its description never is."""
+    from worker.runner import execute
+
+    theirs = SECRET_CSV.replace("zebra_secret", "bobs_cat").replace("yak_secret", "bobs_dog")
+    reply = client.post("/api/uploads", headers=users["bob"],
+                        files={"file": ("secret_reviews.csv", theirs.encode(), "text/csv")})
+    assert reply.status_code == 201, reply.text
+    job = client.post("/api/jobs", headers=users["bob"], json={**TINY, "tasks": [reply.json()["name"]]})
+    assert job.status_code == 201, job.text
+    assert execute(job.json()["id"], registry=stack.registry) == "succeeded"
+    seen = {}
+    for name in ("alice", "bob"):
+        tasks = client.get("/api/tasks", headers=users[name])
+        seen[name] = ({t["name"]: t for t in tasks.json()}["secret_reviews"], tasks.text)
+    assert set(seen["alice"][0]["label_names"]) == {"yak_secret", "zebra_secret"}
+    assert set(seen["bob"][0]["label_names"]) == {"bobs_cat", "bobs_dog"}
+    assert "bobs_" not in seen["alice"][1] and "_secret" not in seen["bob"][1]
+
+
 def test_server_paths_are_refused_alike_whether_or_not_they_exist(client, users, stack):
     upload_dir = stack.data_dir / "uploads"
     real = next(upload_dir.rglob("secret_reviews.csv"), None) or stack.data_dir / "x.csv"
