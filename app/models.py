@@ -163,6 +163,16 @@ class Job(Base):
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    def mark_succeeded(self, steps: int) -> None:
+        """The job's row once its results are registered."""
+        self.status = JobStatus.succeeded.value
+        self.progress = 1.0
+        self.step = max(self.step, steps)
+        self.phase = "done"
+        self.eta_seconds = 0.0
+        self.finished_at = utcnow()
+        self.error = None
+
 
 class Prototype(Base):
     """The shared trainable modules of one finished job, over one backbone."""

@@ -27,7 +27,7 @@ from propetl.continual import (
 )
 
 from . import db
-from .models import Job, JobStatus, MaskSet, Prototype, Task, utcnow
+from .models import Job, MaskSet, Prototype, Task
 from .registry import InvalidStateError, Registry, RunOutcome
 from .specs import DATA_SUFFIXES, JobSpec
 
@@ -168,12 +168,6 @@ def _append(registry: Registry, job_id: int, attempt: int, uid: str, outcome: Ru
                 density=list(result.density), dev_metrics=result.dev_metrics,
                 test_metrics=result.test_metrics))
             position += 1
-        job.status = JobStatus.succeeded.value
-        job.progress = 1.0
-        job.step = max(job.step, outcome.steps)
-        job.phase = "done"
-        job.eta_seconds = 0.0
-        job.finished_at = utcnow()
-        job.error = None
+        job.mark_succeeded(outcome.steps)
         s.flush()
     return uid

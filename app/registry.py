@@ -419,13 +419,7 @@ class Registry:
                     mask_bits=result.mask_bits, mask_bytes=result.mask_bytes,
                     density=list(result.density), dev_metrics=result.dev_metrics,
                     test_metrics=result.test_metrics))
-            job.status = JobStatus.succeeded.value
-            job.progress = 1.0
-            job.step = max(job.step, outcome.steps)
-            job.phase = "done"
-            job.eta_seconds = 0.0
-            job.finished_at = utcnow()
-            job.error = None
+            job.mark_succeeded(outcome.steps)
         return outcome.uid
 
     @db.retry_writes()

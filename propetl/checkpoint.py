@@ -260,23 +260,17 @@ def load_model(directory: Path, backbone: PreTrainedModel | str | None = None,
 
 def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str,
             expected: tuple[int, ...], source: Path) -> torch.Tensor:
-    if key not in tensors or key not in metadata:
-        raise CheckpointError(f"{source}: missing mask {key!r}")
+    """A saved mask as a binary tensor of shape `expected` (checked as `_packed` does)."""
+    packed, shape = _packed(tensors, metadata, key, expected, source)
     try:
-        shape = tuple(json.loads(metadata[key]))
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{source}: mask {key!r} has an unreadable shape") from err
-    if shape != expected:
-        raise CheckpointError(f"{source}: mask {key!r} has shape {shape}, expected {expected}")
-    try:
-        return unpack_bits(tensors[key], shape)
+        return unpack_bits(packed, shape)
     except ValueError as err:
         raise CheckpointError(f"{source}: {err}") from err
 
 
 def _packed(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str,
             expected: tuple[int, ...], source: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """A saved mask as its packed bytes and shape (checked like `_unpack`, without unpacking)."""
+    """A saved mask as its packed bytes and shape, after checking both against `expected`."""
     if key not in tensors or key not in metadata:
         raise CheckpointError(f"{source}: missing mask {key!r}")
     try:
