@@ -22,7 +22,7 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
         f"{result['rounds']} rounds; each round measures offline, every concurrency, 100 "
         "tasks and the PEFT reference back to back, and the figures are medians over rounds "
         "(a ratio: the median of each round's ratio, both sides measured minutes apart at "
-        "most). The machine is 2 CPU cores shared with other engineers' test runs and the "
+        "most). The machine is 2 CPU cores shared with test suites running at the same time and the "
         "HTTP client runs on the same cores: absolute rates move with their load, so compare "
         "within this table only. Every measured process runs one torch thread "
         f"(`OMP_NUM_THREADS={result.get('torch_threads', 1)}`: two OpenMP threads that wait on "
