@@ -55,11 +55,13 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [str(Path(sys.executable).with_name("propetl")), "serve", "--port", str(self.port),
+                "--log-level", "warning", "--worker" if self.worker else "--no-worker"]
+
     def start(self, timeout: float = 120) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [str(Path(sys.executable).with_name("propetl")), "serve", "--port", str(self.port),
-               "--log-level", "warning", "--worker" if self.worker else "--no-worker"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self.log.open("a"),
+        self.proc = subprocess.Popen(self.command(), cwd=REPO, env=self.env, stdout=self.log.open("a"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

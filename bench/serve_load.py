@@ -266,25 +266,12 @@ class PeftServer(Server):
         super().__init__(data_dir, port, worker=False, OMP_NUM_THREADS=str(THREADS))
         self.backbone, self.tasks = backbone, tasks
 
-    def start(self, timeout: float = 180) -> Server:
-        import httpx
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.serve_load", "--peft-server", str(self.port),
+                "--backbone", self.backbone, "--tasks", str(self.tasks)]
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "bench.serve_load", "--peft-server", str(self.port),
-               "--backbone", self.backbone, "--tasks", str(self.tasks)]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self.log.open("a"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"PEFT server exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/jobs", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"PEFT server did not answer:\n{self.log.read_text()[-3000:]}")
+    def start(self, timeout: float = 180) -> Server:
+        return super().start(timeout)
 
 
 # --------------------------------------------------------------- the run
