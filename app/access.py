@@ -10,6 +10,7 @@ caller may see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,13 @@ class Access:
                                  "give more characters")
         return self.registry.get_prototype(mine[0])
 
-    def prototype_uid(self, uid: str) -> str:
+    def prototype_uid(self, uid: str,
+                      owner_of: Callable[[str], tuple[bool, str | None]] | None = None) -> str:
         """`prototype(uid).uid`, without loading the prototype when `uid` is a whole id
-        (every predict checks it: loading every mask set cost more than the forward)."""
-        found, owner = self.registry.prototype_owner((uid or "").strip())
+        (every predict checks it: loading every mask set cost more than the forward).
+        `owner_of`: the lookup of (exists, owner), `Registry.prototype_owner` by default (the
+        serving engine passes its own, which keeps recent answers)."""
+        found, owner = (owner_of or self.registry.prototype_owner)((uid or "").strip())
         if not found:
             return self.prototype(uid).uid  # a prefix, or missing
         if not self.allows(owner):

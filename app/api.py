@@ -8,12 +8,14 @@ With login on, every call but `POST /api/auth/token` needs `Authorization: Beare
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -22,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from . import bundles, exports, views
 from .access import Access, AmbiguousError
 from .auth import Auth, AuthError, ForbiddenError
-from .playground import ALL_TASKS, PlaygroundEngine, PlaygroundError, get_engine
+from .playground import ALL_TASKS, Pending, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
 from .serving import ServerBusyError, retry_after_header
 from .settings import get_settings
@@ -54,12 +56,13 @@ router = APIRouter(prefix="/api", responses=ERRORS)
 
 # --- dependencies ----------------------------------------------------------------------
 
-def registry_dep() -> Registry:
-    """The registry (tests override this dependency)."""
+async def registry_dep() -> Registry:
+    """The registry (tests override this dependency). The trivial dependencies are async
+    so that FastAPI resolves them without a thread hop each."""
     return get_registry()
 
 
-def engine_dep() -> PlaygroundEngine:
+async def engine_dep() -> PlaygroundEngine:
     """The playground engine (tests override this dependency)."""
     return get_engine()
 
@@ -92,7 +95,7 @@ EngineDep = Annotated[PlaygroundEngine, Depends(engine_dep)]
 UserDep = Annotated[str, Depends(current_user)]
 
 
-def access_dep(request: Request, registry: RegistryDep, user: UserDep) -> Access:
+async def access_dep(request: Request, registry: RegistryDep, user: UserDep) -> Access:
     """What the caller may see (`app.access`): others' work is 404 like missing work."""
     return Access(_auth(request), user if _auth(request).enabled else None, registry)
 
@@ -448,19 +451,26 @@ class PredictRequest(BaseModel):
     items: list[PredictItem] | None = None
 
 
+def _submit_predict(body: PredictRequest, engine: PlaygroundEngine,
+                    access: Access) -> tuple[str, Pending]:
+    # a light check on every request (the engine keeps recent registry answers)
+    uid = access.prototype_uid(body.prototype, owner_of=engine.prototype_owner)
+    if body.items:
+        return uid, engine.submit_mixed(uid, [(i.task, i.text, i.text_pair) for i in body.items])
+    if not body.task or body.text is None:
+        raise PlaygroundError("give 'task' and 'text', or a list of 'items'")
+    task = ALL_TASKS if body.task in ("all", ALL_TASKS) else body.task
+    return uid, engine.submit(uid, task, body.text, body.text_pair)
+
+
 @router.post("/predict", tags=["predict"])
-def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) -> dict[str, Any]:
+async def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) -> dict[str, Any]:
     """Labels and probabilities; the prototype (its id or a unique prefix) stays loaded and
     tasks swap masks (with login on, only from prototypes of the caller's jobs)."""
-    uid = access.prototype_uid(body.prototype)  # a light check: this runs per request
-    if body.items:
-        result = engine.predict_mixed(uid,
-                                      [(i.task, i.text, i.text_pair) for i in body.items])
-    else:
-        if not body.task or body.text is None:
-            raise PlaygroundError("give 'task' and 'text', or a list of 'items'")
-        task = ALL_TASKS if body.task in ("all", ALL_TASKS) else body.task
-        result = engine.predict(uid, task, body.text, body.text_pair)
+    # The checks (database reads) run on a thread; the wait for the batch holds none, so
+    # many waiting clients cost no threads and the batcher sees all of them.
+    uid, pending = await run_in_threadpool(_submit_predict, body, engine, access)
+    result = pending.finish(await asyncio.wrap_future(pending.future))
     return {"prototype": uid, "mode": result.mode, "results": result.results,
             "timing": {"swap_ms": result.swap_ms, "inference_ms": result.inference_ms,
                        "load_ms": result.load_ms, "queue_ms": result.queue_ms},

@@ -46,13 +46,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_db_engine(url: str) -> Engine:
     """A new engine for `url`; SQLite files get WAL, a busy timeout and foreign keys."""
     parsed = make_url(url)
+    settings = get_settings()
+    # Enough pooled connections for the web server's threads: with SQLAlchemy's default 5,
+    # concurrent predicts opened (and closed) a new connection each, its pragmas included.
+    pool = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:  # an in-memory database lives in one connection per thread (no queue pool)
+            pool = {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,38 @@ class Prediction:
     batch_requests: int = 0  # requests in that batch
 
 
+@dataclass
+class Pending:
+    """A request accepted by a prototype's batcher: `future` gives its `Answer`, `finish`
+    turns that into the `Prediction`. An async caller awaits the future without holding a
+    thread (`asyncio.wrap_future`); `wait` blocks for it."""
+
+    future: Future[Answer]
+    mode: str
+    load_ms: float
+    tasks: list[str]
+
+    @classmethod
+    def done(cls, prediction: Prediction) -> Pending:
+        """A request answered already (generation runs while it is submitted)."""
+        future: Future[Answer] = Future()
+        future.set_result(Answer(prediction.results, 0.0, prediction.inference_ms, 0, 0, 0))
+        return cls(future, prediction.mode, prediction.load_ms, prediction.tasks)
+
+    def finish(self, answer: Answer) -> Prediction:
+        return Prediction(answer.results, 0.0, answer.inference_ms, self.mode, self.load_ms,
+                          self.tasks, answer.queue_ms, answer.batch_texts, answer.batch_requests)
+
+    def wait(self) -> Prediction:
+        return self.finish(self.future.result())
+
+
 class PlaygroundEngine:
     """Loads prototypes from the registry's artifacts and predicts with them (thread-safe)."""
 
     def __init__(self, registry: Callable[[], Registry] = get_registry, capacity: int = 2,
-                 serving: Serving | None = None, task_cache: int | None = None) -> None:
+                 serving: Serving | None = None, task_cache: int | None = None,
+                 recheck_s: float | None = None) -> None:
         self._registry = registry
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, tuple[str, ...]], Loaded] = OrderedDict()
@@ -68,6 +96,10 @@ class PlaygroundEngine:
         self._serving = serving
         self._task_cache = task_cache
         self._loading: dict[str, threading.Lock] = {}
+        self._recheck = recheck_s
+        # registry reads of the predict path, each kept `recheck_s`: uid -> (when, value)
+        self._tasks_seen: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._owners_seen: dict[str, tuple[float, str | None]] = {}
 
     @property
     def serving(self) -> Serving:
@@ -81,15 +113,49 @@ class PlaygroundEngine:
         proto = self._registry().get_prototype(uid)
         return [m.task.name for m in proto.mask_sets if Path(m.artifact_path).is_dir()]
 
-    def load(self, uid: str) -> tuple[Loaded, float]:
-        """The loaded prototype and the ms spent loading it now (0 when cached)."""
+    @property
+    def recheck_s(self) -> float:
+        """How long a prototype's owner and task list read from the registry are trusted."""
+        if self._recheck is None:
+            from .settings import get_settings
+
+            self._recheck = get_settings().serve_recheck_s
+        return self._recheck
+
+    def prototype_owner(self, uid: str) -> tuple[bool, str | None]:
+        """`Registry.prototype_owner`, an existing prototype's kept `recheck_s` (a prototype's
+        owner never changes; one not found is looked up again on the next request)."""
+        now = time.monotonic()
+        seen = self._owners_seen.get(uid)
+        if seen is not None and now - seen[0] < self.recheck_s:
+            return True, seen[1]
+        found, owner = self._registry().prototype_owner(uid)
+        if found:
+            self._owners_seen[uid] = (now, owner)
+        return found, owner
+
+    def served_tasks(self, uid: str, need: Sequence[str] = ()) -> tuple[str, ...]:
+        """The prototype's tasks whose masks are on disk, in order. Read from the registry at
+        most every `recheck_s`, and at once when the request names a task not in the list
+        read last, so a task added by a worker answers at once."""
+        now = time.monotonic()
+        seen = self._tasks_seen.get(uid)
+        if seen is not None and now - seen[0] < self.recheck_s and set(need) <= set(seen[1]):
+            return seen[1]
+        # only the task list is read (not the whole prototype)
+        tasks = tuple(name for name, path in self._registry().served_tasks(uid)
+                      if Path(path).is_dir())
+        self._tasks_seen[uid] = (now, tasks)
+        return tasks
+
+    def load(self, uid: str, need: Sequence[str] = ()) -> tuple[Loaded, float]:
+        """The loaded prototype and the ms spent loading it now (0 when cached); `need`: the
+        tasks the request names."""
         from propetl.backbones import load_tokenizer
         from propetl.inference import Generator, Predictor
         from propetl.model import ProPETLModel
 
-        # checked on every request, so only the task list is read (not the whole prototype)
-        tasks = tuple(name for name, path in self._registry().served_tasks(uid)
-                      if Path(path).is_dir())
+        tasks = self.served_tasks(uid, need)
         if not tasks:
             raise PlaygroundError(f"prototype {uid[:8]} has no task masks left")
         key = (uid, tasks)
@@ -132,26 +198,28 @@ class PlaygroundEngine:
         for bank in model.banks.values():
             bank.cache_limit = self._task_cache
 
-    def _batched(self, loaded: Loaded, items: list[tuple[str, tuple[str, str | None]]]) -> Answer:
-        """Answer `items` in the prototype's next batch (with other requests' texts)."""
+    def _batched(self, loaded: Loaded, items: list[tuple[str, tuple[str, str | None]]],
+                 mode: str, load_ms: float) -> Pending:
+        """Queue `items` for the prototype's next batch (with other requests' texts)."""
         batcher = self.serving.batcher(loaded.uid, loaded, loaded.predictor.predict_mixed)
-        return batcher.predict(items)
+        return Pending(batcher.submit(items), mode, load_ms, loaded.tasks)
 
     def predict(self, uid: str, task: str, text: str, pair: str | None = None) -> Prediction:
         """One text for one task, or for every task at once with `task="all tasks"`."""
+        return self.submit(uid, task, text, pair).wait()
+
+    def submit(self, uid: str, task: str, text: str, pair: str | None = None) -> Pending:
+        """`predict` without waiting: the checks run now, the answer comes with its batch."""
         if not text or not text.strip():
             raise PlaygroundError("type a text first")
         pair = pair.strip() if pair and pair.strip() else None
-        loaded, load_ms = self.load(uid)
+        loaded, load_ms = self.load(uid, () if task == ALL_TASKS else (task,))
         if loaded.generative:
-            return self._generate(loaded, task, text, load_ms)
+            return Pending.done(self._generate(loaded, task, text, load_ms))
         if task == ALL_TASKS:
-            return self.predict_mixed(uid, [(t, text, pair) for t in loaded.tasks], load_ms)
+            return self.submit_mixed(uid, [(t, text, pair) for t in loaded.tasks], load_ms)
         self._check(loaded, task)
-        answer = self._batched(loaded, [(task, (text, pair))])
-        return Prediction(answer.results, 0.0, answer.inference_ms, "single", load_ms,
-                          loaded.tasks, answer.queue_ms, answer.batch_texts,
-                          answer.batch_requests)
+        return self._batched(loaded, [(task, (text, pair))], "single", load_ms)
 
     @staticmethod
     def _check(loaded: Loaded, task: str) -> None:
@@ -179,7 +247,7 @@ class PlaygroundEngine:
         tokens per second, done)."""
         if not text or not text.strip():
             raise PlaygroundError("type a text first")
-        loaded, _ = self.load(uid)
+        loaded, _ = self.load(uid, (task,))
         if not loaded.generative:
             raise PlaygroundError(f"prototype {uid[:8]} classifies; it does not generate text")
         self._check(loaded, task)
@@ -188,7 +256,12 @@ class PlaygroundEngine:
     def predict_mixed(self, uid: str, requests: Sequence[tuple[str, str, str | None]],
                       load_ms: float = 0.0) -> Prediction:
         """One batch whose examples each name their own task."""
-        loaded, extra = self.load(uid)
+        return self.submit_mixed(uid, requests, load_ms).wait()
+
+    def submit_mixed(self, uid: str, requests: Sequence[tuple[str, str, str | None]],
+                     load_ms: float = 0.0) -> Pending:
+        """`predict_mixed` without waiting."""
+        loaded, extra = self.load(uid, sorted({t for t, _, _ in requests}))
         if loaded.generative:
             raise PlaygroundError("a generative prototype answers one task at a time")
         unknown = sorted({t for t, _, _ in requests} - set(loaded.tasks))
@@ -197,10 +270,8 @@ class PlaygroundEngine:
                                   + ", ".join(loaded.tasks))
         if not requests:
             raise PlaygroundError("nothing to predict")
-        answer = self._batched(loaded, [(t, (x, p)) for t, x, p in requests])
-        return Prediction(answer.results, 0.0, answer.inference_ms, "mixed", load_ms + extra,
-                          loaded.tasks, answer.queue_ms, answer.batch_texts,
-                          answer.batch_requests)
+        return self._batched(loaded, [(t, (x, p)) for t, x, p in requests], "mixed",
+                             load_ms + extra)
 
     def model(self, uid: str) -> Any:
         """The loaded ProPETL model of a prototype (for mask statistics)."""
@@ -210,6 +281,8 @@ class PlaygroundEngine:
         with self._lock:
             for key in [k for k in self._cache if k[0] == uid]:
                 del self._cache[key]
+            self._tasks_seen.pop(uid, None)
+            self._owners_seen.pop(uid, None)
         self.serving.forget(uid)
 
 
@@ -224,5 +297,5 @@ def get_engine() -> PlaygroundEngine:
     return _engine
 
 
-__all__ = ["ALL_TASKS", "NotFoundError", "PlaygroundEngine", "PlaygroundError", "Prediction",
-           "get_engine"]
+__all__ = ["ALL_TASKS", "NotFoundError", "Pending", "PlaygroundEngine", "PlaygroundError",
+           "Prediction", "get_engine"]

@@ -135,4 +135,5 @@ def serve(host: str | None, port: int | None, worker: bool | None, log_level: st
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with embedded_worker(settings, settings.embedded_broker if worker is None else worker):
         click.echo(f"ProPETL Studio on http://{host}:{port}  (API docs: /api/docs)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level,
+                    timeout_keep_alive=settings.web_keepalive_s)

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     web_host: str = Field("127.0.0.1", description="address `propetl serve` binds")
     web_port: int = Field(7860, ge=1, le=65535)
+    web_keepalive_s: float = Field(
+        75.0, gt=0, description="seconds an idle HTTP keep-alive connection stays open; longer "
+                                "than clients' and proxies' own idle timeouts (5-60 s), so "
+                                "the server never closes a connection a client is reusing")
+    db_pool_size: int = Field(
+        40, ge=1, le=1000, description="database connections a process keeps open (the web "
+                                       "server checks predicts on up to 40 threads at once)")
+    db_max_overflow: int = Field(
+        10, ge=0, le=1000, description="connections opened beyond db_pool_size under load")
     # Serving (app/serving.py): concurrent predicts of one prototype run as one batch.
     serve_max_batch: int = Field(32, ge=1, description="most texts in one served batch")
     serve_max_wait_ms: float = Field(
@@ -71,6 +80,10 @@ class Settings(BaseSettings):
     serve_max_queue: int = Field(
         512, ge=1, description="requests waiting per prototype; more are refused with 503")
     serve_retry_after: float = Field(1.0, gt=0, description="Retry-After (s) of such a 503")
+    serve_recheck_s: float = Field(
+        1.0, ge=0, le=3600, description="how long a server trusts a prototype's owner and task "
+                                        "list read from the registry (a request naming a task "
+                                        "it has not seen reads it again at once)")
     serve_task_cache: int = Field(
         64, ge=1, description="tasks whose masked tensors stay materialised per prototype "
                               "(least recently used dropped); the others stay bit-packed")

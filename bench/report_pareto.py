@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .pareto import ParetoSettings
+
 HEADING = "## Accuracy per byte: ProPETL against PEFT's extreme-efficiency methods"
 
 
@@ -64,7 +66,7 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
              "JSON with its per-example test predictions under "
              f"`bench/results/pareto_runs/{settings.get('tag', '')}/`; the part skips runs "
              "already saved, so it resumes where it stopped.", ""]
-    default_steps = 120  # ParetoSettings.steps, the part's protocol
+    default_steps = ParetoSettings.steps  # the part's protocol
     if settings.get("steps") and settings["steps"] != default_steps:
         lines += [f"**Shorter budget in this sitting**: {settings['steps']} steps for every "
                   f"method instead of the part's {default_steps} (`--steps`), the same for all; "

@@ -35,3 +35,30 @@ def test_invalid_value_names_the_variable(monkeypatch):
     monkeypatch.setenv("PROPETL_HEARTBEAT_INTERVAL", "-1")
     with pytest.raises(ValidationError, match="heartbeat_interval"):
         Settings()
+
+
+def test_concurrent_reads_reuse_pooled_connections(reg, db_url):
+    """Thirty threads reading at once (as the web server checks predicts) open at most
+    `db_pool_size` connections, not a new one per read."""
+    import threading
+
+    from sqlalchemy import event
+
+    from app import db
+
+    engine = db.get_engine(db_url)
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    start = threading.Barrier(30)
+
+    def reads() -> None:
+        start.wait()
+        for _ in range(20):
+            reg.prototype_owner("no-such-prototype")
+
+    threads = [threading.Thread(target=reads) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 0 < len(opened) <= get_settings().db_pool_size
