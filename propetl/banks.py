@@ -113,9 +113,12 @@ class TaskMasks(nn.Module):
         self.keep = keep
         self.shapes = shapes
         self.rows = rows
-        self.scores = nn.ParameterDict()
+        # a loaded task holds no score module at all: with 1,000 tasks on a served prototype
+        # every module per task is ~2 KB of Python objects
+        self.scores: nn.ParameterDict | None = None
         if generator is None:
             return
+        self.scores = nn.ParameterDict()
         for name, shape in shapes.items():
             if learned:
                 self.scores[name] = nn.Parameter(init_scores((rows, *shape), generator,
@@ -127,7 +130,7 @@ class TaskMasks(nn.Module):
 
     @property
     def trainable(self) -> bool:
-        return len(self.scores) > 0
+        return self.scores is not None and len(self.scores) > 0
 
     def set_fixed(self, masks: Tensors) -> None:
         """Replace the scores by fixed binary masks (after loading a trained task); they are
@@ -137,13 +140,13 @@ class TaskMasks(nn.Module):
 
     def set_packed(self, packed: dict[str, tuple[torch.Tensor, tuple[int, ...]]]) -> None:
         """Fixed masks given as `pack_bits` bytes and their shapes (a saved task's masks)."""
-        self.scores = nn.ParameterDict()
+        self.scores = None
         self.packed_shapes = {name: tuple(shape) for name, (_, shape) in packed.items()}
         for name, (bits, _) in packed.items():
             self.register_buffer(f"packed_{name}", bits.to(torch.uint8), persistent=True)
 
     def forward(self) -> Tensors:
-        if self.trainable:
+        if self.scores is not None and len(self.scores) > 0:
             return {name: topk_mask(score, self.keep) for name, score in self.scores.items()}
         shapes = getattr(self, "packed_shapes", None)
         if shapes is not None:

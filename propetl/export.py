@@ -201,15 +201,12 @@ def head_tensors(model: ProPETLModel, task: str) -> Tensors:
     """The task head as parameters of the family's HF sequence-classification head (fp32)."""
     layout = _head_layout(model, task)
     base = _base_prefix(model)
-    net = model.heads[task].net
+    layers = model.heads[task].linear_layers()
     d, labels = model.hidden_size, model.task_specs[task].num_labels
     with torch.no_grad():
-        out = net[-1]
-        w, b = out.weight.detach().float().cpu(), out.bias.detach().float().cpu()
+        w, b = (t.detach().float().cpu() for t in layers[-1])
         if model.config.head == "roberta":  # Dropout, Linear, Tanh, Dropout, Linear
-            dense = net[1]
-            dense_w = dense.weight.detach().float().cpu().clone()
-            dense_b = dense.bias.detach().float().cpu().clone()
+            dense_w, dense_b = (t.detach().float().cpu().clone() for t in layers[0])
             out_w, out_b = w.clone(), b.clone()
         else:
             dense_w, dense_b = torch.zeros(d, d), torch.zeros(d)

@@ -110,7 +110,7 @@ def test_linear_head_through_tanh_keeps_large_logits(bases, tmp_path) -> None:
     kernel may sum in another order (a few ulps); merging also rounds the hidden states."""
     model = build(bases["roberta"], sharing="none")
     with torch.no_grad():
-        model.heads["a"].net[-1].weight.mul_(300.0)
+        model.heads["a"].linear_layers()[-1][0].mul_(300.0)
     ids, mask = batch()
     expected = logits(model, ids, mask, task="a")
     assert expected.abs().max() > 50

@@ -11,6 +11,7 @@ from torch import nn
 
 from propetl import PropetlConfig, ProPETLModel
 from propetl.config import ConfigError, TrainConfig
+from propetl.heads import TaskHead
 from propetl.layers import AdapterOutput, PfeifferAdapter
 from propetl.tiny import TINY_FAMILIES, TINY_GENERATIVE, tiny_backbone, tiny_tokenizer
 from propetl.training import _check_resumable, prepare_data
@@ -65,7 +66,7 @@ def _eval_model(family, sharing="propetl"):
     model = build(family, "adapter", sharing)
     nudge(model)
     for module in model.modules():
-        if isinstance(module, nn.Dropout):
+        if isinstance(module, nn.Dropout | TaskHead):  # the linear head drops out itself
             module.p = 0.0
     return model.eval()
 

@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoModel
 
 from propetl import PropetlConfig, ProPETLModel, TaskHeadSpec
 from propetl.families import UnsupportedModelError
+from propetl.heads import TaskHead
 from propetl.tiny import TINY_FAMILIES
 
 from .helpers import batch, build, nudge
@@ -15,7 +16,7 @@ TASKS = (TaskHeadSpec("a", 2), TaskHeadSpec("b", 3), TaskHeadSpec("c", 1))
 
 def no_dropout(model: nn.Module) -> None:
     for module in model.modules():
-        if isinstance(module, nn.Dropout):
+        if isinstance(module, nn.Dropout | TaskHead):  # the linear head drops out itself
             module.p = 0.0
 
 
@@ -153,3 +154,27 @@ def test_remove_task_and_regression_loss():
     ids, mask = batch()
     out = model(ids, mask, task="c", labels=torch.rand(6))
     assert out.logits.shape == (6, 1) and out.loss.item() > 0
+
+
+def test_linear_head_is_one_module_with_the_sequential_layout_in_its_state_dict():
+    """A served prototype carries a head per task: the linear head is a single module, but
+    its files and checkpoints keep the names of Sequential(Dropout, Linear), and a seeded
+    head starts where that Sequential did."""
+    from propetl.heads import TaskHead
+
+    torch.manual_seed(7)
+    head = TaskHead(16, 3, dropout=0.0)
+    torch.manual_seed(7)
+    old = nn.Sequential(nn.Dropout(0.0), nn.Linear(16, 3))
+    nn.init.normal_(old[1].weight, std=0.02)
+    nn.init.zeros_(old[1].bias)
+    assert list(head.modules()) == [head]
+    assert set(head.state_dict()) == {f"net.{k}" for k in old.state_dict()}
+    assert torch.equal(head.state_dict()["net.1.weight"], old.state_dict()["1.weight"])
+    moved = {f"net.{k}": v * 2 + 1 for k, v in old.state_dict().items()}
+    head.load_state_dict(moved)  # strict: the old names are the head's own
+    x = torch.randn(4, 5, 16)
+    expected = torch.nn.functional.linear(x[:, 0], moved["net.1.weight"], moved["net.1.bias"])
+    assert torch.allclose(head(x, None), expected)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        head.load_state_dict({"net.1.weight": moved["net.1.weight"]})

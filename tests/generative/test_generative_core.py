@@ -6,6 +6,7 @@ from torch import nn
 
 from propetl import PropetlConfig, ProPETLModel, TaskHeadSpec
 from propetl.families import UnsupportedModelError
+from propetl.heads import TaskHead
 from propetl.layers import LoraLinear, PfeifferAdapter
 from propetl.masks import kept_count
 from propetl.tiny import TINY_GENERATIVE, tiny_backbone
@@ -20,7 +21,7 @@ def build(family: str, petl: str = "adapter", sharing: str = "propetl", tasks=TA
     config = PropetlConfig(petl=petl, sharing=sharing, **{**SMALL, **overrides})
     model = ProPETLModel(tiny_backbone(family), config, list(tasks))
     for module in model.modules():
-        if isinstance(module, nn.Dropout):
+        if isinstance(module, nn.Dropout | TaskHead):  # the linear head drops out itself
             module.p = 0.0
         elif isinstance(getattr(module, "dropout", None), float):
             module.dropout = 0.0  # T5 attention's functional dropout
