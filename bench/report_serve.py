@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def _load(result: dict) -> str:
+    """The load average at the start, when the run recorded it."""
+    load = result.get("load_average")
+    return f" (load average {load:.1f} when the run started)" if load is not None else ""
+
+
 def _f(value: Any, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -22,8 +28,8 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
         f"{result['rounds']} rounds; each round measures offline, every concurrency, 100 "
         "tasks and the PEFT reference back to back, and the figures are medians over rounds "
         "(a ratio: the median of each round's ratio, both sides measured minutes apart at "
-        "most). The machine is 2 CPU cores shared with test suites running at the same time and the "
-        "HTTP client runs on the same cores: absolute rates move with their load, so compare "
+        f"most). The machine has 2 CPU cores{_load(result)}, and the load generator (aiohttp, "
+        "one process) runs on the same cores: absolute rates move with other work, so compare "
         "within this table only. Every measured process runs one torch thread "
         f"(`OMP_NUM_THREADS={result.get('torch_threads', 1)}`: two OpenMP threads that wait on "
         "each other on busy shared cores ran 5x slower). The server keeps up to "
@@ -69,19 +75,27 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
         "only above the bound |", ""]
     ours, peft = result["c32"]["rps"], result["peft"]["c32"]["rps"]
     lead = "batched ProPETL" if ours >= peft else "the PEFT reference"
+    lost = sum(r["lost"] for r in rows) + errors
+    examples = sorted({e for r in rows for e in r.get("error_examples", [])})
+    fate = ("No request was lost or answered with an error, at any concurrency." if not lost
+            else f"{lost} request(s) were lost or failed ({'; '.join(examples[:2])}).")
+    extra = mem_many["rss_mb"] - mem5["rss_mb"]
+    tensors = (result["packed_extra_mb"]
+               + (mem_many.get("heads_mb") or 0) - (mem5.get("heads_mb") or 0)
+               + (mem_many.get("materialised_mb") or 0) - (mem5.get("materialised_mb") or 0))
+    per_task_kb = (extra - tensors) * 1024 / max(many - 5, 1)
     lines += [
         f"At 32 clients {lead} answered more requests/s ({ours} against {peft}); batched "
         f"ProPETL went {ours / max(result['c1']['rps'], 1e-9):.1f}x from 1 to 32 clients, the "
         f"one-at-a-time reference {peft / max(result['peft']['c1']['rps'], 1e-9):.1f}x. The "
         "reference is a bare FastAPI app (no registry, login, access checks or dashboard); "
-        "every ProPETL request also passes the access check and the task-list check (one "
-        "light query each) and waits up to 5 ms for company, which is most of the gap to the "
-        "offline rate. 100 tasks against 5 "
-        f"({result['c32_100_tasks']['rps'] / max(ours, 1e-9):.2f}x) is within this machine's "
-        "noise between measurements a minute apart; what it shows is that 100 tasks do not "
-        "cost a materialised prototype each. The lost requests are one `ReadError` per "
-        "128-client round (the connection closed under the client), which the PEFT "
-        "reference, a plain uvicorn app, showed too; no accepted request went unanswered in "
-        "the server's own accounting (tests/serving). The memory difference beyond the "
-        f"tensors is the Python objects of {many:,} task modules and heads.", ""]
+        "each ProPETL request also passes the access check and the task-list check (read from "
+        "the registry at most once a second, `PROPETL_SERVE_RECHECK_S`) and waits at most "
+        "5 ms for company. 100 tasks against 5 "
+        f"({result['c32_100_tasks']['rps'] / max(ours, 1e-9):.2f}x): a batch spread over 100 "
+        "tasks runs one adapter product per task it holds (up to 32) where 5 tasks need 5; "
+        "what the row shows is that 100 tasks do not cost a materialised prototype each. "
+        f"{fate} The memory difference beyond the tensors is the Python objects of the tasks' "
+        f"mask modules and heads, about {per_task_kb:.0f} KB a task "
+        f"({extra:.1f} MB in all against {tensors:.1f} MB of tensors).", ""]
     return lines

@@ -316,7 +316,8 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
     rounds = rounds or (1 if smoke else 3)
     counts = {1: 4, 8: 8, 32: 32, 128: 128} if smoke else {1: 40, 8: 160, 32: 256, 128: 384}
     seconds = 1.0 if smoke else 4.0
-    out: dict[str, Any] = {"backbone": backbone, "prototype": "adapter, bottleneck 64, keep 0.5",
+    out: dict[str, Any] = {"load_average": round(os.getloadavg()[0], 2),
+                           "backbone": backbone, "prototype": "adapter, bottleneck 64, keep 0.5",
                            "max_length": 64, "rounds": rounds, "torch_threads": THREADS,
                            "requests": {f"c{c}": n for c, n in counts.items()},
                            "settings": {"serve_max_batch": 32, "serve_max_wait_ms": 5,
