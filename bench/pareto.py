@@ -57,6 +57,8 @@ class Method:
     kind: str  # "peft" | "head" | "propetl" | "propetl_added"
     settings: dict = field(default_factory=dict)
     lrs: tuple[float, ...] = (1e-3,)
+    #: ProPETL training options other than `lr` (e.g. the mask scores' rate, `mask_lr`)
+    train: dict = field(default_factory=dict)
 
     @property
     def marginal(self) -> bool:
@@ -98,6 +100,13 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_adapter_b64_k0.1", "ProPETL (single task)", "propetl",
                {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora),
         Method("peft_lora_r32", "PEFT", "peft", {"type": "lora", "r": 32}, lora),
+        # the added task trains only its mask scores and head: their rate is its main knob
+        Method("propetl_added_adapter_b64_k0.5_mlr0.01", "ProPETL (added task)",
+               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
+               {"mask_lr": 1e-2}),
+        Method("propetl_added_adapter_b64_k0.5_mlr0.03", "ProPETL (added task)",
+               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
+               {"mask_lr": 3e-2}),
     ]
     return tuple(out)
 
@@ -318,7 +327,14 @@ def _train_config(settings: ParetoSettings, tasks: list[str], method: Method, lr
                        lr=lr, max_steps=settings.steps, batch_size=settings.batch_size,
                        eval_batch_size=settings.eval_batch_size, max_length=settings.max_length,
                        max_examples=settings.max_examples, eval_every=10**6, seed=seed,
-                       data_seed=DATA_SEED)
+                       data_seed=DATA_SEED, **method.train)
+
+
+def _prototype_name(method: Method) -> str:
+    base = method.name.replace("_added", "")
+    for key, value in method.train.items():
+        base = base.removesuffix(f"_{'mlr' if key == 'mask_lr' else key}{value:g}")
+    return base
 
 
 def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Path:
@@ -326,12 +342,14 @@ def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Pat
     trained once per (setting, task) with the first seed at `PROTOTYPE_LR` and kept."""
     from propetl.training import train
 
-    folder = settings.work_dir / "prototypes" / task / method.name.replace("_added", "")
+    # variants that differ only in how the added task trains share one prototype
+    folder = settings.work_dir / "prototypes" / task / _prototype_name(method)
     model = folder / "model"
     if (model / "propetl_config.json").is_file():
         return model
     others = [t for t in OTHER_TASKS[task] if not settings.smoke or t == "bbc_news"]
-    config = replace(_train_config(settings, others, method, PROTOTYPE_LR, settings.seeds[0]),
+    config = replace(_train_config(settings, others, replace(method, train={}), PROTOTYPE_LR,
+                                   settings.seeds[0]),
                      max_examples=min(settings.max_examples or PROTOTYPE_EXAMPLES,
                                       PROTOTYPE_EXAMPLES))
     result = train(config, folder / "run", resume=False)
@@ -358,7 +376,7 @@ def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSet
                 "tasks": [task], "lr": lr, "max_steps": settings.steps,
                 "batch_size": settings.batch_size, "eval_batch_size": settings.eval_batch_size,
                 "max_length": settings.max_length, "max_examples": settings.max_examples,
-                "eval_every": 10**6, "seed": seed, "data_seed": DATA_SEED})
+                "eval_every": 10**6, "seed": seed, "data_seed": DATA_SEED, **method.train})
             before = prototype_hashes(base.directory)
             result = train(config, Path(work) / "run", resume=False, onto=base.directory)
             untouched = changed_files(before, result.model_dir) == []
@@ -419,7 +437,8 @@ def one_run(method: Method, task: str, data: Callable[[], _Data], settings: Pare
     else:
         out = run_propetl(method, task, task_data, settings, lr, seed)
     record = {"method": method.name, "family": method.family, "kind": method.kind,
-              "settings": method.settings, "task": task, "lr": lr, "seed": seed,
+              "settings": {**method.settings, **method.train}, "task": task, "lr": lr,
+              "seed": seed,
               "data_seed": DATA_SEED, "bench": {k: v for k, v in asdict(settings).items()
                                                if k in ("backbone", "steps", "batch_size",
                                                         "max_length", "max_examples")},
@@ -460,7 +479,8 @@ def row(method: Method, task: str, result: dict) -> dict | None:
     accs = [r["test_acc"] for r in runs]
     se = statistics.stdev(accs) / math.sqrt(len(accs)) if len(accs) > 1 else None
     first = runs[0]
-    return {"method": method.name, "family": method.family, "settings": method.settings,
+    return {"method": method.name, "family": method.family,
+            "settings": {**method.settings, **method.train},
             "task": task, "marginal": method.marginal,
             "bytes_per_task": first["bytes_per_task"],
             "params_per_task": first["params_per_task"], "head_params": first["head_params"],
@@ -651,6 +671,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="try only the first N learning rates of each method's grid")
     parser.add_argument("--docs", type=Path, default=None,
                         help="also write the section into this Markdown file")
+    parser.add_argument("--seeds", default="",
+                        help="comma-separated training seeds (default 1,2,3; the first one "
+                             "also runs the grid): a probe may run one")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (1: two sittings of disjoint --methods side by side)")
     args = parser.parse_args(argv)
@@ -666,6 +689,8 @@ def main(argv: list[str] | None = None) -> None:
         changes["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.grid:
         changes["grid"] = args.grid
+    if args.seeds:
+        changes["seeds"] = tuple(int(v) for v in args.seeds.split(",") if v.strip())
     if args.hours is not None:
         changes["deadline"] = time.time() + 3600 * args.hours
     result = run(replace(settings, **changes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..registry import InvalidStateError, NotFoundError
 from .common import STATUS_ICON, Ctx, badge, empty_state, job_choices, progress_bar, registry
 from .runview import run_html
 
+FINISHED = ("succeeded", "failed", "cancelled")
 COLUMNS = ["ID", "Name", "Sweep", "Status", "Progress", "Tasks", "Best dev", "Owner", "Age"]
 NO_JOBS = empty_state("No jobs yet — launch one in the <b>Launch</b> tab.")
 REFRESH_S = 2.0
@@ -62,17 +64,23 @@ def sweep_filter_choices() -> list[tuple[str, int]]:
                                 for s in registry().list_sweeps()]
 
 
-def refresh_table(known: list[int], sweep: int | None = None,
-                  query: str = "") -> tuple[Any, Any, Any, Any, list[int]]:
-    """Table, empty-state visibility, and the job pickers (only re-listed when jobs change)."""
+def refresh_table(known: list[int], sweep: int | None = None, query: str = "",
+                  drawn: str = "") -> tuple[Any, Any, Any, Any, list[int], str]:
+    """Table, empty-state visibility, the job pickers (only re-listed when jobs change), and
+    the digest of the table drawn. An unchanged table is not sent again: the browser would
+    redraw it every tick (a page left open spent most of a core doing so) and lose the
+    user's scroll position."""
     frame = jobs_frame(sweep=sweep or None, query=(query or "").strip())
     ids = [int(i) for i in frame["ID"]]
+    digest = hashlib.sha1(frame.to_csv(index=False).encode()).hexdigest()
+    table: Any = frame if digest != drawn else gr.skip()
     pickers: Any = gr.skip()
     if ids != known:
         choices = job_choices()
         pickers = gr.update(choices=choices)
-        return (frame, gr.update(visible=frame.empty), pickers, gr.update(choices=choices), ids)
-    return frame, gr.update(visible=frame.empty), pickers, gr.skip(), ids
+        return (table, gr.update(visible=frame.empty), pickers, gr.update(choices=choices), ids,
+                digest)
+    return table, gr.update(visible=frame.empty), pickers, gr.skip(), ids, digest
 
 
 # --- one job ---------------------------------------------------------------------------
@@ -182,6 +190,8 @@ def job_page(job_id: int | None, shown: str) -> tuple[Any, ...]:
     except NotFoundError:
         return hidden
     key = f"{job.id}:{reg.count_metric_points(job.id)}:{job.status}"
+    if key == shown and job.status in FINISHED:  # nothing on the page can change any more
+        return (gr.skip(),) * 8 + (shown,)
     figures: tuple[Any, Any, Any] = (gr.skip(), gr.skip(), gr.skip())
     if key != shown:
         series = _series(job.id)
@@ -301,6 +311,7 @@ def compare(job_ids: list[int], differences_only: bool) -> tuple[Any, Any, Any]:
 
 def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     known = gr.State([])
+    drawn = gr.State("")  # digest of the table the page shows
     shown = gr.State("")
     empty = gr.HTML(NO_JOBS, visible=True, elem_id="jobs-empty")
     with gr.Row():
@@ -351,7 +362,8 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     timer = gr.Timer(REFRESH_S)
 
     page_out = [page, head, loss_plot, dev_plot, run, log, cancel, retry, shown]
-    timer.tick(refresh_table, [known, sweep_filter, query], [table, empty, job, pick, known],
+    timer.tick(refresh_table, [known, sweep_filter, query, drawn],
+               [table, empty, job, pick, known, drawn],
                api_visibility="private", show_progress="hidden")
     sweep_filter.focus(lambda: gr.update(choices=sweep_filter_choices()), None, sweep_filter,
                        api_visibility="private")

@@ -21,7 +21,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory):
     yield from make_stack(tmp_path_factory.mktemp("dashboard-ui"))
 
@@ -46,7 +46,7 @@ def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> N
     raise AssertionError("server did not start:\n" + log.read_text()[-3000:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory):
     """`propetl serve` on a free port with its embedded broker and worker process."""
     tmp = tmp_path_factory.mktemp("serve")
@@ -77,7 +77,7 @@ def server(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -89,7 +89,7 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()

@@ -98,6 +98,8 @@ def test_presets_round_trip(stack):
 
 
 def test_jobs_table_page_and_compare(ctx, stack):
+    import gradio as gr
+
     from app.ui import jobs
 
     frame = jobs.jobs_frame()
@@ -107,7 +109,12 @@ def test_jobs_table_page_and_compare(ctx, stack):
     assert page[2] is not None and "train  loss" in page[5]
     assert "wall time" in page[4] and "Confusion matrix" in page[4]  # the run page
     again = jobs.job_page(stack.job_id, page[-1])
-    assert again[-1] == page[-1]  # nothing changed: the curves are not redrawn
+    assert again[-1] == page[-1]  # nothing changed: a finished job's page is not sent again
+    assert all(part == gr.skip() for part in again[:-1]), again
+    table, *_, ids, digest = jobs.refresh_table([], 0, "", "")
+    assert stack.job_id in ids and list(table["ID"]) == ids
+    unchanged = jobs.refresh_table(ids, 0, "", digest)
+    assert unchanged[0] == gr.skip() and unchanged[-1] == digest  # not redrawn
     other = stack.registry.submit_job({"config": {"backbone": "tiny-bert",
                                                   "tasks": ["bbc_news"], "lr": 0.01}})
     _loss, _dev, diff = jobs.compare([stack.job_id, other], True)
