@@ -72,7 +72,7 @@ def refresh_table(known: list[int], sweep: int | None = None, query: str = "",
     user's scroll position."""
     frame = jobs_frame(sweep=sweep or None, query=(query or "").strip())
     ids = [int(i) for i in frame["ID"]]
-    digest = hashlib.sha1(frame.to_csv(index=False).encode()).hexdigest()
+    digest = hashlib.sha1(frame.to_json(orient="values").encode()).hexdigest()
     table: Any = frame if digest != drawn else gr.skip()
     pickers: Any = gr.skip()
     if ids != known:
