@@ -107,6 +107,9 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_added_adapter_b64_k0.5_mlr0.03", "ProPETL (added task)",
                "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
                {"mask_lr": 3e-2}),
+        Method("propetl_added_adapter_b64_k0.5_mlr0.1", "ProPETL (added task)",
+               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
+               {"mask_lr": 1e-1}),
     ]
     return tuple(out)
 
