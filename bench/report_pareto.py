@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pareto import ParetoSettings
+from .pareto import SMALL_BYTES, ParetoSettings
 
 HEADING = "## Accuracy per byte: ProPETL against PEFT's extreme-efficiency methods"
 
@@ -32,10 +32,10 @@ def standing(rows: list[dict], task: str) -> list[str]:
         beyond = r.get("beaten_beyond_2se_by") or []
         text = f"- `{r['method']}` ({_kb(r['bytes_per_task'])}, {_acc(r)} %): "
         if not smaller:
-            text += "no PEFT row measured so far stores as little."
+            text += "no PEFT or head-only row measured so far stores as little."
         elif not better:
-            text += ("higher mean than every PEFT row measured so far that stores as little "
-                     f"({', '.join(o['method'] for o in smaller)}).")
+            text += ("higher mean than every PEFT or head-only row measured so far that stores "
+                     f"as little ({', '.join(o['method'] for o in smaller)}).")
         else:
             names = ", ".join(f"{o['method']} ({_acc(o)} %)" for o in better)
             text += f"PEFT rows with fewer bytes and a higher mean: {names}"
@@ -45,6 +45,45 @@ def standing(rows: list[dict], task: str) -> list[str]:
             text += " One seed only: no standard error."
         out.append(text)
     return out
+
+
+def _points(diff: dict) -> str:
+    return f"{100 * diff['diff']:+.2f} points (standard error of the difference " \
+           f"{100 * diff['se_diff']:.2f})"
+
+
+def target_lines(t: dict) -> list[str]:
+    """The issue's two targets on one task, met or not, in words."""
+    out = ["Targets on this task (from the rows measured so far):", ""]
+    if t["on_front"] or t["beaten"]:
+        text = "- *On the front* (no PEFT row with fewer bytes and a higher mean beyond two " \
+               "standard errors of the difference): "
+        text += (f"met by {', '.join(f'`{m}`' for m in t['on_front'])}" if t["on_front"]
+                 else "met by no added-task row")
+        if t["beaten"]:
+            text += "; not by " + ", ".join(f"`{m}` (beaten by {', '.join(by)})"
+                                            for m, by in t["beaten"].items())
+        out.append(text + ".")
+    else:
+        out.append("- *On the front*: no added-task row measured yet.")
+    best, rival = t.get("best_small_added"), t.get("best_small_peft")
+    if best and rival:
+        vs = t["vs_small_peft"]
+        out.append(f"- *At {SMALL_BYTES // 1000} KB or less*: the best added-task row `{best}` "
+                   f"against the best PEFT row at that size `{rival}` (of "
+                   f"{len(t['small_peft_measured'])} measured): {_points(vs)}, "
+                   + ("met (higher or equal mean)." if vs["met"] else "not met."))
+    else:
+        out.append(f"- *At {SMALL_BYTES // 1000} KB or less*: not assessed (an added-task row "
+                   "and a PEFT row at that size are both needed).")
+    if "vs_lora_r32" in t:
+        vs = t["vs_lora_r32"]
+        out.append(f"- *Within one point of PEFT LoRA r32*: `{best}` {_points(vs)}, "
+                   + ("met." if vs["met"] else "not met."))
+    else:
+        out.append("- *Within one point of PEFT LoRA r32*: not assessed (LoRA r32 not run "
+                   "yet).")
+    return [*out, ""]
 
 
 def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
@@ -91,6 +130,8 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
                          f"{r['params_per_task']:,.0f} | {r['lr']:g} | {len(r['seeds'])} | "
                          f"{_acc(r)} | {'yes' if r['method'] in on_front else ''} |")
         lines += ["", "Where ProPETL stands on this task:", "", *standing(rows, task), ""]
+        if task in stats.get("targets", {}):
+            lines += target_lines(stats["targets"][task])
     paired = stats.get("paired", [])
     if paired:
         lines += ["### Paired tests (McNemar, exact, discordant test examples summed over the "

@@ -100,3 +100,33 @@ def test_the_section_replaces_its_earlier_text_and_keeps_the_rest(tmp_path):
     text = doc.read_text()
     assert "first" not in text and text.count(HEADING) == 1
     assert text.index("## A") < text.index("second") < text.index("## How to read")
+
+
+def _row(method, family, size, acc, se=None, marginal=False, n=1000):
+    return {"method": method, "family": family, "task": "t", "bytes_per_task": size,
+            "acc_mean": acc, "acc_se": se, "marginal": marginal, "test_examples": n}
+
+
+def test_a_one_seed_row_carries_the_binomial_standard_error():
+    assert pareto.row_se(_row("a", "PEFT", 1, 0.8, se=0.004)) == 0.004
+    assert pareto.row_se(_row("a", "PEFT", 1, 0.8, n=1600)) == pytest.approx(0.01)
+
+
+def test_the_targets_say_which_added_rows_are_on_the_front_and_how_they_compare():
+    added = _row("added", "ProPETL (added task)", 40_000, 0.77, se=0.005, marginal=True)
+    slim = _row("slim", "ProPETL (added task)", 20_000, 0.70, se=0.005, marginal=True)
+    rows = [added, slim, _row("r1", "PEFT", 44_000, 0.76, se=0.005),
+            _row("tiny", "PEFT", 10_000, 0.75, se=0.005),
+            _row("peft_lora_r32", "PEFT", 1_200_000, 0.775, se=0.005)]
+    t = pareto.targets(rows, "t")
+    assert t["on_front"] == ["added"] and t["beaten"] == {"slim": ["tiny"]}
+    assert t["best_small_added"] == "added" and t["best_small_peft"] == "r1"
+    assert t["vs_small_peft"]["met"] and t["vs_small_peft"]["diff"] == pytest.approx(0.01)
+    assert t["vs_lora_r32"]["met"]  # 0.5 points behind: within one
+    rows[-1] = _row("peft_lora_r32", "PEFT", 1_200_000, 0.79, se=0.005)
+    assert not pareto.targets(rows, "t")["vs_lora_r32"]["met"]
+
+    from bench.report_pareto import target_lines
+    text = "\n".join(target_lines(pareto.targets(rows, "t")))
+    assert "not by `slim` (beaten by tiny)" in text and "met (higher or equal mean)" in text
+    assert "LoRA r32*: `added` -2.00 points" in text and text.rstrip().endswith("not met.")
