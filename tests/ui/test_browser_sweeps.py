@@ -31,8 +31,11 @@ def test_sweep_from_launch_to_plots(page: Page):
     fill_number(page, "opt-eval-every", "2")
     page.get_by_text("Sweep: one job per combination of values").click()
     values = page.locator("#sweep-values-1 textarea, #sweep-values-1 input").first
+    # the accordion's fields are drawn on its first opening: fill them once the default is in
+    expect(values).to_have_value(re.compile(r"0\.05"), timeout=10_000)
     values.fill("0.1, 0.5")
     values.press("Tab")
+    expect(values).to_have_value("0.1, 0.5")
     page.locator("#launch-sweep-submit").click()
     expect(page.locator("#launch-sweep-status")).to_contain_text("2 jobs", timeout=30_000)
     status = page.locator("#launch-sweep-status").inner_text()
