@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from propetl.config import PropetlConfig, TrainConfig
+from propetl.config import DEFAULT_MASK_LR, PropetlConfig, TrainConfig
 from propetl.continual import changed_files, file_hashes, onto_config, prototype_hashes, read_base
 from propetl.masks import hamming
 from propetl.model import ProPETLModel
@@ -139,7 +139,9 @@ def _seed(settings: ContinualSettings, seed: int, work: Path) -> dict:
     base = read_base(proto.model_dir)
     before_all = file_hashes(base.directory)
     old = prototype_hashes(base.directory)
+    # the mask rate its saved seeds were run at (added tasks now default to a larger one)
     config = onto_config(base, {"tasks": [NEW], "lr": settings.lr, "seed": seed,
+                                "mask_lr": DEFAULT_MASK_LR[base.config.petl],
                                 "max_steps": settings.added_steps,
                                 "batch_size": settings.batch_size,
                                 "max_length": settings.max_length,

@@ -74,7 +74,7 @@ def _methods() -> tuple[Method, ...]:
     tiny = (1e-2, 3e-2, 3e-3)
     out = [
         Method("propetl_added_adapter_b64_k0.5", "ProPETL (added task)", "propetl_added",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora),
+               {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, {"mask_lr": 3e-3}),
         Method("peft_lora_r1", "PEFT", "peft", {"type": "lora", "r": 1}, lora),
         Method("peft_vera_r256", "PEFT", "peft", {"type": "vera", "r": 256}, tiny),
         Method("peft_ia3", "PEFT", "peft", {"type": "ia3"}, (3e-2, 3e-3)),
@@ -464,6 +464,9 @@ def method_runs(method: Method, task: str, data: Callable[[], _Data],
                 settings: ParetoSettings) -> dict:
     """The grid with the first seed, then every seed at the best dev learning rate."""
     lrs = settings.lrs(method)
+    # a trimmed grid still chooses (on dev) among the grid's further rates already run
+    lrs += tuple(lr for lr in method.lrs[len(lrs):]
+                 if run_path(settings, task, method, lr, settings.seeds[0]).is_file())
     grid = {lr: one_run(method, task, data, settings, lr, settings.seeds[0]) for lr in lrs}
     done = {lr: r for lr, r in grid.items() if r is not None}
     if len(done) < len(lrs):
@@ -635,8 +638,9 @@ def run(settings: ParetoSettings) -> dict:
             made = row(method, task, result)
             if made is not None:
                 rows.append(made)
-            missing = len(settings.lrs(method)) + len(settings.seeds) - 1 \
-                - len(result["grid"]) - max(0, len(result["runs"]) - 1)
+            missing = max(len(settings.lrs(method)), len(result["grid"])) \
+                + len(settings.seeds) - 1 - len(result["grid"]) \
+                - max(0, len(result["runs"]) - 1)
             if missing > 0:
                 pending.append(f"{task}/{method.name}: {missing} run(s)")
         if any(r["task"] == task for r in rows):

@@ -115,7 +115,8 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
         lines += [f"**Grids trimmed in this sitting**: only the first {settings['grid']} "
                   "learning rate(s) of each method's grid (fixed before any run, as the rate "
                   "expected to suit a short run: the tiny-storage methods' larger ones) were "
-                  "tried, so the rates are not tuned on dev yet; the grids' other rates are "
+                  "tried (with any further rate of a grid already run, which dev then chooses "
+                  "among), so most rates are not tuned on dev yet; the grids' other rates are "
                   "listed in `bench/pareto.py` and run in a later sitting.", ""]
     if not rows:
         return [*lines, "No method has finished its runs yet.", ""]

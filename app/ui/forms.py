@@ -41,7 +41,8 @@ HELP: dict[str, str] = {
     "propetl.lora_r": "LoRA rank",
     "propetl.lora_targets": "attention projections that get LoRA",
     "lr": "learning rate of the prototype and heads",
-    "mask_lr": "learning rate of the mask scores (blank: the paper's value for the PETL kind)",
+    "mask_lr": ("learning rate of the mask scores (blank: the paper's value for the PETL kind; "
+                "3e-2 for a task added onto an adapter prototype)"),
     "epochs": "passes over the training data (ignored when max steps is set)",
     "max_steps": "stop after this many steps (blank: from epochs)",
     "max_examples": "use at most this many examples per split (blank: all)",

@@ -130,3 +130,21 @@ def test_the_targets_say_which_added_rows_are_on_the_front_and_how_they_compare(
     text = "\n".join(target_lines(pareto.targets(rows, "t")))
     assert "not by `slim` (beaten by tiny)" in text and "met (higher or equal mean)" in text
     assert "LoRA r32*: `added` -2.00 points" in text and text.rstrip().endswith("not met.")
+
+
+def test_a_trimmed_grid_still_chooses_among_rates_already_run(tmp_path):
+    method = pareto.METHODS_BY_NAME["peft_vera_r256"]
+    settings = pareto.ParetoSettings(out=tmp_path, grid=1, seeds=(1,))
+    for lr, dev in ((method.lrs[0], 0.6), (method.lrs[1], 0.8)):
+        path = pareto.run_path(settings, "rotten_tomatoes", method, lr, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"lr": lr, "seed": 1, "dev_acc": dev}))
+
+    def no_training():
+        raise AssertionError("every run is saved: nothing may train")
+
+    result = pareto.method_runs(method, "rotten_tomatoes", no_training, settings)
+    assert result["lr"] == method.lrs[1] and len(result["grid"]) == 2
+    one_rate = pareto.method_runs(method, "rotten_tomatoes", no_training,
+                                  replace(settings, out=tmp_path / "empty", deadline=0.0))
+    assert one_rate["lr"] is None and one_rate["grid"] == {}

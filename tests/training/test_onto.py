@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from propetl.checkpoint import saved_tasks
 from propetl.cli import cli
+from propetl.config import DEFAULT_MASK_LR
 from propetl.continual import (
+    ADDED_TASK_MASK_LR,
     OntoError,
     add_task_folders,
     changed_files,
@@ -19,6 +21,7 @@ from propetl.continual import (
     onto_config,
     prototype_hashes,
     read_base,
+    rebased_config,
 )
 from propetl.model import ProPETLModel
 
@@ -115,6 +118,13 @@ def test_conflicting_method_fields_and_taken_names_are_refused(base, tmp_path):
     config = onto_config(read_base(base), {"tasks": ["rotten_tomatoes"],
                                            "propetl": {"keep": 0.3}, "backbone": "tiny-bert"})
     assert config.propetl.bottleneck == 8 and config.propetl.seed == 7
+    # an added adapter task trains its mask scores at the added-task rate unless one is given
+    assert config.mask_lr == ADDED_TASK_MASK_LR["adapter"] != DEFAULT_MASK_LR["adapter"]
+    given = onto_config(read_base(base), {"tasks": ["rotten_tomatoes"], "mask_lr": 1e-3})
+    assert given.mask_lr == 1e-3
+    rebased = rebased_config(read_base(base), given, {})  # the API's path: mask_lr not given
+    assert rebased.mask_lr == ADDED_TASK_MASK_LR["adapter"]
+    assert rebased_config(read_base(base), given, {"mask_lr": 1e-3}).mask_lr == 1e-3
     with pytest.raises(OntoError, match="backbone: given 'minilm-l6'"):
         onto_config(read_base(base), {"tasks": ["x"], "backbone": "minilm-l6"})
 
