@@ -470,14 +470,14 @@ def method_runs(method: Method, task: str, data: Callable[[], _Data],
     grid = {lr: one_run(method, task, data, settings, lr, settings.seeds[0]) for lr in lrs}
     done = {lr: r for lr, r in grid.items() if r is not None}
     if len(done) < len(lrs):
-        return {"grid": done, "lr": None, "runs": []}
+        return {"lrs": lrs, "grid": done, "lr": None, "runs": []}
     best = max(lrs, key=lambda lr: (done[lr]["dev_acc"], -lrs.index(lr)))
     runs = [done[best]]
     for seed in settings.seeds[1:]:
         record = one_run(method, task, data, settings, best, seed)
         if record is not None:
             runs.append(record)
-    return {"grid": done, "lr": best, "runs": runs}
+    return {"lrs": lrs, "grid": done, "lr": best, "runs": runs}
 
 
 def row(method: Method, task: str, result: dict) -> dict | None:
@@ -638,8 +638,7 @@ def run(settings: ParetoSettings) -> dict:
             made = row(method, task, result)
             if made is not None:
                 rows.append(made)
-            missing = max(len(settings.lrs(method)), len(result["grid"])) \
-                + len(settings.seeds) - 1 - len(result["grid"]) \
+            missing = len(result["lrs"]) + len(settings.seeds) - 1 - len(result["grid"]) \
                 - max(0, len(result["runs"]) - 1)
             if missing > 0:
                 pending.append(f"{task}/{method.name}: {missing} run(s)")

@@ -50,8 +50,11 @@ from .config import DEFAULT_MASK_LR, ConfigError, PropetlConfig, TaskHeadSpec, T
 ADDED_TASK_MASK_LR: dict[str, float] = {"adapter": 3e-2}
 
 
-def added_task_mask_lr(petl: str) -> float:
-    """The mask scores' learning rate of a task added onto a prototype of PETL kind `petl`."""
+def added_task_mask_lr(petl: str, given: float | None = None) -> float:
+    """The mask scores' learning rate of a task added onto a prototype of PETL kind `petl`:
+    the one `given`, else the added-task default of the kind."""
+    if given is not None:
+        return given
     return ADDED_TASK_MASK_LR.get(petl, DEFAULT_MASK_LR[petl])
 
 #: The fields of the ProPETL config that a prototype fixes for every task added onto it.
@@ -132,8 +135,7 @@ def onto_config(base: Base, given: dict[str, Any]) -> TrainConfig:
     if conflicts:
         raise OntoError(conflict_message(conflicts, str(base.directory)))
     data = {k: v for k, v in given.items() if k not in ("backbone", "propetl")}
-    if data.get("mask_lr") is None:
-        data["mask_lr"] = added_task_mask_lr(base.config.petl)
+    data["mask_lr"] = added_task_mask_lr(base.config.petl, data.get("mask_lr"))
     return TrainConfig.from_dict({**data, "backbone": base.backbone,
                                   "propetl": PropetlConfig.from_dict(base.config.to_dict())})
 
@@ -342,7 +344,6 @@ def rebased_config(base: Base, config: TrainConfig, given: dict[str, Any]) -> Tr
     found none); the mask lr is the added-task one of the prototype's PETL kind unless it
     was given."""
     data = config.to_dict()
-    mask_lr = given.get("mask_lr")
     data.update(backbone=base.backbone, propetl=base.config.to_dict(),
-                mask_lr=added_task_mask_lr(base.config.petl) if mask_lr is None else mask_lr)
+                mask_lr=added_task_mask_lr(base.config.petl, given.get("mask_lr")))
     return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(data["propetl"])})
