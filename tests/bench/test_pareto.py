@@ -12,14 +12,16 @@ from bench import pareto
 def first_sitting(tmp_path_factory):
     out = tmp_path_factory.mktemp("pareto")
     settings = replace(pareto.ParetoSettings.smoke_settings(out), steps=1, seeds=(1, 2),
-                       methods=("peft_lora_r1", "propetl_added_adapter_b16_k0.5"))
+                       methods=("peft_lora_r1", "propetl_added_adapter_b16_k0.5",
+                                "propetl_adapter_b16_k0.5"))
     return settings, pareto.run(settings)
 
 
 def test_rows_have_the_issues_fields_and_count_only_what_a_task_adds(first_sitting):
     settings, _ = first_sitting
     rows = {r["method"]: r for r in json.loads((settings.out / "pareto.json").read_text())}
-    assert set(rows) == {"peft_lora_r1", "propetl_added_adapter_b16_k0.5"}
+    assert set(rows) == {"peft_lora_r1", "propetl_added_adapter_b16_k0.5",
+                         "propetl_adapter_b16_k0.5"}
     for r in rows.values():
         assert {"method", "settings", "task", "marginal", "bytes_per_task", "params_per_task",
                 "lr", "seeds", "acc_mean", "acc_se"} <= set(r)
@@ -46,6 +48,27 @@ def test_rows_have_the_issues_fields_and_count_only_what_a_task_adds(first_sitti
     assert stats["pending"] == [] and stats["front"]["rotten_tomatoes"]
 
 
+def test_a_single_task_row_counts_the_prototype_it_needs(first_sitting):
+    from propetl.checkpoint import CONFIG_FILE, PROTOTYPE_FILE
+
+    settings, _ = first_sitting
+    rows = {r["method"]: r for r in json.loads((settings.out / "pareto.json").read_text())}
+    single, added = rows["propetl_adapter_b16_k0.5"], rows["propetl_added_adapter_b16_k0.5"]
+    assert not single["marginal"]
+    run = json.loads(pareto.run_path(settings, "rotten_tomatoes",
+                                     pareto.METHODS_BY_NAME["propetl_adapter_b16_k0.5"],
+                                     single["lr"], 1).read_text())
+    assert {CONFIG_FILE, PROTOTYPE_FILE, "tasks/rotten_tomatoes/masks.safetensors"} <= set(
+        run["files"])
+    assert run["bytes_per_task"] == sum(run["files"].values())
+    assert run["files"][PROTOTYPE_FILE] > run["files"]["tasks/rotten_tomatoes/masks.safetensors"]
+    assert single["bytes_per_task"] > added["bytes_per_task"] + run["files"][PROTOTYPE_FILE] // 2
+    # the prototype's parameters count in full (one 32 -> 16 -> 32 adapter, shared by the
+    # layers), the masks as bits / 32
+    assert single["params_per_task"] - added["params_per_task"] >= 2 * 16 * 32
+    assert run["prototype_files_unchanged"] is None
+
+
 def test_a_second_sitting_trains_nothing_already_saved(first_sitting, monkeypatch):
     settings, result = first_sitting
 
@@ -63,7 +86,7 @@ def test_a_past_deadline_starts_no_run_and_lists_what_remains(first_sitting, tmp
     late = replace(settings, out=tmp_path, deadline=0.0)
     result = pareto.run(late)
     assert result["rows"] == []
-    assert len(result["stats"]["pending"]) == 2
+    assert len(result["stats"]["pending"]) == 3
 
 
 def test_mcnemar_is_exact_and_two_sided():
