@@ -146,6 +146,20 @@ def me(request: Request, user: UserDep) -> dict[str, Any]:
     return {"user": user, "auth_enabled": _auth(request).enabled}
 
 
+# --- health ----------------------------------------------------------------------------
+
+@router.get("/health", tags=["health"], responses={503: {"model": Problem}})
+def health(registry: RegistryDep) -> JSONResponse:
+    """For load balancers and compose health checks (no login): 200 while the registry
+    database answers, 503 naming the problem when it does not."""
+    try:
+        registry.ping()
+    except Exception as err:  # any failure to answer means not ready
+        return JSONResponse({"status": "unavailable", "database": type(err).__name__},
+                            status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
 # --- jobs ------------------------------------------------------------------------------
 
 def _as_caller(model: Any, data: dict[str, Any], access: Access) -> Any:

@@ -132,6 +132,11 @@ class Registry:
     def _tx(self) -> Any:
         return db.transaction(self._sessions)
 
+    def ping(self) -> None:
+        """Raise when the database does not answer (a health check's one query)."""
+        with self._tx() as s:
+            s.execute(select(1))
+
     # --- submit and manage jobs ---------------------------------------------------------
 
     def submit_job(self, spec: JobSpec | dict[str, Any]) -> int:

@@ -249,6 +249,32 @@ def check_resolvable(config: TrainConfig, *, owner: str | None = None,
     return errors
 
 
+def _resolvable(config: TrainConfig, info: ValidationInfo) -> list[InitErrorDetails]:
+    context = info.context or {}
+    owner = context.get("owner")
+    if owner is None and context.get("paths"):  # a trusted caller names the owner
+        owner = info.data.get("owner")
+    return check_resolvable(config, owner=owner, paths=bool(context.get("paths")))
+
+
+def _name_problems(value: Any, info: ValidationInfo) -> list[InitErrorDetails]:
+    """The backbone and task look-ups of a config whose other fields failed, so that one reply
+    names every problem (nothing to add when the names themselves are of the wrong type)."""
+    if not (info.context or {}).get("resolve", True) or not isinstance(value, dict):
+        return []
+    try:
+        names = TrainConfig.from_dict({k: value[k] for k in ("backbone", "tasks") if k in value})
+    except Exception:  # the type check already names them
+        return []
+    return [e for e in _resolvable(names, info) if e["loc"][0] in ("backbone", "tasks")]
+
+
+def _merged(errors: list[InitErrorDetails],
+            more: list[InitErrorDetails]) -> list[InitErrorDetails]:
+    seen = {tuple(e["loc"]) for e in errors}
+    return errors + [e for e in more if tuple(e["loc"]) not in seen]
+
+
 class JobSpec(BaseModel):
     """A training job as submitted: who, where, and the engine's `TrainConfig`.
 
@@ -325,7 +351,6 @@ class JobSpec(BaseModel):
     def _check_config(cls, value: Any, handler: Any, info: ValidationInfo) -> TrainConfig:
         if isinstance(value, TrainConfig):
             value = value.to_dict()
-        context = info.context or {}
         # every problem at once: the engine's own check stops at its first, so the bounds
         # are checked here too (one message per field)
         limits = limit_problems(value)
@@ -333,16 +358,13 @@ class JobSpec(BaseModel):
             config: TrainConfig = handler(value)
         except ValidationError as err:
             errors = [_located(e) for e in err.errors()]
-            seen = {tuple(e["loc"]) for e in errors}
-            errors += [e for e in limits if tuple(e["loc"]) not in seen]
+            errors = _merged(errors, limits + _name_problems(value, info))
             raise ValidationError.from_exception_data("JobSpec.config", errors) from None
         if limits:
-            raise ValidationError.from_exception_data("JobSpec.config", limits)
-        if context.get("resolve", True):
-            owner = context.get("owner")
-            if owner is None and context.get("paths"):  # a trusted caller names the owner
-                owner = info.data.get("owner")
-            errors = check_resolvable(config, owner=owner, paths=bool(context.get("paths")))
+            errors = _merged(limits, _name_problems(value, info))
+            raise ValidationError.from_exception_data("JobSpec.config", errors)
+        if (info.context or {}).get("resolve", True):
+            errors = _resolvable(config, info)
             if errors:
                 raise ValidationError.from_exception_data("JobSpec.config", errors)
         return config

@@ -66,6 +66,20 @@ def test_unknown_task_is_refused_when_the_catalog_exists():
     assert ("config", "tasks", 1) in _locs(info.value)
 
 
+@pytest.mark.parametrize("bad", [{"lr": -1, "max_steps": -3}, {"lr": "fast"}])
+def test_one_reply_names_bad_values_and_unknown_names_together(bad):
+    config = {**GOOD, **bad, "backbone": "tiny-nope", "tasks": ["rotten_tomatoes", "nope"]}
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": config})
+    locs = set(_locs(info.value))
+    assert {("config", k) for k in bad} | {("config", "backbone"), ("config", "tasks", 1)} <= locs
+    assert ("config", "tasks", 0) not in locs and len(locs) == len(_locs(info.value))
+    # a stored spec read back is not looked up again
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": config}, context={"resolve": False})
+    assert set(_locs(info.value)) == {("config", k) for k in bad}
+
+
 def test_from_yaml(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("name: smoke\nowner: ana\nconfig:\n  backbone: tiny-bert\n"

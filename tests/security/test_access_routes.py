@@ -16,7 +16,7 @@ import pytest
 from tests.dashboard_stack import token_for
 
 #: The only routes open without a token.
-PUBLIC = {("post", "/api/auth/token")}
+PUBLIC = {("post", "/api/auth/token"), ("get", "/api/health")}
 #: Routes whose path parameters do not name anyone's work, or checked by a test of their
 #: own (a multipart upload): `test_labelling_anothers_prototype_is_not_found`.
 NOT_OWNED: set[tuple[str, str]] = {("post", "/api/prototypes/{uid}/label")}
