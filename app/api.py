@@ -200,7 +200,7 @@ def list_jobs(registry: RegistryDep, access: AccessDep,
     jobs = access.jobs(status=status_, owner=owner, sweep_id=sweep, limit=500 if q else limit)
     if q:
         jobs = search(jobs, q)[:limit]
-    return [views.job_summary(j, views.best_metric(registry, j)) for j in jobs]
+    return [views.job_row(registry, j) for j in jobs]
 
 
 class JobNotes(BaseModel):
@@ -216,7 +216,7 @@ def annotate_job(job_id: int, body: JobNotes, registry: RegistryDep,
     """Set a job's tags and note (the job's owner)."""
     job = access.job(job_id)
     job = registry.annotate_job(job.id, tags=body.tags, note=body.note)
-    return views.job_summary(job, views.best_metric(registry, job))
+    return views.job_row(registry, job)
 
 
 @router.get("/jobs/{job_id}/metrics.csv", tags=["jobs"])
@@ -258,14 +258,14 @@ def job_run(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, 
 def cancel_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Cancel a queued job, or ask a running one to stop (only its owner)."""
     access.job(job_id)
-    return views.job_summary(registry.request_cancel(job_id))
+    return views.job_row(registry, registry.request_cancel(job_id))
 
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"])
 def retry_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Queue a failed or cancelled job again (only its owner)."""
     access.job(job_id)
-    return views.job_summary(registry.retry(job_id))
+    return views.job_row(registry, registry.retry(job_id))
 
 
 # --- sweeps ----------------------------------------------------------------------------

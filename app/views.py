@@ -58,6 +58,11 @@ def best_metric(registry: Registry, job: Job) -> float | None:
     return best_dev(registry.metric_series(job.id, split="dev", name="main"))
 
 
+def job_row(registry: Registry, job: Job) -> dict[str, Any]:
+    """`job_summary` with its best dev metric: what every interface returns for a job."""
+    return job_summary(job, best_metric(registry, job))
+
+
 def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
     """The fields a job list shows."""
     config = job.spec.get("config", {})

@@ -42,7 +42,11 @@ def test_launch_list_and_predict_as_a_client(client, server):
             break
         assert time.monotonic() < deadline, "the job did not succeed in 180 s"
         time.sleep(2)
-    uid = httpx.get(f"{server}/api/jobs/{job['id']}").json()["prototype"]
+    rest = httpx.get(f"{server}/api/jobs/{job['id']}").json()
+    uid = rest["prototype"]
+    [mine] = [j for j in done if j["id"] == job["id"]]
+    # the same best dev figure as the REST API gives
+    assert mine["best_metric"] is not None and mine["best_metric"] == rest["best_metric"]
     answer = client.predict(prototype=uid[:8], task="rotten_tomatoes",
                             text="a warm and funny film", api_name="/predict")
     assert answer["prototype"] == uid
@@ -53,3 +57,5 @@ def test_launch_list_and_predict_as_a_client(client, server):
                        api_name="/predict")
     with pytest.raises(Exception, match="max_steps"):
         client.predict(tasks=["rotten_tomatoes"], config={"max_steps": -1}, api_name="/launch")
+    with pytest.raises(Exception, match=r"max_steps.*unknown task 'nope'"):  # all at once
+        client.predict(tasks=["nope"], config={"max_steps": -1}, api_name="/launch")
