@@ -72,6 +72,8 @@ def _methods() -> tuple[Method, ...]:
     # likely to help (VeRA at 1e-2 ended near the head alone).
     lora = (4e-3, 1e-3)
     tiny = (1e-2, 3e-2, 3e-3)
+    # added rows name their mask rate (3e-2: the added-task default of adapter and LoRA alike),
+    # so that a later change of the product's default does not change what a row measured
     out = [
         Method("propetl_added_adapter_b64_k0.5", "ProPETL (added task)", "propetl_added",
                {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, {"mask_lr": 3e-3}),
@@ -86,7 +88,7 @@ def _methods() -> tuple[Method, ...]:
         Method("head_only", "head only", "head", {}, (3e-2, 3e-3)),
         Method("peft_vblora_r4", "PEFT", "peft", {"type": "vblora", "r": 4}, tiny),
         Method("propetl_added_lora_r32_k0.1", "ProPETL (added task)", "propetl_added",
-               {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora),
+               {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
         Method("peft_lora_r8", "PEFT", "peft", {"type": "lora", "r": 8}, lora),
         Method("propetl_lora_r32_k0.1", "ProPETL (single task)", "propetl",
                {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora),
@@ -94,11 +96,11 @@ def _methods() -> tuple[Method, ...]:
         Method("peft_unilora", "PEFT", "peft", {"type": "unilora"}, tiny),
         Method("peft_lora_r2", "PEFT", "peft", {"type": "lora", "r": 2}, lora),
         Method("propetl_added_adapter_b16_k0.5", "ProPETL (added task)", "propetl_added",
-               {"petl": "adapter", "bottleneck": 16, "keep": 0.5}, lora),
+               {"petl": "adapter", "bottleneck": 16, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
         Method("propetl_adapter_b16_k0.5", "ProPETL (single task)", "propetl",
                {"petl": "adapter", "bottleneck": 16, "keep": 0.5}, lora),
         Method("propetl_added_adapter_b64_k0.1", "ProPETL (added task)", "propetl_added",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora),
+               {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
         Method("propetl_adapter_b64_k0.1", "ProPETL (single task)", "propetl",
                {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora),
         Method("peft_lora_r32", "PEFT", "peft", {"type": "lora", "r": 32}, lora),
