@@ -84,7 +84,7 @@ def job_detail(registry: Registry, job: Job) -> dict[str, Any]:
     """A job with its spec, curves and registered prototype."""
     series = registry.metric_series(job.id)
     proto = registry.prototype_for_job(job.id) if job.status == "succeeded" else None
-    out = job_summary(job, best_metric(registry, job))
+    out = job_row(registry, job)
     out.update(spec=job.spec, prototype=proto.uid if proto else None,
                metrics=[{"task": t, "split": s, "name": n, "points": [list(p) for p in pts]}
                         for (t, s, n), pts in series.items()])

@@ -41,7 +41,7 @@ def jobs_frame(limit: int = 100, sweep: int | None = None, query: str = "") -> p
     rows = []
     jobs = reg.list_jobs(limit=500 if query else limit, sweep_id=sweep)
     for job in search(jobs, query)[:limit] if query else jobs:
-        best = views.best_dev(reg.metric_series(job.id, split="dev", name="main"))
+        best = views.best_metric(reg, job)
         progress = f"{100 * job.progress:.0f}%" + (f" · step {job.step}/{job.total_steps}"
                                                    if job.total_steps else "")
         if job.status == "queued":
