@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from propetl.config import DEVICES, PRECISIONS, SAMPLING, PropetlConfig, TrainConfig
+from propetl.config import DEVICES, PRECISIONS, SAMPLING, ConfigError, PropetlConfig, TrainConfig
 from propetl.continual import given_method_fields
 
 from . import uploads
@@ -64,18 +64,37 @@ LIMITS: dict[str, tuple[float, float] | tuple[str, ...]] = {
 _QUEUE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
-def _located(err: dict[str, Any]) -> InitErrorDetails:
-    """Re-locate a `ConfigError` ("lr must be > 0") at the field its message names."""
+def _located(err: dict[str, Any]) -> list[InitErrorDetails]:
+    """Re-locate each problem of a `ConfigError` ("lr must be > 0") at the field it names."""
     loc = tuple(err["loc"])
     if err["type"] != "value_error":
-        return InitErrorDetails(type=err["type"], loc=loc, input=err["input"],
-                                ctx=err.get("ctx", {}))
-    message = str(err["ctx"]["error"])
-    first = message.split(" ", 1)[0].rstrip(":")
-    if first in _CONFIG_FIELDS:
-        loc = (*loc, first)
-    return InitErrorDetails(type=PydanticCustomError("config_error", "{message}", {"message": message}),
-                            loc=loc, input=err["input"])
+        return [InitErrorDetails(type=err["type"], loc=loc, input=err["input"],
+                                 ctx=err.get("ctx", {}))]
+    error = err["ctx"]["error"]
+    out = []
+    for message in getattr(error, "problems", None) or [str(error)]:
+        # "lr must be ...", "propetl.keep must be ...", "propetl: unknown config field(s)"
+        path = tuple(message.split(" ", 1)[0].rstrip(":").split("."))
+        known = (path[-1] in _CONFIG_FIELDS) or path == ("propetl",)
+        out.append(InitErrorDetails(
+            type=PydanticCustomError("config_error", "{message}", {"message": message}),
+            loc=(*loc, *path) if known else loc, input=err["input"]))
+    return out
+
+
+def _engine_problems(config: Any) -> list[InitErrorDetails]:
+    """The engine's own check of the whole config, which names the job's problems together
+    with its ProPETL options' (pydantic stops at the nested options when they fail)."""
+    if not isinstance(config, dict):
+        return []
+    try:
+        TrainConfig.from_dict(config)
+    except ConfigError as err:
+        found = _located({"type": "value_error", "loc": (), "input": config,
+                          "ctx": {"error": err}})
+        # only problems of one field (unknown names: pydantic has named each of them)
+        return [e for e in found if e["loc"] not in ((), ("propetl",))]
+    return []
 
 
 def _custom(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
@@ -351,14 +370,14 @@ class JobSpec(BaseModel):
     def _check_config(cls, value: Any, handler: Any, info: ValidationInfo) -> TrainConfig:
         if isinstance(value, TrainConfig):
             value = value.to_dict()
-        # every problem at once: the engine's own check stops at its first, so the bounds
-        # are checked here too (one message per field)
+        # every problem at once, one message per field: the engine's own checks and the
+        # service's bounds (`LIMITS`, tighter than the engine's)
         limits = limit_problems(value)
         try:
             config: TrainConfig = handler(value)
         except ValidationError as err:
-            errors = [_located(e) for e in err.errors()]
-            errors = _merged(errors, limits + _name_problems(value, info))
+            errors = [d for e in err.errors() for d in _located(e)]
+            errors = _merged(errors, limits + _engine_problems(value) + _name_problems(value, info))
             raise ValidationError.from_exception_data("JobSpec.config", errors) from None
         if limits:
             errors = _merged(limits, _name_problems(value, info))

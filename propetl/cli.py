@@ -91,9 +91,17 @@ def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
     """A TrainConfig from an optional YAML file, with command-line flags on top."""
     data = train_fields(config_file, overrides)
     try:
-        return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(data["propetl"])})
-    except (ConfigError, TypeError) as err:
-        raise CliError(f"invalid config: {err}") from err
+        return TrainConfig.from_dict(data)
+    except ConfigError as err:
+        raise CliError(problems_text("invalid config", err)) from err
+
+
+def problems_text(title: str, err: Exception) -> str:
+    """`title:` and the error's problems (a `ConfigError`'s), one per line when several."""
+    problems = getattr(err, "problems", None) or [str(err)]
+    if len(problems) < 2:
+        return f"{title}: {problems[0]}"
+    return "\n".join([f"{title}:", *(f"  - {p}" for p in problems)])
 
 
 def train_fields(config_file: str | None, overrides: dict) -> dict:
@@ -137,7 +145,7 @@ def build_onto_config(onto: str, config_file: str | None, overrides: dict,
         check_task_names(base.tasks, names, replace)
         return base, onto_config(base, data)
     except (ConfigError, TypeError) as err:
-        raise CliError(str(err)) from err
+        raise CliError(problems_text("cannot add onto this prototype", err)) from err
 
 
 @cli.command()

@@ -34,7 +34,20 @@ DEFAULT_KEEP: dict[str, float] = {"adapter": 0.5, "lora": 0.1, "prefix": 0.1}
 
 
 class ConfigError(ValueError):
-    """A configuration value is out of range or inconsistent."""
+    """Configuration values out of range or inconsistent: `problems` names each one, so that
+    one error reports every bad field of a config at once."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def __reduce__(self):  # picklable across worker processes with every problem kept
+        return (type(self), tuple(self.problems))
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError(*problems)
 
 
 def _conforms(value: Any, hint: Any) -> bool:
@@ -59,17 +72,19 @@ def _conforms(value: Any, hint: Any) -> bool:
     return True  # Any
 
 
-def _check_types(obj: Any) -> None:
-    """Refuse a value of the wrong type (or a non-finite number) with a `ConfigError` that
-    names the field, before `validate()` compares it and a bare TypeError escapes."""
+def _type_problems(obj: Any) -> list[str]:
+    """Every value of the wrong type (or non-finite number), each naming its field: checked
+    before `problems()` compares values, so that no bare TypeError escapes."""
     hints = typing.get_type_hints(type(obj))
+    out = []
     for f in fields(obj):
         value = getattr(obj, f.name)
         if not _conforms(value, hints[f.name]):
-            raise ConfigError(f"{f.name} must be {_describe(hints[f.name])}, "
-                              f"got {_short(value)} ({type(value).__name__})")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{f.name} must be a finite number, got {value}")
+            out.append(f"{f.name} must be {_describe(hints[f.name])}, "
+                       f"got {_short(value)} ({type(value).__name__})")
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append(f"{f.name} must be a finite number, got {value}")
+    return out
 
 
 def _describe(hint: Any) -> str:
@@ -93,14 +108,28 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _mapping(cls: type, data: Any) -> dict[str, Any]:
+def _under(section: str, cls: type, problem: str) -> str:
+    """A nested config's problem as its parent reports it ("propetl.keep must be ...")."""
+    first = problem.split(" ", 1)[0]
+    if first in {f.name for f in fields(cls)}:
+        return f"{section}.{problem}"
+    return f"{section}: {problem}"
+
+
+def _from_mapping(cls: type, data: Any) -> Any:
+    """`cls(**data)`, refusing unknown fields together with the known fields' problems."""
     if not isinstance(data, dict):
         raise ConfigError(f"a {cls.__name__} is a mapping of options, got {type(data).__name__}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(str(k) for k in set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-    return data
+    if not unknown:
+        return cls(**data)
+    problems = [f"unknown config field(s): {', '.join(unknown)}"]
+    try:
+        cls(**{k: v for k, v in data.items() if k in known})
+    except ConfigError as err:
+        problems += err.problems
+    raise ConfigError(*problems)
 
 
 @dataclass
@@ -135,7 +164,7 @@ class PropetlConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        _refuse(_type_problems(self))
         self.lora_targets = tuple(self.lora_targets)
         if self.keep is None:
             self.keep = DEFAULT_KEEP.get(self.petl, 0.5)
@@ -151,9 +180,15 @@ class PropetlConfig:
         return self.sharing != "none"
 
     def validate(self) -> None:
+        _refuse(self.problems())
+
+    def problems(self) -> list[str]:
+        """Every value out of range or inconsistent with another."""
+        out: list[str] = []
+
         def need(ok: bool, message: str) -> None:
             if not ok:
-                raise ConfigError(message)
+                out.append(message)
 
         need(self.petl in PETL_KINDS, f"petl must be one of {PETL_KINDS}, got {self.petl!r}")
         need(self.sharing in SHARING_MODES,
@@ -178,6 +213,7 @@ class PropetlConfig:
         need(self.prefix_len >= 1, f"prefix_len must be >= 1, got {self.prefix_len}")
         need(self.prefix_hidden >= 1, f"prefix_hidden must be >= 1, got {self.prefix_hidden}")
         need(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -186,7 +222,7 @@ class PropetlConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PropetlConfig:
-        return cls(**_mapping(cls, data))
+        return _from_mapping(cls, data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -280,18 +316,31 @@ class TrainConfig:
     num_beams: int = 1
 
     def __post_init__(self) -> None:
+        method: list[str] = []  # the ProPETL options' problems, reported with the job's own
         if isinstance(self.propetl, dict):
-            self.propetl = PropetlConfig.from_dict(self.propetl)
-        _check_types(self)
-        self.tasks = list(self.tasks)
-        if self.mask_lr is None:
-            self.mask_lr = DEFAULT_MASK_LR[self.propetl.petl]
-        self.validate()
+            try:
+                self.propetl = PropetlConfig.from_dict(self.propetl)
+            except ConfigError as err:
+                method = [_under("propetl", PropetlConfig, p) for p in err.problems]
+                self.propetl = PropetlConfig()
+        problems = _type_problems(self)
+        if not problems:
+            self.tasks = list(self.tasks)
+            if self.mask_lr is None:
+                self.mask_lr = DEFAULT_MASK_LR[self.propetl.petl]
+            problems = self.problems()
+        _refuse(method + problems)
 
     def validate(self) -> None:
+        _refuse(self.problems())
+
+    def problems(self) -> list[str]:
+        """Every value out of range or inconsistent with another."""
+        out: list[str] = []
+
         def need(ok: bool, message: str) -> None:
             if not ok:
-                raise ConfigError(message)
+                out.append(message)
 
         need(bool(self.backbone), "backbone must not be empty")
         need(len(self.tasks) > 0, "tasks: give at least one task")
@@ -321,6 +370,7 @@ class TrainConfig:
         need(0.0 <= self.label_smoothing < 1.0,
              f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         need(1 <= self.num_beams <= 16, f"num_beams must be in [1, 16], got {self.num_beams}")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -329,7 +379,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return cls(**_mapping(cls, data))
+        return _from_mapping(cls, data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -80,6 +80,18 @@ def test_one_reply_names_bad_values_and_unknown_names_together(bad):
     assert set(_locs(info.value)) == {("config", k) for k in bad}
 
 
+def test_the_engine_checks_name_the_job_and_its_propetl_options_together():
+    # checks that only the engine makes (consistency, membership), in both parts of a config
+    config = {**GOOD, "tasks": ["rotten_tomatoes", "rotten_tomatoes"],
+              "propetl": {"masks": "random", "sharing": "none", "lora_targets": ["key"]}}
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"config": config})
+    locs = _locs(info.value)
+    assert set(locs) == {("config", "tasks"), ("config", "propetl", "masks"),
+                         ("config", "propetl", "lora_targets")}, locs
+    assert len(locs) == 3 and "duplicates" in describe_errors(info.value)
+
+
 def test_from_yaml(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("name: smoke\nowner: ana\nconfig:\n  backbone: tiny-bert\n"

@@ -100,7 +100,7 @@ class TestTrainConfigFromDict:
         ({"propetl": {"extra": []}}, "extra"), ({"max_steps": True}, "max_steps"),
     ])
     def test_wrong_types_name_the_field(self, data, field):
-        with pytest.raises(ConfigError, match=rf"^{field} must be"):
+        with pytest.raises(ConfigError, match=rf"^(propetl\.)?{field} must be"):
             TrainConfig.from_dict(data)
 
     def test_not_a_mapping(self):

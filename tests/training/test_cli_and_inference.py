@@ -64,6 +64,13 @@ def test_cli_errors_are_one_clear_line(trained, tmp_path):
     result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-bert", "--batch-size", "0",
                                       "--run-dir", str(tmp_path / "r2")])
     assert result.exit_code != 0 and "batch_size" in result.output
+    result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-bert", "--batch-size", "0",
+                                      "--keep", "2", "--lr", "-1", "--run-dir", str(tmp_path / "r4")])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert [line.split()[1] for line in lines if line.strip().startswith("- ")] == \
+        ["propetl.keep", "lr", "batch_size"], result.output
+    assert not (tmp_path / "r4").exists()
     result = CliRunner().invoke(cli, ["train", "--backbone", "no-such/model-xyz",
                                       "--run-dir", str(tmp_path / "r3")])
     assert result.exit_code != 0 and "cannot load backbone" in result.output

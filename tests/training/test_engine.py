@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -162,6 +163,24 @@ def test_job_config_validation_names_the_field():
         PropetlConfig(keep=0)
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({"learning_rate": 1})
+
+
+def test_one_config_error_names_every_problem():
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig.from_dict({"learning_rate": 1, "batch_size": 0, "lr": -1.0,
+                               "propetl": {"keep": 2.0, "bottleneck": 0}})
+    problems = caught.value.problems
+    assert len(problems) == 5, problems
+    for field in ("learning_rate", "batch_size", "lr", "keep", "bottleneck"):
+        assert sum(field in p for p in problems) >= 1, (field, problems)
+    assert str(caught.value) == "; ".join(problems)
+    # wrong types are named together too (values are compared only once the types are right)
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(lr="fast", epochs=[1], seed=1.5)  # type: ignore[arg-type]
+    assert [p.split(" ")[0] for p in caught.value.problems] == ["lr", "epochs", "seed"]
+    # the problems survive the trip to another process (Celery pickles exceptions)
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is ConfigError and again.problems == caught.value.problems
 
 
 def test_early_stopping_ends_a_run_that_no_longer_improves(tmp_path):
