@@ -200,7 +200,7 @@ def list_jobs(registry: RegistryDep, access: AccessDep,
     jobs = access.jobs(status=status_, owner=owner, sweep_id=sweep, limit=500 if q else limit)
     if q:
         jobs = search(jobs, q)[:limit]
-    return [views.job_row(registry, j) for j in jobs]
+    return views.job_rows(registry, jobs)
 
 
 class JobNotes(BaseModel):

@@ -660,6 +660,20 @@ class Registry:
                 series.setdefault((t, sp, n), []).append((step, value))
         return series
 
+    def best_dev_metrics(self, job_ids: Iterable[int]) -> dict[int, float]:
+        """Each job's best mean-over-tasks dev 'main' metric across its evaluations, in one
+        query for a whole job list (jobs without a dev evaluation are left out)."""
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        per_step = (select(MetricPoint.job_id, func.avg(MetricPoint.value).label("mean"))
+                    .where(MetricPoint.job_id.in_(ids), MetricPoint.split == "dev",
+                           MetricPoint.name == "main")
+                    .group_by(MetricPoint.job_id, MetricPoint.step).subquery())
+        query = select(per_step.c.job_id, func.max(per_step.c.mean)).group_by(per_step.c.job_id)
+        with self._sessions() as s:
+            return {int(job_id): float(best) for job_id, best in s.execute(query)}
+
     def count_metric_points(self, job_id: int) -> int:
         with self._sessions() as s:
             return int(s.scalar(select(func.count()).where(MetricPoint.job_id == job_id)) or 0)

@@ -30,16 +30,6 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
-def best_dev(series: Series) -> float | None:
-    """Best mean over tasks of the dev 'main' metric across evaluations."""
-    by_step: dict[int, list[float]] = {}
-    for (_task, split, name), points in series.items():
-        if split == "dev" and name == "main":
-            for step, value in points:
-                by_step.setdefault(step, []).append(value)
-    return max((sum(v) / len(v) for v in by_step.values()), default=None)
-
-
 def waiting_text(job: Job, now: datetime | None = None) -> str:
     """For a queued job: how long it has waited, on which queue, and when it was last sent
     there (the reaper sends a job that waited too long again)."""
@@ -55,12 +45,18 @@ def waiting_text(job: Job, now: datetime | None = None) -> str:
 def best_metric(registry: Registry, job: Job) -> float | None:
     """A job's best mean dev main metric: the one figure the job list, the job detail and
     the dashboard's table show."""
-    return best_dev(registry.metric_series(job.id, split="dev", name="main"))
+    return registry.best_dev_metrics([job.id]).get(job.id)
 
 
 def job_row(registry: Registry, job: Job) -> dict[str, Any]:
     """`job_summary` with its best dev metric: what every interface returns for a job."""
-    return job_summary(job, best_metric(registry, job))
+    return job_rows(registry, [job])[0]
+
+
+def job_rows(registry: Registry, jobs: list[Job]) -> list[dict[str, Any]]:
+    """`job_row` of each job, their best metrics read in one query."""
+    best = registry.best_dev_metrics(j.id for j in jobs)
+    return [job_summary(j, best.get(j.id)) for j in jobs]
 
 
 def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def install(ctx: Ctx) -> None:
         access = for_request(ctx.auth, request)
         jobs = access.jobs(status=status or None, sweep_id=sweep or None,
                            limit=max(1, min(int(limit), 500)))
-        return [views.job_row(access.registry, j) for j in jobs]
+        return views.job_rows(access.registry, jobs)
 
     def predict(request: gr.Request, prototype: str, task: str, text: str,
                 text_pair: str = "") -> dict:

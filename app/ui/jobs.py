@@ -40,8 +40,10 @@ def jobs_frame(limit: int = 100, sweep: int | None = None, query: str = "") -> p
     reg = registry()
     rows = []
     jobs = reg.list_jobs(limit=500 if query else limit, sweep_id=sweep)
-    for job in search(jobs, query)[:limit] if query else jobs:
-        best = views.best_metric(reg, job)
+    shown = search(jobs, query)[:limit] if query else jobs
+    bests = reg.best_dev_metrics(job.id for job in shown)
+    for job in shown:
+        best = bests.get(job.id)
         progress = f"{100 * job.progress:.0f}%" + (f" · step {job.step}/{job.total_steps}"
                                                    if job.total_steps else "")
         if job.status == "queued":

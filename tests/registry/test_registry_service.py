@@ -103,6 +103,33 @@ def test_metric_points_are_idempotent(reg):
     assert list(reg.metric_series(job_id, split="dev")) == [("rotten_tomatoes", "dev", "accuracy")]
 
 
+def test_best_dev_metrics_of_a_job_list_in_one_query(reg):
+    from sqlalchemy import event
+
+    two, one, none = (reg.submit_job(SPEC) for _ in range(3))
+    # the best evaluation by mean over tasks (0.7 at step 4), not the best single value (0.9)
+    reg.add_metric_points(two, [
+        Point(2, "dev", "main", 0.9, task="a"), Point(2, "dev", "main", 0.1, task="b"),
+        Point(4, "dev", "main", 0.6, task="a"), Point(4, "dev", "main", 0.8, task="b"),
+        Point(4, "dev", "accuracy", 1.0, task="a"), Point(4, "test", "main", 1.0, task="a")])
+    reg.add_metric_points(one, [Point(1, "dev", "main", 0.25, task="a")])
+    reg.add_metric_points(none, [Point(1, "train", "loss", 0.5)])
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(reg.engine, "before_cursor_execute", record)
+    try:
+        best = reg.best_dev_metrics([two, one, none])
+    finally:
+        event.remove(reg.engine, "before_cursor_execute", record)
+    assert best.keys() == {two, one}
+    assert best[two] == pytest.approx(0.7) and best[one] == pytest.approx(0.25)
+    assert len([q for q in statements if "metric_points" in q]) == 1, statements
+    assert reg.best_dev_metrics([]) == {}
+
+
 def test_progress_and_finish_register_results_once(reg):
     job_id = reg.submit_job(SPEC)
     claim = reg.claim_job(job_id, host="w")
