@@ -115,6 +115,8 @@ def reused_runs(accuracy: dict, planned: dict[str, PropetlConfig],
         row, config = accuracy.get(source), planned.get(name)
         if row is None or config is None or PROPETL_RUNS[source] != config:
             continue
+        if config.masked and row.get("mask_lr") != DEFAULT_MASK_LR[config.petl]:
+            continue  # its masks trained at an earlier default rate
         if row.get("accuracy_per_seed") == [row["accuracy"]]:  # measured with this one seed
             out[name] = {**row, **_mask_fields(config),
                          "reused_from": f"accuracy.json ({source})"}

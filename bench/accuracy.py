@@ -52,6 +52,7 @@ def run_propetl(name: str, config: PropetlConfig, settings: BenchSettings, seed:
     task_dir = model_dir / "tasks" / TASK
     return {
         "accuracy": result.test_metrics[TASK]["accuracy"],
+        "mask_lr": job.mask_lr,
         "trainable_params": _trainable_count(result),
         "task_bytes": (task_dir / "masks.safetensors").stat().st_size,
         "head_bytes": (task_dir / "head.safetensors").stat().st_size,

@@ -48,6 +48,7 @@ class ContinualSettings:
     batch_size: int = 32
     max_length: int = 48
     lr: float = 2e-3
+    mask_lr: float = DEFAULT_MASK_LR["adapter"]  # every run's: prototype, added, joint, single
     smoke: bool = False
 
     @classmethod
@@ -58,7 +59,7 @@ class ContinualSettings:
 
 
 def _job(tasks: list[str], steps: int, seed: int, s: ContinualSettings) -> TrainConfig:
-    return TrainConfig(backbone=s.backbone, tasks=tasks, lr=s.lr, seed=seed,
+    return TrainConfig(backbone=s.backbone, tasks=tasks, lr=s.lr, mask_lr=s.mask_lr, seed=seed,
                        propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5, seed=seed),
                        max_steps=steps, batch_size=s.batch_size, max_length=s.max_length,
                        max_examples=s.max_examples, eval_every=10**6, sampling="uniform")
@@ -139,9 +140,8 @@ def _seed(settings: ContinualSettings, seed: int, work: Path) -> dict:
     base = read_base(proto.model_dir)
     before_all = file_hashes(base.directory)
     old = prototype_hashes(base.directory)
-    # the mask rate its saved seeds were run at (added tasks now default to a larger one)
     config = onto_config(base, {"tasks": [NEW], "lr": settings.lr, "seed": seed,
-                                "mask_lr": DEFAULT_MASK_LR[base.config.petl],
+                                "mask_lr": settings.mask_lr,
                                 "max_steps": settings.added_steps,
                                 "batch_size": settings.batch_size,
                                 "max_length": settings.max_length,

@@ -104,6 +104,9 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_adapter_b64_k0.1", "ProPETL (single task)", "propetl",
                {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora),
         Method("peft_lora_r32", "PEFT", "peft", {"type": "lora", "r": 32}, lora),
+        # a joint (single-task) run at the added task's mask rate: is 3e-2 the whole recipe?
+        Method("propetl_adapter_b64_k0.5_mlr0.03", "ProPETL (single task)", "propetl",
+               {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
         # the added task trains only its mask scores and head: their rate is its main knob
         Method("propetl_added_adapter_b64_k0.5_mlr0.01", "ProPETL (added task)",
                "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,

@@ -237,7 +237,8 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
               "- One seed (42) per method: differences of a few tenths of a point are within "
               "seed noise.",
               "- Every method uses the same learning rate (1e-3), schedule and data; ProPETL's "
-              "mask scores use the public scripts' mask learning rates.",
+              "mask scores train at the rate each run records (`mask_lr`; runs without one "
+              "used the public scripts' rates: 3e-3 adapter, 3e-2 LoRA, 1e-4 prefix).",
               "- Training samples/s of the full runs include data loading and can be disturbed "
               "by other work on a shared machine; the interleaved measurement (same batch, "
               "alternating methods) is the like-for-like comparison.",

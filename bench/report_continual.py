@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from propetl.config import PAPER_MASK_LR
+
 
 def _pm(stat: dict, scale: float = 100.0, digits: int = 2) -> str:
     if stat.get("mean") is None:
@@ -22,7 +24,7 @@ def continual_lines(cont: dict) -> list[str]:
         f"run ({s['joint_steps']} steps, uniform task sampling: about "
         f"{s['joint_steps'] // 3} per task) and a single-task run ({s['single_steps']} steps) "
         f"of the same method. Batch {s['batch_size']}, max length {s['max_length']}, lr "
-        f"{s['lr']:g}; every split of every task capped at {s['max_examples']} examples (the "
+        f"{s['lr']:g}, mask lr {s.get('mask_lr', PAPER_MASK_LR['adapter']):g}; every split of every task capped at {s['max_examples']} examples (the "
         "same seeded subsample for all three settings; tweet_sentiment's 30k training texts "
         "subsampled). These runs are short: the 2-core CPU was busy with "
         "test suites at the same time (a few training samples/s), so the part was sized to "

@@ -42,20 +42,13 @@ from .checkpoint import (
 )
 from .config import DEFAULT_MASK_LR, ConfigError, PropetlConfig, TaskHeadSpec, TrainConfig
 
-#: Mask learning rates of a task added onto a trained prototype, where they differ from a
-#: joint run's (`DEFAULT_MASK_LR`). An added task trains only its mask scores and its head, so
-#: their rate is its main knob: for the adapter 3e-2 beat 3e-3 on both tasks of
-#: `bench/pareto.py` (3 seeds each: rotten_tomatoes 76.9 against 75.1 %, tweet_sentiment 72.3
-#: against 69.7 %).
-ADDED_TASK_MASK_LR: dict[str, float] = {"adapter": 3e-2}
-
 
 def added_task_mask_lr(petl: str, given: float | None = None) -> float:
     """The mask scores' learning rate of a task added onto a prototype of PETL kind `petl`:
-    the one `given`, else the added-task default of the kind."""
-    if given is not None:
-        return given
-    return ADDED_TASK_MASK_LR.get(petl, DEFAULT_MASK_LR[petl])
+    the one `given`, else the default of the prototype's kind (not of the kind a submitted
+    config named)."""
+    return given if given is not None else DEFAULT_MASK_LR[petl]
+
 
 #: The fields of the ProPETL config that a prototype fixes for every task added onto it.
 METHOD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(PropetlConfig))

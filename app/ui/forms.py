@@ -15,7 +15,6 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import gradio as gr
 
 from propetl import config as C
-from propetl.continual import ADDED_TASK_MASK_LR
 
 #: Fields the Launch tab draws itself (or never shows).
 CUSTOM = {"backbone", "tasks", "propetl.extra"}
@@ -42,8 +41,8 @@ HELP: dict[str, str] = {
     "propetl.lora_r": "LoRA rank",
     "propetl.lora_targets": "attention projections that get LoRA",
     "lr": "learning rate of the prototype and heads",
-    "mask_lr": ("learning rate of the mask scores (blank: the paper's value for the PETL kind; "
-                f"{ADDED_TASK_MASK_LR['adapter']:g} for a task added onto an adapter prototype)"),
+    "mask_lr": ("learning rate of the mask scores (blank: "
+                + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_MASK_LR.items()) + ")"),
     "epochs": "passes over the training data (ignored when max steps is set)",
     "max_steps": "stop after this many steps (blank: from epochs)",
     "max_examples": "use at most this many examples per split (blank: all)",

@@ -7,12 +7,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from propetl.config import DEFAULT_MASK_LR
+
 from ..settings import get_settings
 
 BUILTIN: dict[str, dict[str, Any]] = {
     "quick test (tiny-bert)": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
                                "max_examples": 32, "max_steps": 8, "batch_size": 8,
                                "eval_every": 4},
+    # the product's defaults (bench/pareto.py): the paper's adapter, its scores at 3e-2
+    "adapter, measured recipe": {"propetl.petl": "adapter", "propetl.keep": 0.5,
+                                 "propetl.bottleneck": 64, "lr": 1e-3,
+                                 "mask_lr": DEFAULT_MASK_LR["adapter"]},
     "adapter, paper defaults": {"propetl.petl": "adapter", "propetl.keep": 0.5,
                                 "propetl.bottleneck": 64, "lr": 1e-3, "mask_lr": 3e-3},
     "LoRA, paper defaults": {"propetl.petl": "lora", "propetl.keep": 0.1, "propetl.lora_r": 32,

@@ -6,11 +6,13 @@ from dataclasses import replace
 
 from bench.ablations import REUSED, reused_runs, run_names
 from bench.common import BenchSettings
+from propetl.config import DEFAULT_MASK_LR, PAPER_MASK_LR
 
 
-def _accuracy_rows(seeds: int = 1) -> dict:
+def _accuracy_rows(seeds: int = 1, mask_lr: float | None = DEFAULT_MASK_LR["adapter"]) -> dict:
     return {source: {"accuracy": 0.8, "accuracy_per_seed": [0.8] * seeds, "task_bytes": 1,
-                     "train_seconds": 1.0} for source in (*REUSED.values(), "propetl_lora")}
+                     "train_seconds": 1.0, "mask_lr": mask_lr}
+            for source in (*REUSED.values(), "propetl_lora")}
 
 
 def test_default_settings_reuse_the_matching_runs() -> None:
@@ -29,3 +31,11 @@ def test_other_settings_or_seeds_train_afresh() -> None:
         assert reused_runs(_accuracy_rows(), planned, settings) == {}
     settings = BenchSettings()
     assert reused_runs(_accuracy_rows(seeds=3), planned, settings) == {}
+
+
+def test_masks_trained_at_another_rate_are_not_reused() -> None:
+    settings = BenchSettings()
+    planned = run_names(settings)
+    for rate in (PAPER_MASK_LR["adapter"], None):  # an earlier default, or not recorded
+        reused = reused_runs(_accuracy_rows(mask_lr=rate), planned, settings)
+        assert set(reused) == {"none_adapter"}  # the ordinary adapter has no masks

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,8 @@ from click.testing import CliRunner
 
 from propetl.checkpoint import saved_tasks
 from propetl.cli import cli
-from propetl.config import DEFAULT_MASK_LR
+from propetl.config import DEFAULT_MASK_LR, PAPER_MASK_LR, PropetlConfig
 from propetl.continual import (
-    ADDED_TASK_MASK_LR,
     OntoError,
     add_task_folders,
     changed_files,
@@ -118,12 +118,14 @@ def test_conflicting_method_fields_and_taken_names_are_refused(base, tmp_path):
     config = onto_config(read_base(base), {"tasks": ["rotten_tomatoes"],
                                            "propetl": {"keep": 0.3}, "backbone": "tiny-bert"})
     assert config.propetl.bottleneck == 8 and config.propetl.seed == 7
-    # an added adapter task trains its mask scores at the added-task rate unless one is given
-    assert config.mask_lr == ADDED_TASK_MASK_LR["adapter"] != DEFAULT_MASK_LR["adapter"]
+    # an added task trains its mask scores at the default rate of the prototype's kind
+    assert config.mask_lr == DEFAULT_MASK_LR["adapter"]
     given = onto_config(read_base(base), {"tasks": ["rotten_tomatoes"], "mask_lr": 1e-3})
     assert given.mask_lr == 1e-3
-    rebased = rebased_config(read_base(base), given, {})  # the API's path: mask_lr not given
-    assert rebased.mask_lr == ADDED_TASK_MASK_LR["adapter"]
+    # the API's path: mask_lr not given, the submitted config filled in its own kind's default
+    submitted = replace(given, propetl=PropetlConfig(petl="prefix"), mask_lr=PAPER_MASK_LR["prefix"])
+    rebased = rebased_config(read_base(base), submitted, {})
+    assert rebased.mask_lr == DEFAULT_MASK_LR["adapter"] != PAPER_MASK_LR["prefix"]
     assert rebased_config(read_base(base), given, {"mask_lr": 1e-3}).mask_lr == 1e-3
     with pytest.raises(OntoError, match="backbone: given 'minilm-l6'"):
         onto_config(read_base(base), {"tasks": ["x"], "backbone": "minilm-l6"})

@@ -6,7 +6,7 @@ from dataclasses import fields, replace
 
 import pytest
 
-from propetl.config import PropetlConfig, TrainConfig
+from propetl.config import DEFAULT_MASK_LR, PAPER_MASK_LR, PropetlConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,12 @@ def test_presets_round_trip(stack):
     loaded = launch.apply_preset("mine")
     assert loaded[0] == "tiny-bert" and loaded[1] == ["bbc_news"]
     assert "built in" in launch.save_preset("LoRA, paper defaults", "x", [], *values)[0]
+    # the measured recipe is the product's default rate, the paper preset the scripts' rate
+    keys = [s.key for s in launch.SPECS]
+    recipe = dict(zip(keys, launch.apply_preset("adapter, measured recipe")[2:], strict=True))
+    paper = dict(zip(keys, launch.apply_preset("adapter, paper defaults")[2:], strict=True))
+    assert recipe["mask_lr"] == DEFAULT_MASK_LR["adapter"] != paper["mask_lr"]
+    assert paper["mask_lr"] == PAPER_MASK_LR["adapter"]
 
 
 def test_jobs_table_page_and_compare(ctx, stack):
