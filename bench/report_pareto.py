@@ -142,9 +142,10 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
         for p in paired:
             lines.append(f"| {p['task']} | {p['a']} | {p['b']} | {100 * p['diff']:+.2f} | "
                          f"{p['only_a_right']} | {p['only_b_right']} | {p['mcnemar_p']:.3f} |")
-        lines += ["", "Close pairs only: a ProPETL row against a PEFT row whose means differ "
-                  "by less than two standard errors of the difference. p > 0.05: no "
-                  "difference shown.", ""]
+        lines += ["", "Close pairs: a ProPETL row against a PEFT row whose means differ by "
+                  "less than two standard errors of the difference; and every recipe "
+                  "comparison (two ProPETL rows of one module that differ only in training "
+                  "options, such as the mask rate). p > 0.05: no difference shown.", ""]
     pending = stats.get("pending", [])
     hours = stats.get("run_seconds_total", 0) / 3600
     lines += [f"Runs saved: {stats.get('runs_done', '?')} ({hours:.1f} h of wall-clock time, "

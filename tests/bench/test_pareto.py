@@ -171,3 +171,21 @@ def test_a_trimmed_grid_still_chooses_among_rates_already_run(tmp_path):
     one_rate = pareto.method_runs(method, "rotten_tomatoes", no_training,
                                   replace(settings, out=tmp_path / "empty", deadline=0.0))
     assert one_rate["lr"] is None and one_rate["grid"] == {}
+
+
+def test_recipe_comparisons_are_paired_even_when_far_apart():
+    module = {"petl": "adapter", "bottleneck": 64, "keep": 0.5}
+    rows = [{**_row(name, "ProPETL (single task)", 240_000, acc, se=0.001),
+             "settings": {**module, **extra}}
+            for name, acc, extra in [("slow", 0.60, {"mask_lr": 3e-3}),
+                                     ("fast", 0.80, {"mask_lr": 3e-2}),
+                                     ("other", 0.70, {**module, "keep": 0.1, "mask_lr": 3e-2})]]
+    assert pareto.recipe_pair(rows[0], rows[1]) and not pareto.recipe_pair(rows[1], rows[2])
+    labels = [1, 0] * 5
+    runs_of = {("t", "slow"): [{"seed": 1, "test_pred": [1] * 10}],  # right on half
+               ("t", "fast"): [{"seed": 1, "test_pred": labels}],  # right on all
+               ("t", "other"): [{"seed": 1, "test_pred": labels}]}
+    paired = pareto.paired_tests(rows, runs_of, {"t": labels})
+    assert [(p["a"], p["b"]) for p in paired] == [("slow", "fast")]  # 20 points: not "close"
+    assert paired[0]["recipe"] and paired[0]["only_b_right"] == 5 and paired[0]["only_a_right"] == 0
+    assert paired[0]["mcnemar_p"] == pytest.approx(pareto.mcnemar_p(0, 5))
