@@ -530,8 +530,20 @@ def _check_resumable(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     except (ConfigError, ValueError, TypeError):
         before = None
     if before is not None and before != config:
-        raise ConfigError(f"{run_dir} holds a run of another config; resume with the same "
-                          f"config, or start afresh (resume=False / --fresh)")
+        raise ConfigError(f"{run_dir} holds a run of another config ({config_changes(before, config)}); "
+                          "resume with the same config, or start afresh (resume=False / --fresh)")
+
+
+def config_changes(before: TrainConfig, after: TrainConfig) -> str:
+    """The fields two configs differ in, as "field: saved X, given Y" (nested as propetl.x)."""
+    def flat(config: TrainConfig) -> dict[str, object]:
+        data = config.to_dict()
+        return {**{k: v for k, v in data.items() if k != "propetl"},
+                **{f"propetl.{k}": v for k, v in data["propetl"].items()}}
+
+    old, new = flat(before), flat(after)
+    return "; ".join(f"{k}: saved {old.get(k)!r}, given {new.get(k)!r}"
+                     for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k))
 
 
 def _save_final(model: ProPETLModel, run_dir: Path) -> Path:

@@ -143,8 +143,9 @@ def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path):
 
 def test_a_rerun_with_another_config_is_refused(tmp_path):
     train(tiny_job(max_steps=2), tmp_path)
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(ConfigError, match="another config") as caught:
         train(tiny_job(max_steps=3), tmp_path)
+    assert "(max_steps: saved 2, given 3)" in str(caught.value)  # names what differs
 
 
 def test_impossible_device_requests_are_clear():
