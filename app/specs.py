@@ -75,10 +75,9 @@ def _located(err: dict[str, Any]) -> list[InitErrorDetails]:
     for message in getattr(error, "problems", None) or [str(error)]:
         # "lr must be ...", "propetl.keep must be ...", "propetl: unknown config field(s)"
         path = tuple(message.split(" ", 1)[0].rstrip(":").split("."))
-        known = (path[-1] in _CONFIG_FIELDS) or path == ("propetl",)
         out.append(InitErrorDetails(
             type=PydanticCustomError("config_error", "{message}", {"message": message}),
-            loc=(*loc, *path) if known else loc, input=err["input"]))
+            loc=(*loc, *path) if path[-1] in _CONFIG_FIELDS else loc, input=err["input"]))
     return out
 
 

@@ -42,14 +42,9 @@ def waiting_text(job: Job, now: datetime | None = None) -> str:
     return text
 
 
-def best_metric(registry: Registry, job: Job) -> float | None:
-    """A job's best mean dev main metric: the one figure the job list, the job detail and
-    the dashboard's table show."""
-    return registry.best_dev_metrics([job.id]).get(job.id)
-
-
 def job_row(registry: Registry, job: Job) -> dict[str, Any]:
-    """`job_summary` with its best dev metric: what every interface returns for a job."""
+    """`job_summary` with its best dev metric (the one figure the job list, the job detail
+    and the dashboard's table show): what every interface returns for a job."""
     return job_rows(registry, [job])[0]
 
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from propetl.config import DEFAULT_MASK_LR
+from propetl.config import DEFAULT_MASK_LR, PAPER_MASK_LR
 
 from ..settings import get_settings
 
@@ -20,7 +20,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
                                  "propetl.bottleneck": 64, "lr": 1e-3,
                                  "mask_lr": DEFAULT_MASK_LR["adapter"]},
     "adapter, paper defaults": {"propetl.petl": "adapter", "propetl.keep": 0.5,
-                                "propetl.bottleneck": 64, "lr": 1e-3, "mask_lr": 3e-3},
+                                "propetl.bottleneck": 64, "lr": 1e-3,
+                                "mask_lr": PAPER_MASK_LR["adapter"]},
     "LoRA, paper defaults": {"propetl.petl": "lora", "propetl.keep": 0.1, "propetl.lora_r": 32,
                              "propetl.lora_alpha": 48.0, "lr": 1e-3, "mask_lr": 3e-2},
     "prefix, paper defaults": {"propetl.petl": "prefix", "propetl.keep": 0.1,
