@@ -73,8 +73,13 @@ def _methods() -> tuple[Method, ...]:
     # with --grid 1 tries only it; the grid's other rates can be added in a later sitting). The
     # tiny-storage methods' second rate is the larger one: at 100 steps a smaller one is less
     # likely to help (VeRA at 1e-2 ended near the head alone).
-    lora = (4e-3, 1e-3)
+    # Grids whose best rate lay on their upper edge go one step further, placed right after
+    # the first rate so that a trimmed grid tries it before an untried lower rate: LoRA and
+    # ProPETL (best at 4e-3), VeRA, UniLoRA, IA3 and the head alone (best at 3e-2).
+    lora = (4e-3, 1e-2, 1e-3)
     tiny = (1e-2, 3e-2, 3e-3)
+    tiny_up = (1e-2, 3e-2, 1e-1, 3e-3)
+    large = (3e-2, 1e-1, 3e-3)
     # ProPETL rows name their mask rate, so that a change of the product's default (the
     # adapter's went from the scripts' 3e-3 to 3e-2) does not change what a row measured
     paper = {"mask_lr": 3e-3}
@@ -82,14 +87,14 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_added_adapter_b64_k0.5", "ProPETL (added task)", "propetl_added",
                {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, paper),
         Method("peft_lora_r1", "PEFT", "peft", {"type": "lora", "r": 1}, lora),
-        Method("peft_vera_r256", "PEFT", "peft", {"type": "vera", "r": 256}, tiny),
-        Method("peft_ia3", "PEFT", "peft", {"type": "ia3"}, (3e-2, 3e-3)),
+        Method("peft_vera_r256", "PEFT", "peft", {"type": "vera", "r": 256}, tiny_up),
+        Method("peft_ia3", "PEFT", "peft", {"type": "ia3"}, large),
         Method("propetl_adapter_b64_k0.5", "ProPETL (single task)", "propetl",
                {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, paper),
         Method("peft_fourierft_n1000", "PEFT", "peft",
                {"type": "fourierft", "n_frequency": 1000}, (1e-1, 3e-2)),
         Method("peft_ln_tuning", "PEFT", "peft", {"type": "ln_tuning"}, tiny),
-        Method("head_only", "head only", "head", {}, (3e-2, 3e-3)),
+        Method("head_only", "head only", "head", {}, large),
         Method("peft_vblora_r4", "PEFT", "peft", {"type": "vblora", "r": 4}, tiny),
         Method("propetl_added_lora_r32_k0.1", "ProPETL (added task)", "propetl_added",
                {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
@@ -97,7 +102,7 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_lora_r32_k0.1", "ProPETL (single task)", "propetl",
                {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
         Method("peft_tinylora", "PEFT", "peft", {"type": "tinylora"}, tiny),
-        Method("peft_unilora", "PEFT", "peft", {"type": "unilora"}, tiny),
+        Method("peft_unilora", "PEFT", "peft", {"type": "unilora"}, tiny_up),
         Method("peft_lora_r2", "PEFT", "peft", {"type": "lora", "r": 2}, lora),
         Method("propetl_added_adapter_b16_k0.5", "ProPETL (added task)", "propetl_added",
                {"petl": "adapter", "bottleneck": 16, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
@@ -648,6 +653,7 @@ def run(settings: ParetoSettings) -> dict:
     runs_of: dict[tuple[str, str], list[dict]] = {}
     labels: dict[str, list[int]] = {}
     pending: list[str] = []
+    untried_rates: dict[str, list[float]] = {}
     started = time.monotonic()
     for task in settings.tasks:
         cache: dict[str, _Data] = {}
@@ -667,6 +673,9 @@ def run(settings: ParetoSettings) -> dict:
                 - max(0, len(result["runs"]) - 1)
             if missing > 0:
                 pending.append(f"{task}/{method.name}: {missing} run(s)")
+            untried = [lr for lr in method.lrs if lr not in result["lrs"]]
+            if untried:  # rates of the whole grid a trimmed sitting did not try
+                untried_rates[f"{task}/{method.name}"] = untried
         if any(r["task"] == task for r in rows):
             labels[task] = data().labels("test")
     for r in rows:
@@ -680,7 +689,8 @@ def run(settings: ParetoSettings) -> dict:
              "paired": paired_tests(rows, runs_of, labels),
              "targets": {t: targets(rows, t) for t in settings.tasks
                          if any(r["task"] == t for r in rows)},
-             "pending": pending, "seconds_this_sitting": time.monotonic() - started,
+             "pending": pending, "untried_rates": untried_rates,
+             "seconds_this_sitting": time.monotonic() - started,
              **_saved_runs(settings)}
     write_json(settings.out / "pareto.json", rows)
     write_json(settings.out / "pareto_stats.json", stats)

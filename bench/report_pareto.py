@@ -14,6 +14,12 @@ def _acc(row: dict) -> str:
     return f"{100 * row['acc_mean']:.2f}{se}"
 
 
+def _tried(row: dict) -> str:
+    """The rates a row's grid tried with the dev accuracy of each, smallest rate first."""
+    tried = sorted(row.get("dev_acc_by_lr", {}).items(), key=lambda kv: float(kv[0]))
+    return ", ".join(f"{lr}: {100 * acc:.1f}" for lr, acc in tried)
+
+
 def _kb(value: float) -> str:
     return f"{value / 1000:,.1f} KB"
 
@@ -111,25 +117,27 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
                   f"method instead of the part's {default_steps} (`--steps`), the same for all; "
                   "accuracies are therefore lower than after a whole epoch and compare only "
                   "with each other.", ""]
-    if settings.get("grid"):
-        lines += [f"**Grids trimmed in this sitting**: only the first {settings['grid']} "
-                  "learning rate(s) of each method's grid (fixed before any run, as the rate "
-                  "expected to suit a short run: the tiny-storage methods' larger ones) were "
-                  "tried (with any further rate of a grid already run, which dev then chooses "
-                  "among), so most rates are not tuned on dev yet; the grids' other rates are "
-                  "listed in `bench/pareto.py` and run in a later sitting.", ""]
+    untried = stats.get("untried_rates", {})
+    if untried:
+        lines += ["**Grids not complete**: each row's learning rate is the best on dev of the "
+                  "rates it tried (the *rates tried* column, dev accuracy in %); these grid "
+                  "rates are not tried yet (the part runs them in a later sitting): "
+                  + "; ".join(f"{name} {', '.join(f'{lr:g}' for lr in lrs)}"
+                              for name, lrs in untried.items()) + ".", ""]
     if not rows:
         return [*lines, "No method has finished its runs yet.", ""]
     for task in sorted({r["task"] for r in rows}):
         mine = sorted((r for r in rows if r["task"] == task), key=lambda r: r["bytes_per_task"])
         on_front = set(stats.get("front", {}).get(task, []))
         lines += [f"### {task} (test accuracy %, mean ± standard error over seeds)", "",
-                  "| method | family | bytes per task | params per task | lr | seeds | "
-                  "test acc. | on the front |", "|---|---|---|---|---|---|---|---|"]
+                  "| method | family | bytes per task | params per task | rates tried (dev %) "
+                  "| lr | seeds | test acc. | on the front |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in mine:
             lines.append(f"| {r['method']} | {r['family']} | {r['bytes_per_task']:,} | "
-                         f"{r['params_per_task']:,.0f} | {r['lr']:g} | {len(r['seeds'])} | "
-                         f"{_acc(r)} | {'yes' if r['method'] in on_front else ''} |")
+                         f"{r['params_per_task']:,.0f} | {_tried(r)} | {r['lr']:g} | "
+                         f"{len(r['seeds'])} | {_acc(r)} | "
+                         f"{'yes' if r['method'] in on_front else ''} |")
         lines += ["", "Where ProPETL stands on this task:", "", *standing(rows, task), ""]
         if task in stats.get("targets", {}):
             lines += target_lines(stats["targets"][task])

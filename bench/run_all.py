@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="accuracy part: rerun only these methods (comma-separated), "
                              "keeping the others' saved figures")
     parser.add_argument("--docs", type=Path, default=Path("docs/BENCHMARKS.md"))
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1: another benchmark can run side by side)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(max(1, args.threads))
     out = args.out or (RESULTS if not args.smoke else RESULTS / "smoke")
     settings = BenchSettings.smoke_settings(out) if args.smoke else BenchSettings(out=out)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]

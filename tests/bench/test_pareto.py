@@ -46,6 +46,10 @@ def test_rows_have_the_issues_fields_and_count_only_what_a_task_adds(first_sitti
     assert (settings.out / "pareto.png").stat().st_size > 5_000
     stats = json.loads((settings.out / "pareto_stats.json").read_text())
     assert stats["pending"] == [] and stats["front"]["rotten_tomatoes"]
+    # the trimmed grid (one rate) leaves the whole grid's other rates named, not forgotten
+    lora_r1 = pareto.METHODS_BY_NAME["peft_lora_r1"]
+    assert stats["untried_rates"]["rotten_tomatoes/peft_lora_r1"] == list(lora_r1.lrs[1:])
+    assert rows["peft_lora_r1"]["dev_acc_by_lr"].keys() == {f"{lora_r1.lrs[0]:g}"}
 
 
 def test_a_single_task_row_counts_the_prototype_it_needs(first_sitting):
@@ -111,6 +115,10 @@ def test_the_report_section_lists_every_row_and_says_where_propetl_stands(first_
         assert f"| {r['method']} |" in text
     assert "Where ProPETL stands" in text and "`propetl_added_adapter_b16_k0.5`" in text
     assert "Every selected run is done." in text
+    assert "**Grids not complete**" in text and "rotten_tomatoes/peft_lora_r1 0.01" in text
+    row = next(r for r in result["rows"] if r["method"] == "peft_lora_r1")
+    dev = 100 * row["dev_acc_by_lr"]["0.004"]
+    assert f"| 0.004: {dev:.1f} | 0.004 |" in text  # the rates tried, with their dev accuracy
 
 
 def test_the_section_replaces_its_earlier_text_and_keeps_the_rest(tmp_path):
