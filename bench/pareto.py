@@ -62,6 +62,9 @@ class Method:
     lrs: tuple[float, ...] = (1e-3,)
     #: ProPETL training options other than `lr` (e.g. the mask scores' rate, `mask_lr`)
     train: dict = field(default_factory=dict)
+    #: added tasks: how the prototype they go onto trains, where it differs from the part's
+    #: first prototypes (`steps`, `mask_lr`, `max_examples` per split; None: whole splits)
+    prototype: dict = field(default_factory=dict)
 
     @property
     def marginal(self) -> bool:
@@ -126,6 +129,17 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_added_adapter_b64_k0.5_mlr0.1", "ProPETL (added task)",
                "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
                {"mask_lr": 1e-1}),
+        # a second LoRA setting (the adapter has three): keep half of each shared A and B
+        Method("propetl_added_lora_r32_k0.5", "ProPETL (added task)", "propetl_added",
+               {"petl": "lora", "lora_r": 32, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
+        Method("propetl_lora_r32_k0.5", "ProPETL (single task)", "propetl",
+               {"petl": "lora", "lora_r": 32, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
+        # the first prototypes train 100 steps on 2,000 examples per task at the scripts' mask
+        # rate, so they barely leave their initialisation; a user's prototype has trained
+        # longer, on whole splits, with the product's recipe (no text of the added task seen)
+        Method("propetl_added_adapter_b64_k0.5_mlr0.03_p400", "ProPETL (added task)",
+               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
+               {"mask_lr": 3e-2}, {"steps": 400, "mask_lr": 3e-2, "max_examples": None}),
     ]
     return tuple(out)
 
@@ -351,6 +365,8 @@ def _train_config(settings: ParetoSettings, tasks: list[str], method: Method, lr
 
 def _prototype_name(method: Method) -> str:
     base = method.name.replace("_added", "")
+    if method.prototype:
+        return base  # its own prototype, named by the whole row
     for key, value in method.train.items():
         base = base.removesuffix(f"_{'mlr' if key == 'mask_lr' else key}{value:g}")
     return base
@@ -367,10 +383,16 @@ def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Pat
     if (model / "propetl_config.json").is_file():
         return model
     others = [t for t in OTHER_TASKS[task] if not settings.smoke or t == "bbc_news"]
-    plain = replace(method, train={"mask_lr": PROTOTYPE_MASK_LR[method.settings["petl"]]})
+    own = dict(method.prototype)
+    plain = replace(method, train={
+        "mask_lr": own.pop("mask_lr", PROTOTYPE_MASK_LR[method.settings["petl"]])})
+    caps = [v for v in (settings.max_examples, own.pop("max_examples", PROTOTYPE_EXAMPLES))
+            if v]
     config = replace(_train_config(settings, others, plain, PROTOTYPE_LR, settings.seeds[0]),
-                     max_examples=min(settings.max_examples or PROTOTYPE_EXAMPLES,
-                                      PROTOTYPE_EXAMPLES))
+                     max_examples=min(caps) if caps else None,
+                     max_steps=own.pop("steps", settings.steps))
+    if own:
+        raise ValueError(f"{method.name}: unknown prototype option(s) {sorted(own)}")
     result = train(config, folder / "run", resume=False)
     staging = folder / ".model"
     shutil.rmtree(staging, ignore_errors=True)
@@ -457,6 +479,7 @@ def one_run(method: Method, task: str, data: Callable[[], _Data], settings: Pare
         out = run_propetl(method, task, task_data, settings, lr, seed)
     record = {"method": method.name, "family": method.family, "kind": method.kind,
               "settings": {**method.settings, **method.train}, "task": task, "lr": lr,
+              **({"prototype": method.prototype} if method.prototype else {}),
               "seed": seed,
               "data_seed": DATA_SEED, "bench": {k: v for k, v in asdict(settings).items()
                                                if k in ("backbone", "steps", "batch_size",
@@ -503,6 +526,7 @@ def row(method: Method, task: str, result: dict) -> dict | None:
     first = runs[0]
     return {"method": method.name, "family": method.family,
             "settings": {**method.settings, **method.train},
+            **({"prototype": method.prototype} if method.prototype else {}),
             "task": task, "marginal": method.marginal,
             "bytes_per_task": first["bytes_per_task"],
             "params_per_task": first["params_per_task"], "head_params": first["head_params"],

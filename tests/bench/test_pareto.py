@@ -197,3 +197,30 @@ def test_recipe_comparisons_are_paired_even_when_far_apart():
     assert [(p["a"], p["b"]) for p in paired] == [("slow", "fast")]  # 20 points: not "close"
     assert paired[0]["recipe"] and paired[0]["only_b_right"] == 5 and paired[0]["only_a_right"] == 0
     assert paired[0]["mcnemar_p"] == pytest.approx(pareto.mcnemar_p(0, 5))
+
+
+def test_an_added_row_may_name_how_its_prototype_trains(tmp_path, monkeypatch):
+    import propetl.training
+
+    trained = []
+    real_train = propetl.training.train
+
+    def recording_train(config, *args, **kwargs):
+        trained.append(config)
+        return real_train(config, *args, **kwargs)
+
+    monkeypatch.setattr(propetl.training, "train", recording_train)
+    settings = pareto.ParetoSettings.smoke_settings(tmp_path)
+    method = replace(pareto.METHODS_BY_NAME["propetl_added_adapter_b16_k0.5"],
+                     name="propetl_added_b16_p3",
+                     prototype={"steps": 3, "mask_lr": 0.05, "max_examples": 12})
+    model = pareto.prototype_folder(method, "rotten_tomatoes", settings)
+    assert (model / "propetl_config.json").is_file() and model.parent.name == "propetl_b16_p3"
+    (config,) = trained
+    assert (config.max_steps, config.mask_lr, config.max_examples) == (3, 0.05, 12)
+    assert "rotten_tomatoes" not in config.tasks  # the added task's texts are never seen
+    assert pareto.prototype_folder(method, "rotten_tomatoes", settings) == model
+    assert len(trained) == 1  # kept, not trained again
+    odd = replace(method, name="propetl_added_odd", prototype={"epochs": 2})
+    with pytest.raises(ValueError, match=r"unknown prototype option\(s\) \['epochs'\]"):
+        pareto.prototype_folder(odd, "rotten_tomatoes", settings)
