@@ -14,6 +14,15 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+#: Hand-written, dated readings of a part's figures (`<part>.md`), kept apart from the figures
+#: so that a rebuild of the part's section places them again instead of dropping them.
+READINGS = Path(__file__).parent / "readings"
+
+
+def reading(part: str) -> list[str]:
+    """The lines of the part's reading (none when it has no reading file)."""
+    path = READINGS / f"{part}.md"
+    return [*path.read_text().strip("\n").split("\n"), ""] if path.is_file() else []
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,13 @@ def _methods() -> tuple[Method, ...]:
                {"petl": "lora", "lora_r": 32, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
         Method("propetl_lora_r32_k0.5", "ProPETL (single task)", "propetl",
                {"petl": "lora", "lora_r": 32, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
+        # prefix: the public scripts' recipe (keep 0.1, scores at 1e-4) against keep 0.5 with
+        # scores at 1e-3 (one-epoch runs on rotten_tomatoes favoured it before the scores were
+        # drawn as the public code draws them)
+        Method("propetl_prefix_p64_k0.1", "ProPETL (single task)", "propetl",
+               {"petl": "prefix", "prefix_len": 64, "keep": 0.1}, lora, {"mask_lr": 1e-4}),
+        Method("propetl_prefix_p64_k0.5_mlr0.001", "ProPETL (single task)", "propetl",
+               {"petl": "prefix", "prefix_len": 64, "keep": 0.5}, lora, {"mask_lr": 1e-3}),
         # the first prototypes train 100 steps on 2,000 examples per task at the scripts' mask
         # rate, so they barely leave their initialisation; a user's prototype has trained
         # longer, on whole splits, with the product's recipe (no text of the added task seen)

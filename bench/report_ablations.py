@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from .common import reading
+
 
 def ablations_plot(abl: dict, path: Path) -> Path:
     """Accuracy against keep ratio: learned and frozen random masks, the ordinary adapter."""
@@ -93,7 +95,7 @@ def ablation_lines(abl: dict, accuracy: dict | None = None) -> list[str]:
     lines += ["Did the paper's claims hold here?", "",
               f"- Learned masks find the important weights: {_random_verdict(comparisons)}",
               f"- Small PETL modules are over-parameterised: {_keep_verdict(runs, n)}", ""]
-    return lines
+    return [*lines, *reading("ablations")]
 
 
 def _examples_seen(setup: dict) -> str:

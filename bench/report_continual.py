@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from propetl.config import PAPER_MASK_LR
 
+from .common import reading
+
 
 def _pm(stat: dict, scale: float = 100.0, digits: int = 2) -> str:
     if stat.get("mean") is None:
@@ -76,7 +78,7 @@ def continual_lines(cont: dict) -> list[str]:
             lines.append(f"| {label} | {_pm(d['rotten_vs_tweet_vs_independent'], 1, 3)} | "
                          f"{_pm(d['rotten_vs_bbc_vs_independent'], 1, 3)} |")
     lines += ["", *_distance_verdict(cont), ""]
-    return lines
+    return [*lines, *reading("continual")]
 
 
 def _verdict(cont: dict) -> list[str]:

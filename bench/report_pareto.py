@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .common import reading
 from .pareto import SMALL_BYTES, ParetoSettings
 
 HEADING = "## Accuracy per byte: ProPETL against PEFT's extreme-efficiency methods"
@@ -161,8 +162,7 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
               "training its prototype). "
               + (f"Not run yet ({len(pending)} method-task pairs; the part resumes): "
                  + "; ".join(pending) + "." if pending else "Every selected run is done."), ""]
-    lines += ["![pareto](../bench/results/pareto.png)", ""]
-    return lines
+    return [*lines, *reading("pareto"), "![pareto](../bench/results/pareto.png)", ""]
 
 
 

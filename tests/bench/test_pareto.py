@@ -224,3 +224,22 @@ def test_an_added_row_may_name_how_its_prototype_trains(tmp_path, monkeypatch):
     odd = replace(method, name="propetl_added_odd", prototype={"epochs": 2})
     with pytest.raises(ValueError, match=r"unknown prototype option\(s\) \['epochs'\]"):
         pareto.prototype_folder(odd, "rotten_tomatoes", settings)
+
+
+def test_a_hand_written_reading_survives_a_rebuild_of_its_section(first_sitting, tmp_path,
+                                                                  monkeypatch):
+    from bench import common
+    from bench.report_pareto import HEADING, pareto_lines, replace_section
+
+    _, result = first_sitting
+    monkeypatch.setattr(common, "READINGS", tmp_path / "readings")
+    doc = tmp_path / "B.md"
+    replace_section(doc, pareto_lines(result["rows"], result["stats"]))
+    assert "Reading of 7 Dec" not in doc.read_text()
+    (tmp_path / "readings").mkdir()
+    (tmp_path / "readings" / "pareto.md").write_text("Reading of 7 Dec: the rows say so.\n")
+    for _ in range(2):  # rebuilt twice: placed once, inside the section, before the plot
+        replace_section(doc, pareto_lines(result["rows"], result["stats"]))
+    text = doc.read_text()
+    assert text.count("Reading of 7 Dec: the rows say so.") == 1
+    assert text.index(HEADING) < text.index("Reading of 7 Dec") < text.index("![pareto]")
