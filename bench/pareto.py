@@ -76,12 +76,13 @@ def _methods() -> tuple[Method, ...]:
     # with --grid 1 tries only it; the grid's other rates can be added in a later sitting). The
     # tiny-storage methods' second rate is the larger one: at 100 steps a smaller one is less
     # likely to help (VeRA at 1e-2 ended near the head alone).
-    # Grids whose best rate lay on their upper edge go one step further, placed right after
-    # the first rate so that a trimmed grid tries it before an untried lower rate: LoRA and
-    # ProPETL (best at 4e-3), VeRA, UniLoRA, IA3 and the head alone (best at 3e-2).
-    lora = (4e-3, 1e-2, 1e-3)
+    # Grids whose best rate lay on their upper edge go further up, each larger rate placed
+    # before the grid's untried lower ones so that a trimmed grid tries it first: LoRA and
+    # ProPETL (best at 4e-3, then LoRA r1 at 1e-2), VeRA and UniLoRA (best at 3e-2, then VeRA
+    # at 1e-1), IA3 and the head alone (best at 3e-2).
+    lora = (4e-3, 1e-2, 3e-2, 1e-3)
     tiny = (1e-2, 3e-2, 3e-3)
-    tiny_up = (1e-2, 3e-2, 1e-1, 3e-3)
+    tiny_up = (1e-2, 3e-2, 1e-1, 3e-1, 3e-3)
     large = (3e-2, 1e-1, 3e-3)
     # ProPETL rows name their mask rate, so that a change of the product's default (the
     # adapter's went from the scripts' 3e-3 to 3e-2) does not change what a row measured
@@ -685,6 +686,7 @@ def run(settings: ParetoSettings) -> dict:
     labels: dict[str, list[int]] = {}
     pending: list[str] = []
     untried_rates: dict[str, list[float]] = {}
+    top_of_grid: list[str] = []
     started = time.monotonic()
     for task in settings.tasks:
         cache: dict[str, _Data] = {}
@@ -707,6 +709,9 @@ def run(settings: ParetoSettings) -> dict:
             untried = [lr for lr in method.lrs if lr not in result["lrs"]]
             if untried:  # rates of the whole grid a trimmed sitting did not try
                 untried_rates[f"{task}/{method.name}"] = untried
+            if made is not None and len(result["grid"]) > 1 and \
+                    made["lr"] == max(method.lrs):  # dev's best is the largest rate there is
+                top_of_grid.append(f"{task}/{method.name}")
         if any(r["task"] == task for r in rows):
             labels[task] = data().labels("test")
     for r in rows:
@@ -720,7 +725,7 @@ def run(settings: ParetoSettings) -> dict:
              "paired": paired_tests(rows, runs_of, labels),
              "targets": {t: targets(rows, t) for t in settings.tasks
                          if any(r["task"] == t for r in rows)},
-             "pending": pending, "untried_rates": untried_rates,
+             "pending": pending, "untried_rates": untried_rates, "top_of_grid": top_of_grid,
              "seconds_this_sitting": time.monotonic() - started,
              **_saved_runs(settings)}
     write_json(settings.out / "pareto.json", rows)

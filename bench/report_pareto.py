@@ -125,6 +125,10 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
                   "rates are not tried yet (the part runs them in a later sitting): "
                   + "; ".join(f"{name} {', '.join(f'{lr:g}' for lr in lrs)}"
                               for name, lrs in untried.items()) + ".", ""]
+    if stats.get("top_of_grid"):
+        lines += ["**Chosen at the top of their grid** (dev's best is the largest rate the grid "
+                  "has; a larger one might do better): "
+                  + ", ".join(stats["top_of_grid"]) + ".", ""]
     if not rows:
         return [*lines, "No method has finished its runs yet.", ""]
     for task in sorted({r["task"] for r in rows}):

@@ -243,3 +243,21 @@ def test_a_hand_written_reading_survives_a_rebuild_of_its_section(first_sitting,
     text = doc.read_text()
     assert text.count("Reading of 7 Dec: the rows say so.") == 1
     assert text.index(HEADING) < text.index("Reading of 7 Dec") < text.index("![pareto]")
+
+
+def test_a_row_chosen_at_its_grids_largest_rate_is_named(tmp_path):
+    from bench.report_pareto import pareto_lines
+
+    settings = replace(pareto.ParetoSettings.smoke_settings(tmp_path), steps=1, seeds=(1,),
+                       methods=("head_only",), grid=None)
+    head = pareto.METHODS_BY_NAME["head_only"]
+    for lr in head.lrs:  # saved runs whose dev accuracy grows with the rate
+        record = {"method": head.name, "lr": lr, "seed": 1, "dev_acc": lr, "test_acc": 0.5,
+                  "test_pred": [0] * 24, "bytes_per_task": 10, "params_per_task": 0,
+                  "head_params": 2, "train_seconds": 1.0}
+        pareto.write_json(pareto.run_path(settings, "rotten_tomatoes", head, lr, 1), record)
+    result = pareto.run(settings)
+    assert result["rows"][0]["lr"] == max(head.lrs)
+    assert result["stats"]["top_of_grid"] == ["rotten_tomatoes/head_only"]
+    assert "**Chosen at the top of their grid**" in "\n".join(
+        pareto_lines(result["rows"], result["stats"]))
