@@ -9,21 +9,26 @@ With login on, every call but `POST /api/auth/token` needs `Authorization: Beare
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-from pathlib import Path
+import os
+import pathlib
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security, UploadFile, status
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import bundles, exports, views
 from .access import Access, AmbiguousError
 from .auth import Auth, AuthError, ForbiddenError
+from .models import MAX_ID, JobStatus
 from .playground import ALL_TASKS, Pending, PlaygroundEngine, PlaygroundError, get_engine
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
 from .serving import ServerBusyError, retry_after_header
@@ -52,6 +57,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
                                            "`Retry-After` s (nothing was queued)"},
 }
 router = APIRouter(prefix="/api", responses=ERRORS)
+#: The routes that answer without login (their own answers documented route by route).
+public = APIRouter(prefix="/api")
+JobId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a job's id")]
+SweepId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a sweep's id")]
+#: How a token may be sent, declared in the schema; `current_user` reads either itself.
+BEARER = HTTPBearer(auto_error=False, description="a token from POST /api/auth/token")
+API_TOKEN = APIKeyHeader(name="X-API-Token", auto_error=False,
+                         description="the same token, in a header of its own")
+
+
+def file_reply(media_type: str, what: str) -> dict[str, Any]:
+    """Route options of a route whose 200 is a file (a zip, a CSV), not JSON."""
+    return {"response_class": Response, "responses": {200: {
+        "description": what, "content": {media_type: {"schema": {"type": "string",
+                                                                 "format": "binary"}}}}}}
 
 
 # --- dependencies ----------------------------------------------------------------------
@@ -78,7 +98,9 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("x-api-token")
 
 
-def current_user(request: Request) -> str:
+def current_user(request: Request,
+                 _bearer_scheme: Annotated[Any, Security(BEARER)] = None,
+                 _token_scheme: Annotated[Any, Security(API_TOKEN)] = None) -> str:
     """The caller: the token's user with login on, the default owner without."""
     auth = _auth(request)
     if not auth.enabled:
@@ -116,7 +138,8 @@ class TokenOut(BaseModel):
     user: str
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
+@public.post("/auth/token", response_model=TokenOut, tags=["auth"], responses={
+    code: ERRORS[code] for code in (401, 409, 422, 429)})
 def login(credentials: Credentials, request: Request) -> TokenOut:
     """Exchange a user's password for an API token."""
     auth = _auth(request)
@@ -148,7 +171,8 @@ def me(request: Request, user: UserDep) -> dict[str, Any]:
 
 # --- health ----------------------------------------------------------------------------
 
-@router.get("/health", tags=["health"], responses={503: {"model": Problem}})
+@public.get("/health", tags=["health"], responses={
+    503: {"model": Problem, "description": "the registry database does not answer"}})
 def health(registry: RegistryDep) -> JSONResponse:
     """For load balancers and compose health checks (no login): 200 while the registry
     database answers, 503 naming the problem when it does not."""
@@ -162,6 +186,12 @@ def health(registry: RegistryDep) -> JSONResponse:
 
 # --- jobs ------------------------------------------------------------------------------
 
+def body_errors(err: ValidationError) -> RequestValidationError:
+    """A body's problems found after FastAPI read it: the same 422 as its own."""
+    return RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                   for e in err.errors(include_url=False)])
+
+
 def _as_caller(model: Any, data: dict[str, Any], access: Access) -> Any:
     """`data` validated again as the caller's (their uploads resolve); problems are the
     same 422 as any request validation error."""
@@ -169,8 +199,7 @@ def _as_caller(model: Any, data: dict[str, Any], access: Access) -> Any:
         return model.model_validate({**data, "owner": access.owner},
                                     context={"owner": access.owner})
     except ValidationError as err:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
-                                      for e in err.errors(include_url=False)]) from None
+        raise body_errors(err) from None
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED, tags=["jobs"])
@@ -182,14 +211,18 @@ def submit_job(spec: JobSpec, registry: RegistryDep, access: AccessDep) -> dict[
     if spec.base_prototype:  # the caller's own prototype (a short id is resolved)
         spec = spec.model_copy(update={"base_prototype": access.prototype(spec.base_prototype).uid})
     spec._given = given
-    job_id = registry.submit_job(spec)
+    try:
+        job_id = registry.submit_job(spec)
+    except ValidationError as err:  # onto a prototype: checked on its backbone
+        raise body_errors(err) from None
     return views.job_summary(registry.get_job(job_id))
 
 
 @router.get("/jobs", tags=["jobs"])
 def list_jobs(registry: RegistryDep, access: AccessDep,
-              status_: Annotated[str | None, Query(alias="status")] = None,
-              owner: str | None = None, sweep: int | None = None,
+              status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+              owner: str | None = None,
+              sweep: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
               q: Annotated[str | None, Query(max_length=200)] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
     """Jobs, newest first (only one sweep's with `sweep`); with login on, the caller's.
@@ -197,7 +230,8 @@ def list_jobs(registry: RegistryDep, access: AccessDep,
     and `sweep:` terms match one field (`q=task:rotten_tomatoes tag:baseline`)."""
     from .jobsearch import search
 
-    jobs = access.jobs(status=status_, owner=owner, sweep_id=sweep, limit=500 if q else limit)
+    jobs = access.jobs(status=status_.value if status_ else None, owner=owner, sweep_id=sweep,
+                       limit=500 if q else limit)
     if q:
         jobs = search(jobs, q)[:limit]
     return views.job_rows(registry, jobs)
@@ -206,12 +240,14 @@ def list_jobs(registry: RegistryDep, access: AccessDep,
 class JobNotes(BaseModel):
     """Tags and / or the note of a job (omitted fields are left as they are)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     tags: list[Annotated[str, Field(max_length=40)]] | None = Field(None, max_length=20)
     note: str | None = Field(None, max_length=5000)
 
 
 @router.patch("/jobs/{job_id}", tags=["jobs"])
-def annotate_job(job_id: int, body: JobNotes, registry: RegistryDep,
+def annotate_job(job_id: JobId, body: JobNotes, registry: RegistryDep,
                  access: AccessDep) -> dict[str, Any]:
     """Set a job's tags and note (the job's owner)."""
     job = access.job(job_id)
@@ -219,8 +255,9 @@ def annotate_job(job_id: int, body: JobNotes, registry: RegistryDep,
     return views.job_row(registry, job)
 
 
-@router.get("/jobs/{job_id}/metrics.csv", tags=["jobs"])
-def job_metrics_csv(job_id: int, registry: RegistryDep, access: AccessDep) -> Response:
+@router.get("/jobs/{job_id}/metrics.csv", tags=["jobs"],
+            **file_reply("text/csv", "job, step, split, task, metric, value"))
+def job_metrics_csv(job_id: JobId, registry: RegistryDep, access: AccessDep) -> Response:
     """Every metric point of a job as CSV: job, step, split, task, metric, value."""
     from .jobsearch import metrics_csv
 
@@ -230,13 +267,13 @@ def job_metrics_csv(job_id: int, registry: RegistryDep, access: AccessDep) -> Re
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
-def get_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
+def get_job(job_id: JobId, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """One job with its spec, metric curves and prototype."""
     return views.job_detail(registry, access.job(job_id))
 
 
 @router.get("/jobs/{job_id}/log", tags=["jobs"])
-def job_log(job_id: int, access: AccessDep,
+def job_log(job_id: JobId, access: AccessDep,
             lines: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     """The tail of a job's training log."""
     job = access.job(job_id)
@@ -244,7 +281,7 @@ def job_log(job_id: int, access: AccessDep,
 
 
 @router.get("/jobs/{job_id}/run", tags=["jobs"])
-def job_run(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
+def job_run(job_id: JobId, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """A job's run page: wall and step time, samples/s, per-task test metrics, the kept
     checkpoint and each task's best dev step, majority-class baselines, and per
     classification task the confusion matrix, per-class P / R / F1 and the worst
@@ -255,14 +292,14 @@ def job_run(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, 
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"])
-def cancel_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
+def cancel_job(job_id: JobId, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Cancel a queued job, or ask a running one to stop (only its owner)."""
     access.job(job_id)
     return views.job_row(registry, registry.request_cancel(job_id))
 
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"])
-def retry_job(job_id: int, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
+def retry_job(job_id: JobId, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Queue a failed or cancelled job again (only its owner)."""
     access.job(job_id)
     return views.job_row(registry, registry.retry(job_id))
@@ -287,7 +324,7 @@ def list_sweeps(access: AccessDep, owner: str | None = None,
 
 
 @router.get("/sweeps/{sweep_id}", tags=["sweeps"])
-def get_sweep(sweep_id: int, access: AccessDep) -> dict[str, Any]:
+def get_sweep(sweep_id: SweepId, access: AccessDep) -> dict[str, Any]:
     """A sweep: its grid, base spec, jobs, and each (job, task)'s metrics and stored bytes."""
     return views.sweep_detail(access.sweep(sweep_id))
 
@@ -297,30 +334,21 @@ def get_sweep(sweep_id: int, access: AccessDep) -> dict[str, Any]:
 @router.get("/tasks", tags=["catalog"])
 def list_tasks(access: AccessDep) -> list[dict[str, Any]]:
     """Catalog tasks, plus the tasks of the caller's trained prototypes. A task trained from
-    an upload is described from the caller's own model folder: two users' uploads may share a
-    name, never their labels or sizes."""
+    an upload is described by the caller's own run of it (`views.run_task_info`): two users'
+    uploads may share a name, never their labels, metrics or sizes."""
     from propetl.data import list_tasks as catalog
 
     out = {t.name: {**t.to_dict(), "trained": False} for t in catalog()}
     for proto in access.prototypes():
         for mask_set in proto.mask_sets:
-            row = mask_set.task
-            out.setdefault(row.name, {"name": row.name, "source": row.source,
-                                      "label_names": _saved_labels(mask_set.artifact_path),
-                                      "metrics": row.metrics, "main_metric": row.main_metric,
-                                      "sizes": None})
-            out[row.name]["trained"] = True
+            name, info = mask_set.task.name, views.run_task_info(mask_set)
+            out.setdefault(name, {"name": name, "source": info.get("source", "file"),
+                                  "label_names": info.get("label_names"),
+                                  "metrics": info.get("metrics") or [],
+                                  "main_metric": info.get("main_metric") or "",
+                                  "sizes": info.get("sizes")})
+            out[name]["trained"] = True
     return list(out.values())
-
-
-def _saved_labels(task_folder: str) -> list[str] | None:
-    """The label names a trained task's own folder records (None when it has none)."""
-    try:
-        spec = json.loads((Path(task_folder) / "task.json").read_text()).get("task", {})
-    except (OSError, ValueError):
-        return None
-    labels = spec.get("label_names") if isinstance(spec, dict) else None
-    return list(labels) if isinstance(labels, list) else None
 
 
 @router.get("/tasks/{name}/card", tags=["catalog"])
@@ -328,11 +356,16 @@ def task_card(name: str, access: AccessDep, backbone: str = "minilm-l6",
               max_length: Annotated[int, Query(ge=1, le=8192)] = 128) -> dict[str, Any]:
     """A task's dataset card (a catalog task, or one of the caller's uploads by its file
     name): split sizes, class balance and majority baseline, token lengths for `backbone`
-    with the share cut at `max_length`, duplicates, and a content hash."""
+    with the share cut at `max_length`, duplicates, and a content hash. A backbone folder
+    outside `PROPETL_BACKBONE_DIRS` is refused (422) as in a job spec, without being read."""
+    from .datacards import BackboneRefused
     from .datacards import task_card as card
 
     try:
         return card(access, name, backbone, max_length)
+    except BackboneRefused as err:  # the job spec's words, whether the folder exists or not
+        raise RequestValidationError([{"type": "spec_error", "loc": ("query", "backbone"),
+                                       "msg": str(err), "input": backbone}]) from None
     except (ValueError, OSError) as err:
         raise NotFoundError(f"no task {name!r}: {err}") from None
 
@@ -400,12 +433,29 @@ def get_prototype(uid: str, access: AccessDep) -> dict[str, Any]:
     return views.prototype_detail(access.prototype(uid))
 
 
-@router.get("/prototypes/{uid}/download", tags=["prototypes"])
-def download_prototype(uid: str, access: AccessDep) -> FileResponse:
+def _zip_reply(path: pathlib.Path) -> StreamingResponse:
+    """The zip at `path`, sent from a handle opened now: a concurrent request that rebuilds
+    the same file (an atomic replace) changes nothing in what this one sends."""
+    handle = path.open("rb")
+    size = os.fstat(handle.fileno()).st_size
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/zip", headers={
+        "Content-Length": str(size),
+        "Content-Disposition": f"attachment; filename*=utf-8''{quote(path.name)}"})
+
+
+ZIP = file_reply("application/zip", "a zip")
+
+
+@router.get("/prototypes/{uid}/download", tags=["prototypes"], **ZIP)
+def download_prototype(uid: str, access: AccessDep) -> StreamingResponse:
     """The whole bundle (config, prototype, all tasks) as a zip."""
-    proto = access.prototype(uid)
-    path = bundles.bundle_zip(proto)
-    return FileResponse(path, media_type="application/zip", filename=path.name)
+    return _zip_reply(bundles.bundle_zip(access.prototype(uid)))
 
 
 @router.get("/prototypes/{uid}/masks", tags=["masks"])
@@ -414,25 +464,23 @@ def list_masks(uid: str, access: AccessDep) -> list[dict[str, Any]]:
     return [views.mask_set_summary(m) for m in access.prototype(uid).mask_sets]
 
 
-@router.get("/prototypes/{uid}/masks/{task}/download", tags=["masks"])
-def download_masks(uid: str, task: str, access: AccessDep) -> FileResponse:
+@router.get("/prototypes/{uid}/masks/{task}/download", tags=["masks"], **ZIP)
+def download_masks(uid: str, task: str, access: AccessDep) -> StreamingResponse:
     """One task's masks and head as a zip."""
     proto, _ = access.mask_set(uid, task)
-    path = bundles.task_zip(proto, task)
-    return FileResponse(path, media_type="application/zip", filename=path.name)
+    return _zip_reply(bundles.task_zip(proto, task))
 
 
-@router.get("/prototypes/{uid}/masks/{task}/export", tags=["masks"])
+@router.get("/prototypes/{uid}/masks/{task}/export", tags=["masks"], **ZIP)
 def export_masks(uid: str, task: str, access: AccessDep,
                  format_: Annotated[Literal["propetl", "peft", "merged"],
-                                    Query(alias="format")] = "propetl") -> FileResponse:
+                                    Query(alias="format")] = "propetl") -> StreamingResponse:
     """One task as a zip: `propetl` (its masks, head and config), `peft` (a PEFT LoRA adapter
     folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
     tasks: classifiers with first-token heads, or generative tasks (a seq2seq / causal LM);
     others are refused with 422 and the reason."""
     proto, _ = access.mask_set(uid, task)
-    path = exports.export_zip(proto, task, format_)
-    return FileResponse(path, media_type="application/zip", filename=path.name)
+    return _zip_reply(exports.export_zip(proto, task, format_))
 
 
 @router.delete("/prototypes/{uid}/masks/{task}", status_code=status.HTTP_204_NO_CONTENT,
@@ -515,6 +563,7 @@ def install(app: FastAPI, auth: Auth, throttle: LoginThrottle | None = None) -> 
     # their routes join `router`: batch prediction, the tasks of a prototype
     from . import api_labels, api_tasks  # noqa: F401
 
+    app.include_router(public)
     app.include_router(router)
     for exc, code in _STATUS:
         app.add_exception_handler(exc, _handler(code))
@@ -551,6 +600,8 @@ def _handler(code: int) -> Any:
         if isinstance(err, ServerBusyError):  # the prototype's serving queue is full
             headers = {"Retry-After": retry_after_header(err)}
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        if isinstance(err, OSError) and err.filename:  # never a server path
+            message = "a file of this item is missing on the server"
         return JSONResponse({"detail": message}, status_code=code, headers=headers)
 
     return handle

@@ -12,7 +12,7 @@ from propetl.labelling import LabelFileError
 
 from . import views
 from .access import Access
-from .api import RegistryDep, UserDep, router
+from .api import JobId, RegistryDep, UserDep, file_reply, router
 from .labels import result_path, submit_label_job
 from .playground import PlaygroundError
 from .registry import InvalidStateError, Registry
@@ -43,8 +43,9 @@ def label_file(uid: str, file: UploadFile, registry: RegistryDep, request: Reque
     return views.job_summary(registry.get_job(job_id))
 
 
-@router.get("/jobs/{job_id}/labels", tags=["jobs"], response_class=FileResponse)
-def download_labels(job_id: int, registry: RegistryDep, request: Request,
+@router.get("/jobs/{job_id}/labels", tags=["jobs"],
+            **file_reply("text/csv", "row, task, text, label, score, probabilities, error"))
+def download_labels(job_id: JobId, registry: RegistryDep, request: Request,
                     user: UserDep) -> FileResponse:
     """The CSV a finished labelling job wrote (row, task, text, label, score, probabilities,
     error); 409 until the job has succeeded."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from . import views
 from .access import Access
-from .api import EngineDep, RegistryDep, UserDep, _auth, router
+from .api import EngineDep, RegistryDep, UserDep, _auth, body_errors, router
 from .prototype_tasks import task_history
 from .specs import JobSpec
 
@@ -64,13 +64,9 @@ def add_prototype_tasks(uid: str, body: AddTasks, request: Request, registry: Re
             "config": {**body.config, "tasks": body.tasks},
             "base_prototype": proto.uid, "replace_tasks": body.replace}
     try:
-        spec = JobSpec.model_validate(data, context={"owner": access.owner})
-    except ValidationError as err:
-        from fastapi.exceptions import RequestValidationError
-
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
-                                      for e in err.errors(include_url=False)]) from None
-    job_id = registry.submit_job(spec)
+        job_id = registry.submit_job(JobSpec.model_validate(data, context={"owner": access.owner}))
+    except ValidationError as err:  # also the checks on the prototype's backbone
+        raise body_errors(err) from None
     return views.job_summary(registry.get_job(job_id))
 
 

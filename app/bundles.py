@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -10,16 +12,23 @@ from .settings import get_settings
 
 
 def _zip(sources: list[tuple[Path, str]], target: Path) -> Path:
+    """Write the zip under a name of its own, then move it onto `target` at once: concurrent
+    requests each build whole, and a reader never sees a half-written or missing file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for root, prefix in sources:
-            files = [root] if root.is_file() else sorted(  # links could point anywhere
-                p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-            for path in files:
-                name = prefix if root.is_file() else f"{prefix}/{path.relative_to(root)}"
-                archive.write(path, name)
-    tmp.replace(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle, \
+                zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+            for root, prefix in sources:
+                files = [root] if root.is_file() else sorted(  # links could point anywhere
+                    p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+                for path in files:
+                    name = prefix if root.is_file() else f"{prefix}/{path.relative_to(root)}"
+                    archive.write(path, name)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return target
 
 

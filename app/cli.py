@@ -82,11 +82,9 @@ def jobs() -> None:
 @_product_errors
 def jobs_submit(spec_path: str, queue: str | None, name: str | None, owner: str | None) -> None:
     """Validate a job spec (YAML) and queue it; prints the job id."""
-    import yaml
+    from .specs import JobSpec, load_yaml
 
-    from .specs import JobSpec
-
-    data = yaml.safe_load(Path(spec_path).read_text()) or {}
+    data = load_yaml(Path(spec_path).read_text()) or {}
     if not isinstance(data, dict):
         raise click.ClickException(f"{spec_path}: a job spec is a mapping of options")
     data.update({k: v for k, v in {"queue": queue, "name": name, "owner": owner}.items() if v})
@@ -112,11 +110,10 @@ def jobs_sweep(spec_path: str | None, grid_options: tuple[str, ...], name: str |
     SPEC.yaml is either a job spec (the base, swept with --grid) or a sweep file with `base:`
     and `grid:` (and optional `name:`); --grid options add to or replace its grid.
     """
-    import yaml
-
+    from .specs import load_yaml
     from .sweeps import SweepSpec, parse_grid_option
 
-    data = yaml.safe_load(Path(spec_path).read_text()) if spec_path else {}
+    data = load_yaml(Path(spec_path).read_text()) if spec_path else {}
     if not isinstance(data, dict):
         raise click.ClickException(f"{spec_path}: a spec is a mapping of options")
     if "grid" not in data and "base" not in data:

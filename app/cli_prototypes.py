@@ -65,14 +65,12 @@ def prototype_add(uid: str, spec_path: str | None, tasks: str, replace: tuple[st
                   queue: str | None, owner: str | None) -> None:
     """Queue a job adding --tasks onto prototype UID (training options from SPEC.yaml and the
     flags; the method comes from the prototype); prints the job id."""
-    import yaml
-
-    from .specs import JobSpec
+    from .specs import JobSpec, load_yaml
 
     registry = _registry()
     data: dict[str, Any] = {}
     if spec_path:
-        data = yaml.safe_load(Path(spec_path).read_text()) or {}
+        data = load_yaml(Path(spec_path).read_text()) or {}
         if not isinstance(data, dict):
             raise click.ClickException(f"{spec_path}: a job spec is a mapping of options")
     config = dict(data.pop("config", None) or {})

@@ -34,12 +34,21 @@ def _card(source: str, _version: int, backbone: str | None, max_length: int | No
     return card
 
 
+class BackboneRefused(ValueError):
+    """A backbone folder a job spec could not name either (the message is the job spec's)."""
+
+
 def task_card(access: Access, task: str, backbone: str | None = "minilm-l6",
               max_length: int | None = 128) -> dict[str, Any]:
     """The card of `task` as `access`'s user sees it (`UploadNotFound` for another's file,
-    `ValueError` for an unknown or unloadable task)."""
+    `BackboneRefused` for a server folder outside `PROPETL_BACKBONE_DIRS`, looked at no more
+    than a job spec's, `ValueError` for an unknown or unloadable task)."""
+    from .specs import backbone_problem
     from .uploads import task_name
 
+    refused = backbone_problem(backbone or "", paths=False)
+    if refused:
+        raise BackboneRefused(refused)
     source, version = _source(access, task)
     return _card(source, version, backbone or None, int(max_length) if max_length else None,
                  task_name(task))

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .settings import Settings, get_settings
 
@@ -66,46 +66,60 @@ def result_path(job_id: int, settings: Settings | None = None) -> Path:
     return labels_dir(settings) / f"job-{job_id}.csv"
 
 
-def store_upload(stream: IO[bytes], filename: str, settings: Settings | None = None) -> str:
-    """Copy an uploaded file (streaming) into the labels folder; its `LabelSpec.input`."""
+def input_name(filename: str) -> str:
+    """A new `LabelSpec.input` for an uploaded file named `filename` (.csv or .jsonl)."""
     from propetl.labelling import SUFFIXES, LabelFileError
 
     suffix = Path(filename or "").suffix.lower()
     if suffix not in SUFFIXES:
         raise LabelFileError(f"{filename or 'the file'}: give a .csv or .jsonl file")
-    name = f"{uuid.uuid4().hex}/input{suffix}"
+    return f"{uuid.uuid4().hex}/input{suffix}"
+
+
+def store_upload(stream: IO[bytes], name: str, settings: Settings | None = None) -> Path:
+    """Copy an uploaded file (streaming) into the labels folder as `name` (`input_name`)."""
     path = labels_dir(settings) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
         shutil.copyfileobj(stream, out, 1 << 20)
-    return name
+    return path
 
 
 def submit_label_job(registry: Any, proto: Any, owner: str, stream: IO[bytes], filename: str,
                      *, task: str | None = None, text_column: str = "text",
                      pair_column: str | None = None, task_column: str = "task") -> int:
-    """Store the upload, check its columns, and queue a labelling job over `proto` (already
-    checked to be the caller's) owned by `owner`; returns the job id."""
+    """Check the options, store the upload, check the whole file, and queue a labelling job
+    over `proto` (already checked to be the caller's) owned by `owner`; returns the job id.
+    Every refusal is a `LabelFileError`, and leaves no stored file behind."""
     from propetl.labelling import LabelFileError, check_columns
 
-    from .specs import JobSpec
+    from .specs import JobSpec, describe_errors
 
     tasks = [m.task.name for m in proto.mask_sets]
+    if not tasks:
+        raise LabelFileError(f"prototype {proto.uid[:8]} has no tasks left to label with")
     if task and task not in tasks:
         raise LabelFileError(f"unknown task {task!r}; this prototype has: {', '.join(tasks)}")
-    name = store_upload(stream, filename, registry.settings)
-    label = LabelSpec(prototype=proto.uid, input=name, task=task or None,
-                      text_column=text_column or "text", pair_column=pair_column or None,
-                      task_column=task_column or "task", filename=Path(filename).name[:255])
     try:
-        check_columns(input_path(label, registry.settings), label.text_column, label.task_column,
-                      label.task, label.pair_column)
-    except (LabelFileError, UnicodeDecodeError) as err:
-        shutil.rmtree(input_path(label, registry.settings).parent, ignore_errors=True)
+        label = LabelSpec(prototype=proto.uid, input=input_name(filename), task=task or None,
+                          text_column=text_column or "text", pair_column=pair_column or None,
+                          task_column=task_column or "task", filename=Path(filename).name[:255])
+    except ValidationError as err:
+        raise LabelFileError(describe_errors(err).replace("\n", "; ")) from None
+    path = store_upload(stream, label.input, registry.settings)
+    try:
+        check_columns(path, label.text_column, label.task_column, label.task, label.pair_column,
+                      whole=True)
+        config = {**(proto.train_config or {}), "backbone": proto.backbone.name,
+                  "tasks": [task] if task else tasks[:1]}
+        spec = JobSpec.model_validate(
+            {"name": f"label {label.filename or 'file'} with {proto.uid[:8]}", "owner": owner,
+             "config": config, "label": label.model_dump()},
+            context={"resolve": False, "labelling": True})
+    except (LabelFileError, UnicodeDecodeError, ValidationError) as err:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        if isinstance(err, ValidationError):
+            raise LabelFileError("the labelling job is not valid: " +
+                                 describe_errors(err).replace("\n", "; ")) from None
         raise LabelFileError(str(err)) from err
-    config = {**(proto.train_config or {}), "backbone": proto.backbone.name,
-              "tasks": [task] if task else tasks[:1]}
-    spec = JobSpec.model_validate(
-        {"name": f"label {label.filename or 'file'} with {proto.uid[:8]}", "owner": owner,
-         "config": config, "label": label.model_dump()}, context={"resolve": False})
     return registry.submit_job(spec)

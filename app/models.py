@@ -76,6 +76,9 @@ class JobStatus(str, enum.Enum):
 
 
 FINAL_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
+#: The largest id a row can have (SQLite's INTEGER, PostgreSQL's BIGINT): bounds ids given
+#: by callers, which would overflow the database driver.
+MAX_ID = 2**63 - 1
 
 
 class Backbone(Base):
@@ -224,6 +227,11 @@ class MaskSet(Base):
     density: Mapped[list[Any]] = mapped_column(default=list)
     dev_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     test_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The task as the run that trained these masks read it (`TaskInfo`: labels, metrics,
+    #: sizes, source). The `Task` row is shared by name, and two users' uploads may share a
+    #: name; what a user sees of a task of their prototype comes from here (None: registered
+    #: before it was kept; the task folder's task.json still holds its labels).
+    task_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     prototype: Mapped[Prototype] = relationship(back_populates="mask_sets")

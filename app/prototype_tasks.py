@@ -29,7 +29,7 @@ from propetl.continual import (
 from . import db
 from .models import Job, MaskSet, Prototype, Task
 from .registry import InvalidStateError, Registry, RunOutcome
-from .specs import DATA_SUFFIXES, JobSpec
+from .specs import DATA_SUFFIXES, JobSpec, backbone_problems, config_invalid
 
 
 class BaseConflictError(InvalidStateError):
@@ -45,8 +45,9 @@ def task_name(task: str) -> str:
 def rebase_spec(registry: Registry, spec: JobSpec) -> JobSpec:
     """For a spec with `base_prototype`: refuse method fields given with another value than
     the prototype's (naming each) and task names already on it (unless in `replace_tasks`),
-    then return the spec with the prototype's backbone and ProPETL config. Other specs are
-    returned as they are (`replace_tasks` without a base is refused)."""
+    then return the spec with the prototype's backbone and ProPETL config, checked against
+    that backbone (a `ValidationError` located in `config`). Other specs are returned as
+    they are (`replace_tasks` without a base is refused)."""
     if not spec.base_prototype:
         if spec.replace_tasks:
             raise BaseConflictError("replace_tasks retrains tasks of a prototype: give "
@@ -68,6 +69,9 @@ def rebase_spec(registry: Registry, spec: JobSpec) -> JobSpec:
     except OntoError as err:
         raise BaseConflictError(f"{label}: {err}") from err
     config = rebased_config(base, spec.config, spec.given_method)
+    problems = backbone_problems(config)  # validated on the prototype's backbone only now
+    if problems:
+        raise config_invalid(problems)
     rebased = spec.model_copy(update={"config": config, "base_prototype": proto.uid})
     rebased._given = spec.given_method
     return rebased
@@ -166,7 +170,7 @@ def _append(registry: Registry, job_id: int, attempt: int, uid: str, outcome: Ru
                 artifact_path=result.artifact_path, keep_ratio=keep, job_id=job.id,
                 position=position, mask_bits=result.mask_bits, mask_bytes=result.mask_bytes,
                 density=list(result.density), dev_metrics=result.dev_metrics,
-                test_metrics=result.test_metrics))
+                test_metrics=result.test_metrics, task_info=dict(result.info)))
             position += 1
         job.mark_succeeded(outcome.steps)
         s.flush()

@@ -10,6 +10,9 @@ whose uploads a task like `reviews.csv` is; `paths` (the CLI and Python callers,
 machine's owner) lets tasks and backbones name server paths and jobs name any queue, which
 API and dashboard jobs may not: their backbone folders must lie under
 `PROPETL_BACKBONE_DIRS` and their queue be the default one or listed in `PROPETL_QUEUES`.
+`labelling` lets a spec carry `label` (a batch-prediction job): only `app.labels`, which
+checks that the prototype and the file are the caller's, and specs read back from the
+registry set it; any other spec naming `label` is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,9 +35,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from propetl.config import DEVICES, PRECISIONS, SAMPLING, ConfigError, PropetlConfig, TrainConfig
+from propetl.config import (
+    DEVICES,
+    PRECISIONS,
+    SAMPLING,
+    ConfigError,
+    PropetlConfig,
+    TrainConfig,
+    load_yaml,
+)
 from propetl.continual import given_method_fields
 
 from . import uploads
@@ -111,6 +123,40 @@ def _loc(key: str) -> tuple[str, ...]:
     return tuple(key.split("."))
 
 
+def _number_fields(cls: type) -> dict[str, str]:
+    """Each number field of a config dataclass -> what it must be ("an integer", "a number")."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint) or (hint,)
+        if int in args or float in args:
+            out[name] = "an integer" if int in args else "a number"
+    return out
+
+
+_NUMBERS = {(): _number_fields(TrainConfig), ("propetl",): _number_fields(PropetlConfig)}
+
+
+def type_problems(config: Any, submitted: bool = True) -> list[InitErrorDetails]:
+    """Booleans and texts given for numbers (`"max_steps": true`, `"lr": "0.1"`), which
+    pydantic would read as 1 and 0.1 (the engine refuses them too); when `submitted`, any
+    option in `propetl.extra`, which nothing reads."""
+    if not isinstance(config, dict):
+        return []
+    errors = []
+    for path, numbers in _NUMBERS.items():
+        section = _get(config, ".".join(path)) if path else config
+        for name, kind in numbers.items():
+            value = section.get(name) if isinstance(section, dict) else None
+            if isinstance(value, bool | str):
+                errors.append(_custom((*path, name), f"{name} must be {kind}, got {value!r} "
+                                      f"({type(value).__name__})", value))
+    extra = _get(config, "propetl.extra")
+    if submitted and isinstance(extra, dict) and extra:
+        errors.append(_custom(("propetl", "extra"), "extra takes no options (nothing reads "
+                              f"them), got {', '.join(map(str, extra))}", extra))
+    return errors
+
+
 def limit_problems(config: Any) -> list[InitErrorDetails]:
     """Every number out of `LIMITS` (or not finite), every text not among its values."""
     if not isinstance(config, dict):
@@ -130,7 +176,8 @@ def limit_problems(config: Any) -> list[InitErrorDetails]:
         low, high = limit
         name = key.split(".")[-1]
         if isinstance(value, float) and not math.isfinite(value):
-            errors.append(_custom(_loc(key), f"{name} must be a finite number", str(value)))
+            text = "NaN" if math.isnan(value) else f"{'-' * (value < 0)}Infinity"  # as JSON
+            errors.append(_custom(_loc(key), f"{name} must be a finite number, got {text}", text))
         elif not low <= value <= high:
             errors.append(_custom(_loc(key), f"{name} must be in [{_num(low)}, {_num(high)}], "
                                   f"got {_num(value)}", value))
@@ -144,7 +191,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _hidden_size(backbone: str) -> tuple[int, int | None] | None:
+def backbone_size(backbone: str) -> tuple[int, int | None] | None:
     """(hidden size, max positions) of a backbone that loads, else None."""
     try:
         if backbone.startswith("tiny-"):
@@ -166,10 +213,12 @@ def _hidden_size(backbone: str) -> tuple[int, int | None] | None:
     return (int(hidden), int(positions) if positions else None) if hidden else None
 
 
-def _sized(config: TrainConfig) -> list[InitErrorDetails]:
+def _sized(config: TrainConfig,
+           size: tuple[int, int | None] | None = None) -> list[InitErrorDetails]:
     """PETL sizes against the backbone: a bottleneck up to 8 x its hidden size, a LoRA rank
-    up to its hidden size, a prefix up to its positions."""
-    size = _hidden_size(config.backbone)
+    up to its hidden size, a prefix up to its positions (`size`: `backbone_size`, when the
+    caller has read it already)."""
+    size = size or backbone_size(config.backbone)
     if size is None:
         return []
     hidden, positions = size
@@ -204,12 +253,45 @@ def backbone_problem(backbone: str, paths: bool) -> str | None:
             "; name a known backbone or a hub model instead")
 
 
-def check_resolvable(config: TrainConfig, *, owner: str | None = None,
-                     paths: bool = False) -> list[InitErrorDetails]:
+def _needs_generative(i: int, task: str) -> InitErrorDetails:
+    return _custom(("tasks", i), f"{task} is a text-to-text task: it needs a generative "
+                   "backbone (T5 or Llama family, e.g. smollm2-135m)", task)
+
+
+def backbone_problems(config: TrainConfig,
+                      size: tuple[int, int | None] | None = None) -> list[InitErrorDetails]:
+    """What depends on the backbone: the PETL sizes (`_sized`) and catalog text-to-text
+    tasks. For a job adding tasks onto a prototype, checked once its backbone applies."""
+    from propetl.backbones import is_generative
+    from propetl.data import get_task_info
+
+    errors = _sized(config, size)
+    for i, task in enumerate(config.tasks):
+        if uploads.is_data_file(task):
+            continue
+        try:
+            generative = get_task_info(task).generative
+        except ValueError:  # not a catalog task: named by `check_resolvable`
+            continue
+        if generative and not is_generative(config.backbone):
+            errors.append(_needs_generative(i, task))
+    return errors
+
+
+def config_invalid(problems: list[InitErrorDetails]) -> ValidationError:
+    """A job spec's error for problems located in its config."""
+    return ValidationError.from_exception_data(
+        "JobSpec", [{**e, "loc": ("config", *e["loc"])} for e in problems])
+
+
+def check_resolvable(config: TrainConfig, *, owner: str | None = None, paths: bool = False,
+                     backbone: bool = True) -> list[InitErrorDetails]:
     """Errors for a backbone that cannot load or tasks the catalog does not know.
 
     Without `paths`, a data-file task must be an upload name (checked in `owner`'s uploads
-    when an owner is given) and a backbone folder must be allowed by the settings."""
+    when an owner is given) and a backbone folder must be allowed by the settings. Without
+    `backbone`, only the tasks are looked up (the job's backbone is not known yet: a
+    prototype's, `backbone_problems` checks it then)."""
     errors: list[InitErrorDetails] = []
     from propetl.backbones import BackboneError, check_backbone, is_generative
 
@@ -217,11 +299,12 @@ def check_resolvable(config: TrainConfig, *, owner: str | None = None,
     try:
         if refused:
             raise BackboneError(refused)
-        check_backbone(config.backbone)
+        if backbone:
+            check_backbone(config.backbone)
     except BackboneError as err:
         errors.append(_custom(("backbone",), str(err), config.backbone))
     else:
-        errors += _sized(config)
+        errors += _sized(config) if backbone else []
     from propetl.data import get_task_info, validate_user_file
 
     for i, task in enumerate(config.tasks):
@@ -260,10 +343,8 @@ def check_resolvable(config: TrainConfig, *, owner: str | None = None,
         except ValueError as err:  # UnknownTaskError
             errors.append(_custom(("tasks", i), str(err), task))
             continue
-        if info.generative and not errors and not is_generative(config.backbone):
-            errors.append(_custom(("tasks", i), f"{task} is a text-to-text task: it needs a "
-                                  "generative backbone (T5 or Llama family, e.g. smollm2-135m)",
-                                  task))
+        if info.generative and backbone and not errors and not is_generative(config.backbone):
+            errors.append(_needs_generative(i, task))
     return errors
 
 
@@ -272,7 +353,10 @@ def _resolvable(config: TrainConfig, info: ValidationInfo) -> list[InitErrorDeta
     owner = context.get("owner")
     if owner is None and context.get("paths"):  # a trusted caller names the owner
         owner = info.data.get("owner")
-    return check_resolvable(config, owner=owner, paths=bool(context.get("paths")))
+    # onto a prototype: its backbone replaces this one (`app.prototype_tasks.rebase_spec`)
+    onto = bool(info.data.get("base_prototype"))
+    return check_resolvable(config, owner=owner, paths=bool(context.get("paths")),
+                            backbone=not onto)
 
 
 def _name_problems(value: Any, info: ValidationInfo) -> list[InitErrorDetails]:
@@ -287,10 +371,15 @@ def _name_problems(value: Any, info: ValidationInfo) -> list[InitErrorDetails]:
     return [e for e in _resolvable(names, info) if e["loc"][0] in ("backbone", "tasks")]
 
 
-def _merged(errors: list[InitErrorDetails],
-            more: list[InitErrorDetails]) -> list[InitErrorDetails]:
-    seen = {tuple(e["loc"]) for e in errors}
-    return errors + [e for e in more if tuple(e["loc"]) not in seen]
+def _merged(*groups: list[InitErrorDetails]) -> list[InitErrorDetails]:
+    """One problem per field: the first group's that names it."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for error in (e for group in groups for e in group):
+        if tuple(error["loc"]) not in seen:
+            seen.add(tuple(error["loc"]))
+            out.append(error)
+    return out
 
 
 class JobSpec(BaseModel):
@@ -305,14 +394,16 @@ class JobSpec(BaseModel):
     name: str = Field("", max_length=200, description="a label shown in the dashboard")
     owner: str = Field("local", min_length=1, max_length=100)
     queue: str | None = Field(None, description="Celery queue (default: settings.default_queue)")
-    config: TrainConfig = Field(default_factory=TrainConfig)
-    label: LabelSpec | None = Field(
-        None, description="a batch-prediction job: label a stored upload with a prototype "
-                          "(app/labels.py) instead of training")
+    # before `config`, whose backbone checks wait for the prototype's backbone when given
     base_prototype: str | None = Field(
         None, min_length=1, max_length=36,
         description="uid of a registered prototype to add the tasks onto: its backbone and "
                     "method fields are used, only the new tasks' masks and heads train")
+    config: TrainConfig = Field(default_factory=TrainConfig)
+    #: Not public input (hidden from the schema): see `_label_only_from_the_label_route`.
+    label: SkipJsonSchema[LabelSpec | None] = Field(
+        None, description="a batch-prediction job: label a stored upload with a prototype "
+                          "(app/labels.py) instead of training")
     replace_tasks: list[str] = Field(
         default_factory=list, max_length=64,
         description="with base_prototype: tasks already on it to retrain (masks and head)")
@@ -349,6 +440,17 @@ class JobSpec(BaseModel):
                 data["config"] = {**flat, **dict(data.get("config") or {})}
         return data
 
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_only_from_the_label_route(cls, value: Any, info: ValidationInfo) -> Any:
+        """A labelling job reads a stored file with a prototype, both checked to be the
+        caller's by the label route only; a spec from anywhere else may not name them."""
+        if value is not None and not (info.context or {}).get("labelling"):
+            raise PydanticCustomError(
+                "spec_error", "a job spec cannot carry 'label': files are labelled through "
+                "POST /api/prototypes/<uid>/label or the Playground's \"Label a file\"")
+        return value
+
     @field_validator("queue")
     @classmethod
     def _check_queue(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -369,14 +471,17 @@ class JobSpec(BaseModel):
     def _check_config(cls, value: Any, handler: Any, info: ValidationInfo) -> TrainConfig:
         if isinstance(value, TrainConfig):
             value = value.to_dict()
-        # every problem at once, one message per field: the engine's own checks and the
-        # service's bounds (`LIMITS`, tighter than the engine's)
-        limits = limit_problems(value)
+        # every problem at once, one message per field: wrong types first, then the service's
+        # bounds (`LIMITS`: tighter than the engine's, and naming both ends), then the engine's
+        limits = type_problems(value, (info.context or {}).get("resolve", True)) + \
+            limit_problems(value)
         try:
             config: TrainConfig = handler(value)
         except ValidationError as err:
-            errors = [d for e in err.errors() for d in _located(e)]
-            errors = _merged(errors, limits + _engine_problems(value) + _name_problems(value, info))
+            found = [d for e in err.errors() for d in _located(e)]
+            types = [e for e in found if isinstance(e["type"], str)]  # pydantic's own
+            errors = _merged(types, limits, found, _engine_problems(value),
+                             _name_problems(value, info))
             raise ValidationError.from_exception_data("JobSpec.config", errors) from None
         if limits:
             errors = _merged(limits, _name_problems(value, info))
@@ -399,12 +504,12 @@ class JobSpec(BaseModel):
     def from_stored(cls, data: dict[str, Any]) -> JobSpec:
         """A spec read back from the registry (already validated at submit)."""
         data = {k: v for k, v in data.items() if k != "sweep_id"}  # stored before sweeps
-        return cls.model_validate(data, context={"resolve": False})
+        return cls.model_validate(data, context={"resolve": False, "labelling": True})
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, resolve: bool = True) -> JobSpec:
         """Read a spec from a YAML file (nested `config:` or flat training options)."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_yaml(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a job spec is a mapping of options")
         return cls.model_validate(data, context={"resolve": resolve, "paths": True})

@@ -28,7 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from propetl.config import PropetlConfig, TrainConfig
 
-from .specs import JobSpec
+from .specs import JobSpec, backbone_problems, backbone_size, config_invalid, load_yaml
 
 #: The most jobs one sweep may create.
 MAX_SWEEP_JOBS = 64
@@ -59,7 +59,7 @@ def parse_values(text: str) -> list[Any]:
         item = item.strip()
         if item:
             try:
-                out.append(yaml.safe_load(item))
+                out.append(load_yaml(item))
             except yaml.YAMLError:
                 out.append(item)
     return out
@@ -148,6 +148,8 @@ class SweepSpec(BaseModel):
         """Validate every combination as a job spec; all problems are reported at once."""
         base = self.base.to_json_dict()
         resolve = any(p in _RESOLVED for p in self.grid)
+        # the base's backbone, looked up once: each job's PETL sizes are checked against it
+        size = None if resolve else backbone_size(self.base.config.backbone)
         errors: dict[str, InitErrorDetails] = {}  # one entry per problem, the first combination
         jobs, combos = [], []
         for combo in itertools.product(*self.grid.values()):
@@ -158,8 +160,12 @@ class SweepSpec(BaseModel):
                 _set(data["config"], path, value)
             data["name"] = f"{self.name or 'sweep'} · {label(values)}"[:200]
             try:
-                jobs.append(JobSpec.model_validate(
-                    data, context={**(info.context or {}), "resolve": resolve}))
+                job = JobSpec.model_validate(
+                    data, context={**(info.context or {}), "resolve": resolve})
+                sized = backbone_problems(job.config, size) if size else []
+                if sized:
+                    raise config_invalid(sized)
+                jobs.append(job)
                 combos.append(values)
             except ValidationError as err:
                 for e in err.errors(include_url=False):

@@ -90,13 +90,27 @@ def task_bytes(mask_set: MaskSet) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def run_task_info(mask_set: MaskSet) -> dict[str, Any]:
+    """The task as the run that trained these masks read it: the mask set's own record, or
+    (registered before it was kept) the labels its task folder's task.json holds. Never the
+    shared `Task` row: another user's upload may have the same name."""
+    if mask_set.task_info is not None:
+        return dict(mask_set.task_info)
+    try:
+        saved = json.loads((Path(mask_set.artifact_path) / "task.json").read_text()).get("task")
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    labels = saved.get("label_names") if isinstance(saved, dict) else None
+    return {"label_names": list(labels) if isinstance(labels, list) else None}
+
+
 def mask_set_summary(mask_set: MaskSet) -> dict[str, Any]:
     return {"id": mask_set.id, "task": mask_set.task.name, "keep_ratio": mask_set.keep_ratio,
             "mask_bits": mask_set.mask_bits, "mask_bytes": mask_set.mask_bytes,
             "disk_bytes": task_bytes(mask_set), "density": list(mask_set.density or []),
             "dev_metrics": dict(mask_set.dev_metrics or {}),
             "test_metrics": dict(mask_set.test_metrics or {}),
-            "label_names": mask_set.task.label_names}
+            "label_names": run_task_info(mask_set).get("label_names")}
 
 
 def prototype_summary(proto: Prototype) -> dict[str, Any]:

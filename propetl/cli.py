@@ -109,10 +109,12 @@ def train_fields(config_file: str | None, overrides: dict) -> dict:
     ProPETL options under "propetl" (only those given)."""
     import yaml
 
+    from .config import load_yaml
+
     data: dict = {}
     if config_file:
         try:
-            loaded = yaml.safe_load(Path(config_file).read_text())
+            loaded = load_yaml(Path(config_file).read_text())
         except yaml.YAMLError as err:
             raise CliError(f"{config_file}: not valid YAML: {err}") from err
         if not isinstance(loaded, dict):

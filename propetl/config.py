@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union
+
+import yaml
 
 PetlKind = Literal["adapter", "lora", "prefix"]
 SharingMode = Literal["propetl", "propetl-or", "none"]
@@ -407,3 +410,18 @@ class TrainConfig:
 def saved_propetl_dict(data: dict[str, Any]) -> dict[str, Any]:
     """A saved ProPETL config with the fields added since filled in as they were then."""
     return {**SAVED_BEFORE, **data}
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading `1e-3` as a number, as YAML 1.2 does (PyYAML reads YAML
+    1.1, where it is text, and configs refuse text for numbers)."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """A config, job spec, sweep file or grid value written in YAML."""
+    return yaml.load(text, Loader=_ConfigLoader)

@@ -45,10 +45,12 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            if not reader.fieldnames:
-                raise LabelFileError(f"{path.name}: no header row")
-            for number, row in enumerate(reader, 1):
-                yield number, row
+            try:
+                if not reader.fieldnames:
+                    raise LabelFileError(f"{path.name}: no header row")
+                yield from enumerate(reader, 1)
+            except csv.Error as err:
+                raise LabelFileError(f"{path.name}: line {reader.line_num}: {err}") from err
     elif suffix == ".jsonl":
         with path.open(encoding="utf-8") as handle:
             number = 0
@@ -73,10 +75,12 @@ def count_rows(path: Path) -> int:
 
 
 def check_columns(path: Path, text_column: str, task_column: str, default_task: str | None,
-                  pair_column: str | None = None) -> None:
+                  pair_column: str | None = None, *, whole: bool = False) -> None:
     """Fail early when the first row lacks the text column, or when rows name no task and
-    no default task is given."""
-    for _, row in _records(path):
+    no default task is given; with `whole`, also when any later line cannot be read (a
+    JSONL line that is not a JSON object, a CSV line the reader refuses)."""
+    records = _records(path)
+    for _, row in records:
         if text_column not in row:
             raise LabelFileError(f"{path.name}: no {text_column!r} column (columns: "
                                  f"{', '.join(map(str, row))})")
@@ -85,6 +89,9 @@ def check_columns(path: Path, text_column: str, task_column: str, default_task: 
         if task_column not in row and not default_task:
             raise LabelFileError(f"{path.name}: no {task_column!r} column: choose a task for "
                                  "every row")
+        if whole:
+            for _ in records:
+                pass
         return
     raise LabelFileError(f"{path.name}: the file has no rows")
 

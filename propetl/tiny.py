@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import torch
@@ -50,10 +51,18 @@ def tiny_config(model_type: str = "bert", vocab_size: int = 256, hidden: int = 3
                                 type_vocab_size=2, pad_token_id=0, **extra)
 
 
+#: Building one draws from the process's RNG (transformers initialises weights with it): one
+#: build at a time, so that concurrent builds (a server's exports) cannot interleave draws.
+_BUILD = threading.Lock()
+
+
 def tiny_backbone(model_type: str = "bert", seed: int = 0, **kwargs) -> PreTrainedModel:
-    torch.manual_seed(seed)
+    """A random model whose weights depend on `seed` only; the global RNG state is the same
+    afterwards as before (seeded and restored inside `fork_rng`)."""
     auto = {"t5": AutoModelForSeq2SeqLM, "llama": AutoModelForCausalLM}.get(model_type, AutoModel)
-    model = auto.from_config(tiny_config(model_type, **kwargs))
+    with _BUILD, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = auto.from_config(tiny_config(model_type, **kwargs))
     model.name_or_path = f"tiny-{model_type}"
     return model.eval()
 

@@ -7,7 +7,10 @@ import logging
 import time
 from pathlib import Path
 
+from app.access import Access
+from app.auth import get_auth
 from app.labels import input_path, result_path
+from app.models import Prototype
 from app.registry import Claim, Registry
 
 from .reporting import Heartbeat
@@ -15,13 +18,20 @@ from .reporting import Heartbeat
 log = logging.getLogger(__name__)
 
 
-def _predictor(registry: Registry, uid: str):
+def _owned_prototype(registry: Registry, uid: str, owner: str) -> Prototype:
+    """Prototype `uid` when the job's owner may use it (`app.access`, the label route's own
+    check made again: a label job that reached the queue some other way labels nothing of
+    another user's); otherwise `NotFoundError`, as for a missing prototype."""
+    return Access.of(get_auth(registry.settings), owner, registry).prototype(uid)
+
+
+def _predictor(registry: Registry, uid: str, owner: str):
     """The prototype loaded for inference, with a bounded cache of materialised tasks."""
     from propetl.backbones import load_tokenizer
     from propetl.inference import Predictor
     from propetl.model import ProPETLModel
 
-    proto = registry.get_prototype(uid)
+    proto = _owned_prototype(registry, uid, owner)
     tasks = [m.task.name for m in proto.mask_sets if Path(m.artifact_path).is_dir()]
     if not tasks:
         raise RuntimeError(f"prototype {uid[:8]} has no task masks left")
@@ -48,7 +58,7 @@ def run_label_job(registry: Registry, job_id: int, claim: Claim) -> str:
             source = input_path(spec, settings)
             total = count_rows(source)
             registry.report_progress(job_id, attempt, step=0, total_steps=total, phase="label")
-            predictor = _predictor(registry, spec.prototype)
+            predictor = _predictor(registry, spec.prototype, claim.spec.owner)
             last = [0.0]
 
             def progress(rows: int, rate: float) -> None:

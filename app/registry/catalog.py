@@ -42,9 +42,14 @@ class CatalogMixin(RegistryBase):
 
     @staticmethod
     def _task(s: Session, name: str, info: dict[str, Any]) -> Task:
+        """The one row of task `name`, with the catalog's description of it. An uploaded
+        task's labels and sizes are its owner's, and another user's upload may have the same
+        name: they are kept on the mask set only (`MaskSet.task_info`), never here."""
         row = s.scalar(select(Task).where(Task.name == name))
         assert row is not None, "created by _ensure_names"
-        row.source = info.get("source", row.source or "file")
+        if info.get("source", "file") == "file":
+            return row
+        row.source = info["source"]
         row.text_columns = list(info.get("text_columns") or [])
         labels = info.get("label_names")
         row.label_names = list(labels) if labels is not None else None

@@ -147,7 +147,7 @@ class ClaimsMixin(JobsMixin, CatalogMixin):
                     keep_ratio=config.propetl.keep_ratio if config.propetl.masked else None,
                     mask_bits=result.mask_bits, mask_bytes=result.mask_bytes,
                     density=list(result.density), dev_metrics=result.dev_metrics,
-                    test_metrics=result.test_metrics))
+                    test_metrics=result.test_metrics, task_info=dict(result.info)))
             job.mark_succeeded(outcome.steps)
         return outcome.uid
 

@@ -27,8 +27,9 @@ class SweepsMixin(JobsMixin):
         if spec.base.base_prototype or spec.base.replace_tasks:
             raise InvalidStateError("a sweep cannot add tasks onto a prototype (base_prototype);"
                                     " submit one add-job per setting instead")
+        base = spec.base.model_copy(update={"owner": spec.owner})  # as its jobs are
         with self._tx() as s:
-            sweep = Sweep(name=spec.name, owner=spec.owner, base_spec=spec.base.to_json_dict(),
+            sweep = Sweep(name=spec.name, owner=spec.owner, base_spec=base.to_json_dict(),
                           grid=spec.grid)
             s.add(sweep)
             s.flush()

@@ -15,11 +15,13 @@ from pydantic import ValidationError
 
 from .. import views
 from ..access import AmbiguousError, for_request
+from ..models import MAX_ID, JobStatus
 from ..registry import NotFoundError
 from ..specs import JobSpec, describe_errors
 from .common import Ctx
 
 ENDPOINTS = ("launch", "list_jobs", "predict")
+STATUSES = tuple(s.value for s in JobStatus)
 #: Defaults are never None: gradio_client treats a None default as a missing argument.
 NO_OPTIONS: dict = {}
 
@@ -33,6 +35,10 @@ def install(ctx: Ctx) -> None:
         and any other job options in `config` (e.g. {"max_steps": 200, "propetl":
         {"petl": "lora", "keep": 0.1}}). Returns the job as `list_jobs` shows it."""
         access = for_request(ctx.auth, request)
+        if config is not None and not isinstance(config, dict):
+            raise gr.Error(f"config must be a mapping of job options (a JSON object such as "
+                           f'{{"max_steps": 200}}), got {type(config).__name__}',
+                           print_exception=False)
         data = {"name": name or "", "queue": queue or None, "owner": access.owner,
                 "config": {**dict(config or {}), "backbone": backbone, "tasks": list(tasks)}}
         try:
@@ -48,19 +54,26 @@ def install(ctx: Ctx) -> None:
         """Your jobs, newest first (optionally one status, e.g. "succeeded", or one sweep's
         jobs by its id)."""
         access = for_request(ctx.auth, request)
+        if status and status not in STATUSES:
+            raise gr.Error(f"status must be one of {', '.join(STATUSES)} (or empty for any), "
+                           f"got {status!r}", print_exception=False)
+        if not 0 <= int(sweep) <= MAX_ID:
+            raise gr.Error(f"sweep must be a sweep's id (1 to {MAX_ID}; 0 for any), got {sweep}",
+                           print_exception=False)
         jobs = access.jobs(status=status or None, sweep_id=sweep or None,
                            limit=max(1, min(int(limit), 500)))
         return views.job_rows(access.registry, jobs)
 
     def predict(request: gr.Request, prototype: str, task: str, text: str,
                 text_pair: str = "") -> dict:
-        """Answer `text` for `task` ("all tasks" for every task) with one of your prototypes
-        (its full id or a unique prefix, as the dashboard shows it)."""
-        from ..playground import PlaygroundError, get_engine
+        """Answer `text` for `task` ("all" or "all tasks" for every task) with one of your
+        prototypes (its full id or a unique prefix, as the dashboard shows it)."""
+        from ..playground import ALL_TASKS, PlaygroundError, get_engine
 
         access = for_request(ctx.auth, request)
         try:
             proto = access.prototype(prototype)
+            task = ALL_TASKS if task == "all" else task  # as the REST API reads it
             answer = get_engine().predict(proto.uid, task, text, text_pair or None)
         except (NotFoundError, AmbiguousError, PlaygroundError, ValueError) as err:
             raise gr.Error(str(err), print_exception=False) from None

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ..specs import JobSpec, describe_errors
 from . import forms
 from .common import Ctx, fmt_bytes, problems_md, prototype_choices, registry
+from .guard import current_access
 
 NEW = "new prototype"
 ADD = "add tasks to a prototype"
@@ -87,14 +88,16 @@ def submit_add(ctx: Ctx, request: gr.Request | None, name: str, queue: str, uid:
     owner = ctx.user(request)
     training = {k: v for k, v in config.items() if k not in ("backbone", "propetl")}
     data = {"name": name or "", "queue": queue or None, "owner": owner,
-            "config": {**training, "tasks": list(tasks or [])}, "base_prototype": uid}
+            "config": {**training, "tasks": list(tasks or [])}}
     try:
+        # the caller's own prototype (another's reads as missing); the registry trusts it
+        data["base_prototype"] = current_access().prototype(uid).uid
         spec = JobSpec.model_validate(data, context={"owner": owner})
         job_id = registry().submit_job(spec)
     except ValidationError as err:
         return problems_md("✗ Fix these before launching:",
                            describe_errors(err).splitlines()), None
-    except Exception as err:  # conflicts with the prototype, or the broker is down
+    except Exception as err:  # no such prototype, conflicts with it, or the broker is down
         return f"✗ could not queue the job: {err}", None
     return f"✓ Job **#{job_id}** queued: it adds {', '.join(tasks)} to {uid[:8]}.", job_id
 

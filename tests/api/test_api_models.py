@@ -66,3 +66,70 @@ def test_predict_refusals(client, stack, body, code):
 def test_predict_unknown_prototype_is_404(client):
     reply = client.post("/api/predict", json={"prototype": "nope", "task": "x", "text": "y"})
     assert reply.status_code == 404
+
+
+@pytest.mark.parametrize("route", ["download", "masks/bbc_news/download",
+                                   "masks/bbc_news/export"])
+def test_concurrent_downloads_all_get_the_same_whole_zip(client, stack, route):
+    """12 requests at once each rebuild the same file in exports/: every one is answered
+    whole (none lost a temporary file to another, none sees a server path)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"/api/prototypes/{stack.uid}/{route}"
+    with ThreadPoolExecutor(12) as pool:
+        replies = list(pool.map(lambda _: client.get(url), range(12)))
+    assert [r.status_code for r in replies] == [200] * 12, [r.text[:200] for r in replies]
+    assert len({r.content for r in replies}) == 1
+    assert zipfile.ZipFile(io.BytesIO(replies[0].content)).testzip() is None
+    assert not list((stack.data_dir / "exports").glob("*.tmp"))
+
+
+def test_a_missing_file_is_404_without_its_server_path(client, stack, monkeypatch):
+    from app import bundles
+
+    def gone(*args):
+        open(stack.data_dir / "exports" / "gone.zip")  # noqa: SIM115 - raises
+
+    monkeypatch.setattr(bundles, "bundle_zip", gone)
+    reply = client.get(f"/api/prototypes/{stack.uid}/download")
+    assert reply.status_code == 404 and str(stack.data_dir) not in reply.text
+
+
+def _label(client, uid: str, name: str, data: bytes, **form):
+    return client.post(f"/api/prototypes/{uid}/label", files={"file": (name, data)}, data=form)
+
+
+def _stored_labels() -> set:
+    from app.labels import labels_dir
+
+    return set(labels_dir().glob("*/*")) if labels_dir().exists() else set()
+
+
+@pytest.mark.parametrize(("name", "data", "form", "words"), [
+    ("rows.csv", b"text\na fine film\n", {"text_column": "\x01", "task": "bbc_news"},
+     "text_column"),
+    ("rows.jsonl", b'{"text":"hi"}\nnot json\n{"nottext":1}\n', {"task": "bbc_news"},
+     "line 2 is not JSON"),
+    ("rows.jsonl", b'{"text":"hi"}\n[1, 2]\n', {"task": "bbc_news"}, "line 2 is not a JSON"),
+])
+def test_a_label_file_or_option_that_cannot_work_is_422_and_nothing_is_kept(
+        client, stack, name, data, form, words):
+    before = _stored_labels()
+    reply = _label(client, stack.uid, name, data, **form)
+    assert reply.status_code == 422 and words in reply.json()["detail"], reply.text
+    assert _stored_labels() == before
+
+
+def test_labelling_with_a_prototype_without_tasks_is_422(client, stack):
+    from tests.dashboard_stack import TINY
+    from worker.runner import execute
+
+    registry = stack.registry
+    job_id = registry.submit_job({"config": {**TINY, "tasks": ["bbc_news"], "max_steps": 2}})
+    assert execute(job_id, registry=registry) == "succeeded"
+    uid = registry.prototype_for_job(job_id).uid
+    assert client.delete(f"/api/prototypes/{uid}/masks/bbc_news").status_code == 204
+    before = _stored_labels()
+    reply = _label(client, uid, "rows.csv", b"text\na fine film\n")
+    assert reply.status_code == 422 and "no tasks" in reply.json()["detail"], reply.text
+    assert _stored_labels() == before

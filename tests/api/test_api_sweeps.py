@@ -47,7 +47,9 @@ def test_sweep_lists_groups_and_results(client, sweep):
 
 @pytest.mark.parametrize(("grid", "words"), [
     ({"kep": [0.1]}, "unknown field 'kep'"),
-    ({"keep": [0.1, 7.0]}, "keep must be in (0, 1], got 7.0"),
+    ({"keep": [0.1, 7.0]}, "keep must be in [1e-06, 1], got 7 (in the job keep=7.0)"),
+    ({"bottleneck": [1000]}, "bottleneck must be at most 256 (8 x the hidden size 32 of "
+                             "tiny-bert)"),
     ({"lr": [i / 1000 for i in range(1, 80)]}, "at most 64 jobs"),
 ])
 def test_bad_sweeps_are_422_and_write_nothing(client, grid, words):
@@ -118,13 +120,16 @@ def test_a_sweep_and_its_jobs_belong_to_the_caller(auth_client):
 
     alice = token_for(auth_client, "alice", "wonder")
     bob = token_for(auth_client, "bob", "builder")
-    body = {"owner": "mallory", "base": BASE,
+    body = {"owner": "mallory", "base": {**BASE, "owner": "mallory"},
             "grid": {"lr": [0.001, 0.01]}}
     assert auth_client.post("/api/sweeps", json=body).status_code == 401
     reply = auth_client.post("/api/sweeps", json=body, headers=alice)
     assert reply.status_code == 201, reply.text
     created = reply.json()
     assert created["owner"] == "alice"
+    assert created["base_spec"]["owner"] == "alice"  # the stored base spec names her too
+    assert auth_client.get(f"/api/sweeps/{created['id']}",
+                           headers=alice).json()["base_spec"]["owner"] == "alice"
     for job_id in created["job_ids"]:
         assert auth_client.get(f"/api/jobs/{job_id}", headers=alice).json()["owner"] == "alice"
         assert auth_client.post(f"/api/jobs/{job_id}/cancel", headers=bob).status_code == 404

@@ -178,3 +178,20 @@ def test_linear_head_is_one_module_with_the_sequential_layout_in_its_state_dict(
     assert torch.allclose(head(x, None), expected)
     with pytest.raises(RuntimeError, match="Missing key"):
         head.load_state_dict({"net.1.weight": moved["net.1.weight"]})
+
+
+def test_tiny_backbones_built_at_once_are_identical_and_leave_the_global_rng_alone():
+    """Two threads building the same tiny backbone (a server's concurrent exports) get the
+    same weights, whatever the global RNG holds, and find it as it was."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from propetl.tiny import tiny_backbone
+
+    reference = tiny_backbone("bert").state_dict()
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(lambda _: tiny_backbone("bert").state_dict(), range(4)))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    for state in built:
+        assert all(torch.equal(state[k], reference[k]) for k in reference)

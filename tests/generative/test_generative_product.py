@@ -54,3 +54,50 @@ def test_text_to_text_job_on_an_encoder_is_refused_at_submission():
     with pytest.raises(ValidationError, match="needs a generative backbone"):
         JobSpec.model_validate({"name": "x", "config": {"backbone": "tiny-bert",
                                                         "tasks": ["bbc_headlines"]}})
+
+
+def _trained(stack, backbone: str) -> str:
+    """A two-step prototype with one classification task over `backbone`."""
+    from worker.runner import execute
+
+    registry = stack.registry
+    job_id = registry.submit_job({"config": {
+        "backbone": backbone, "tasks": ["rotten_tomatoes"], "max_examples": 8, "max_steps": 2,
+        "batch_size": 4, "eval_every": 2, "max_length": 32, "max_target_length": 6}})
+    assert execute(job_id, registry=registry) == "succeeded", registry.get_job(job_id).error
+    return registry.prototype_for_job(job_id).uid
+
+
+def test_a_text_to_text_task_is_checked_on_the_prototypes_backbone_when_added(stack):
+    """Without a backbone, a job adding tasks is checked on the prototype's (tiny-t5 takes
+    bbc_headlines; tiny-bert refuses it with the field named), not on the default one."""
+    from fastapi.testclient import TestClient
+
+    from app.auth import get_auth
+    from app.server import create_app
+    from app.ui import grow
+    from app.ui.common import Ctx
+
+    t5, bert = _trained(stack, "tiny-t5"), _trained(stack, "tiny-bert")
+    with TestClient(create_app(get_auth(), ui=False)) as client:
+        reply = client.post(f"/api/prototypes/{t5}/tasks",
+                            json={"tasks": ["bbc_headlines"], "config": {"max_steps": 2}})
+        assert reply.status_code == 201, reply.text
+        assert client.get(f"/api/jobs/{reply.json()['id']}").json()["spec"]["config"][
+            "backbone"] == "tiny-t5"
+        reply = client.post("/api/jobs", json={"base_prototype": t5[:8],
+                                               "config": {"tasks": ["bbc_headlines"]}})
+        assert reply.status_code == 201, reply.text
+        reply = client.post(f"/api/prototypes/{bert}/tasks", json={"tasks": ["bbc_headlines"]})
+        assert reply.status_code == 422, reply.text
+        [error] = reply.json()["detail"]
+        assert error["loc"][-3:] == ["config", "tasks", 0]
+        assert "needs a generative backbone" in error["msg"]
+    message, job_id = grow.submit_add(Ctx(get_auth()), None, "", "", t5, ["bbc_headlines"],
+                                      {"backbone": "minilm-l6", "max_steps": 2})
+    assert job_id is not None, message
+    message, job_id = grow.submit_add(Ctx(get_auth()), None, "", "", bert, ["bbc_headlines"],
+                                      {"max_steps": 2})
+    assert job_id is None and "needs a generative backbone" in message
+    for job in stack.registry.list_jobs(status="queued"):
+        stack.registry.request_cancel(job.id)

@@ -145,6 +145,7 @@ def test_progress_and_finish_register_results_once(reg):
     [mask] = proto.mask_sets
     assert mask.task.name == "rotten_tomatoes" and mask.mask_bits == 64 and mask.keep_ratio == 0.5
     assert reg.list_tasks()[0].label_names == ["neg", "pos"]
+    assert mask.task_info["label_names"] == ["neg", "pos"]  # the run's own
     # the same job cannot register a second result
     assert reg.finish_job(job_id, claim.attempt, _outcome()) is None
     assert reg.claim_job(job_id, host="w2") is None
@@ -158,6 +159,52 @@ def test_two_jobs_share_backbone_and_task_rows(reg):
         reg.finish_job(job_id, claim.attempt, _outcome())
     assert len(reg.list_backbones()) == 1 and len(reg.list_tasks()) == 1
     assert len(reg.list_mask_sets(task="rotten_tomatoes")) == 2
+
+
+def test_an_uploaded_tasks_labels_stay_with_each_run_not_the_shared_row(reg):
+    """Two users' uploads may share a task name: each mask set keeps its own run's labels and
+    sizes, and the one task row of that name holds neither."""
+    runs = {}
+    for owner, labels in (("alice", ["yak", "zebra"]), ("bob", ["cat", "dog", "eel"])):
+        job_id = reg.submit_job({**SPEC, "owner": owner})
+        claim = reg.claim_job(job_id, host="w")
+        outcome = _outcome(("reviews",))
+        outcome.tasks["reviews"].info.update(source="file", label_names=labels,
+                                              sizes={"train": len(labels)})
+        runs[owner] = reg.finish_job(job_id, claim.attempt, outcome)
+    for owner, labels in (("alice", ["yak", "zebra"]), ("bob", ["cat", "dog", "eel"])):
+        [mask] = reg.get_prototype(runs[owner]).mask_sets
+        assert mask.task_info["label_names"] == labels
+        assert mask.task_info["sizes"] == {"train": len(labels)}
+    [row] = reg.list_tasks()
+    assert row.name == "reviews" and row.label_names is None and row.sizes is None
+
+
+def test_a_mask_set_from_before_0005_reads_its_labels_from_its_own_folder(reg, tmp_path):
+    """Rows registered before `task_info` was kept: the task folder's task.json, never the
+    shared row."""
+    import json
+
+    from sqlalchemy import update
+
+    from app import views
+    from app.models import MaskSet
+
+    job_id = reg.submit_job(SPEC)
+    claim = reg.claim_job(job_id, host="w")
+    outcome = _outcome()
+    folder = tmp_path / "tasks" / "rotten_tomatoes"
+    folder.mkdir(parents=True)
+    (folder / "task.json").write_text(json.dumps({"task": {"label_names": ["bad", "good"]}}))
+    outcome.tasks["rotten_tomatoes"].artifact_path = str(folder)
+    uid = reg.finish_job(job_id, claim.attempt, outcome)
+    with reg._tx() as s:
+        s.execute(update(MaskSet).values(task_info=None))
+    [mask] = reg.get_prototype(uid).mask_sets
+    assert mask.task_info is None and mask.task.label_names == ["neg", "pos"]
+    assert views.mask_set_summary(mask)["label_names"] == ["bad", "good"]
+    folder.joinpath("task.json").unlink()
+    assert views.mask_set_summary(mask)["label_names"] is None
 
 
 def test_a_prototype_lists_its_tasks_in_the_jobs_order(reg):

@@ -37,6 +37,9 @@ def test_field_paths(key, path):
 def test_cli_grid_options_read_values_as_yaml():
     assert parse_grid_option("keep=0.05, 0.1,1") == ("keep", [0.05, 0.1, 1])
     assert parse_grid_option("petl=adapter,lora") == ("petl", ["adapter", "lora"])
+    assert parse_grid_option("lr=1e-3,3e-4") == ("lr", [1e-3, 3e-4])  # numbers, as YAML 1.2
+    assert [j.config.lr for j in sweep({"lr": parse_grid_option("lr=1e-3,3e-4")[1]}).jobs()] \
+        == [1e-3, 3e-4]
     with pytest.raises(ValueError, match="FIELD=V1"):
         parse_grid_option("keep")
 
@@ -49,7 +52,11 @@ def test_cli_grid_options_read_values_as_yaml():
     ({"keep": [0.1, 0.2], "propetl.keep": [0.3]}, "given twice"),
     ({"lr": [i / 1000 for i in range(1, 66)]}, f"65 combinations; a sweep may have at most "
                                                f"{MAX_SWEEP_JOBS}"),
-    ({"keep": [0.5, 1.5]}, "keep must be in (0, 1], got 1.5 (in the job keep=1.5)"),
+    ({"keep": [0.5, 1.5]}, "keep must be in [1e-06, 1], got 1.5 (in the job keep=1.5)"),
+    ({"bottleneck": [8, 1000]}, "bottleneck must be at most 256 (8 x the hidden size 32 of "
+                                "tiny-bert), got 1000 (in the job bottleneck=1000)"),
+    ({"lora_r": [64], "petl": ["lora"]}, "lora_r must be at most 32"),
+    ({"max_steps": [True]}, "max_steps must be an integer, got True"),
     ({"petl": ["lora", "ia3"]}, "(in the job petl=ia3)"),
     ({"tasks": ["rotten_tomatoes", "nope"]}, "unknown task 'nope'"),
 ])
@@ -80,6 +87,7 @@ def test_create_sweep_records_groups_and_enqueues(reg):
                                       owner="alice"))
     found = reg.get_sweep(sweep_id)
     assert found.name == "k-sweep" and found.owner == "alice"
+    assert found.base_spec["owner"] == "alice"  # not the base spec's default owner
     assert found.grid == {"propetl.keep": [0.1, 0.5], "propetl.petl": ["adapter", "lora"]}
     assert len(found.jobs) == 4 and all(j.owner == "alice" for j in found.jobs)
     assert [value_at(j.spec["config"], "propetl.keep") for j in found.jobs] == [0.1, 0.1, 0.5, 0.5]

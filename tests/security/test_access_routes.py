@@ -252,3 +252,87 @@ def test_labelling_anothers_prototype_is_not_found(client, alices):
     assert [r.status_code for r in replies] == [404, 404], [r.text for r in replies]
     assert replies[0].json()["detail"] == replies[1].json()["detail"].replace(
         MISSING["uid"], alices["uid"])
+
+
+def _label(uid: str) -> dict[str, Any]:
+    """A `label` field as a labelling job stores it."""
+    return {"prototype": uid, "input": "0123456789abcdef0123456789abcdef/input.csv",
+            "task": "rotten_tomatoes", "text_column": "text", "task_column": "task",
+            "filename": "lab.csv"}
+
+
+def test_job_and_sweep_specs_cannot_label_files(client, alices, stack):
+    """Files are labelled only through the label route (it checks that the prototype and the
+    file are the caller's): a spec naming `label` is refused, alike for another's prototype
+    and a missing one, and nothing is queued."""
+    bob = token_for(client, "bob", PASSWORDS["bob"])
+    before = len(stack.registry.list_jobs(owner="bob", limit=500))
+    texts: dict[str, list[str]] = {"job": [], "sweep": []}
+    for uid in (alices["uid"], MISSING["uid"]):
+        job = client.post("/api/jobs", headers=bob, json={**SPEC, "label": _label(uid)})
+        sweep = client.post("/api/sweeps", headers=bob, json={
+            "base": {**SPEC, "label": _label(uid)}, "grid": {"lr": [0.01, 0.02]}})
+        for what, reply, where in (("job", job, ["body", "label"]),
+                                   ("sweep", sweep, ["body", "base", "label"])):
+            assert reply.status_code == 422, (what, reply.text)
+            assert [e["loc"] for e in reply.json()["detail"]] == [where], reply.text
+            assert "/label" in reply.json()["detail"][0]["msg"]  # where files are labelled
+            texts[what].append(reply.text.replace(uid, "U"))
+    assert all(a == b for a, b in texts.values()), texts
+    assert len(stack.registry.list_jobs(owner="bob", limit=500)) == before
+    assert "label" not in client.get("/api/openapi.json").json()["components"]["schemas"][
+        "JobSpec"]["properties"]
+
+
+def test_a_worker_labels_only_with_the_job_owners_prototype(alices, stack, monkeypatch):
+    """Defence in depth: a labelling job of bob's naming alice's prototype, queued without
+    the label route's check, fails exactly like one naming a missing prototype; alice's own
+    labelling job runs."""
+    import io
+    from types import SimpleNamespace
+
+    from app.labels import submit_label_job
+    from app.registry import Registry
+    from worker.runner import execute
+
+    monkeypatch.setenv("PROPETL_USERS", ",".join(f"{u}:{p}" for u, p in PASSWORDS.items()))
+    plain = stack.registry
+    registry = Registry(plain.url, enqueue=lambda *a: None,
+                        settings=plain.settings.model_copy(update={"auth_enabled": True}))
+    proto = registry.get_prototype(alices["uid"])
+
+    def run(owner: str, uid: str) -> str:
+        target = SimpleNamespace(uid=uid, mask_sets=proto.mask_sets, backbone=proto.backbone,
+                                 train_config=proto.train_config)
+        job_id = submit_label_job(registry, target, owner, io.BytesIO(b"text\na fine film\n"),
+                                  "rows.csv", task=alices["task"])
+        outcome = execute(job_id, registry=registry)
+        return f"{outcome} {registry.get_job(job_id).error}".replace(uid, "U")
+
+    assert run("bob", alices["uid"]) == run("bob", MISSING["uid"]) == \
+        "failed NotFoundError: no prototype U"
+    assert run("alice", alices["uid"]) == "succeeded None"
+
+
+def test_adding_tasks_in_the_dashboard_needs_ones_own_prototype(auth, alices, stack):
+    """Launch's "add tasks to a prototype" called as bob (through the page's access guard)
+    with alice's prototype: answered as for a missing one, nothing queued."""
+    from types import SimpleNamespace
+
+    from app.ui import grow, guard
+    from app.ui.common import Ctx
+
+    handler = guard._wrap(grow.submit_add, auth)
+
+    def submit(user: str, uid: str) -> tuple[str, int | None]:
+        return handler(SimpleNamespace(username=user), Ctx(auth), "more", "", uid,
+                       ["bbc_news"], {"max_steps": 2, "max_examples": 16})
+
+    before = len(stack.registry.list_jobs(owner="bob", limit=500))
+    (theirs, job), (missing, none) = submit("bob", alices["uid"]), submit("bob", MISSING["uid"])
+    assert job is None and none is None, theirs
+    assert theirs.replace(alices["uid"], "U") == missing.replace(MISSING["uid"], "U")
+    assert len(stack.registry.list_jobs(owner="bob", limit=500)) == before
+    message, job = submit("alice", alices["uid"])  # her own: queued
+    assert job is not None, message
+    stack.registry.request_cancel(job)

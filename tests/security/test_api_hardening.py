@@ -83,7 +83,25 @@ def alices_upload(client, users, stack):
     assert job.status_code == 201, job.text
     assert job.json()["tasks"] == ["secret_reviews"]  # the task's one name
     assert execute(job.json()["id"], registry=stack.registry) == "succeeded"
-    return upload
+    return {**upload, "job_id": job.json()["id"]}
+
+
+@pytest.fixture(scope="module")
+def bobs_same_name(client, users, alices_upload, stack):
+    """bob trains, after alice, from an upload of the same name with other labels and sizes."""
+    from worker.runner import execute
+
+    theirs = SECRET_CSV.replace("zebra_secret", "bobs_cat").replace("yak_secret", "bobs_dog")
+    theirs += "".join(f"bobs sentence {i},{'bobs_cat' if i % 2 else 'bobs_dog'}\n"
+                      for i in range(20))
+    reply = client.post("/api/uploads", headers=users["bob"],
+                        files={"file": ("secret_reviews.csv", theirs.encode(), "text/csv")})
+    assert reply.status_code == 201, reply.text
+    job = client.post("/api/jobs", headers=users["bob"],
+                      json={**TINY, "tasks": [reply.json()["name"]]})
+    assert job.status_code == 201, job.text
+    assert execute(job.json()["id"], registry=stack.registry) == "succeeded"
+    return reply.json()
 
 
 def test_uploaded_tasks_are_their_owners_alone(client, users, alices_upload):
@@ -102,18 +120,9 @@ def test_uploaded_tasks_are_their_owners_alone(client, users, alices_upload):
 
 
 def test_a_task_name_both_users_uploaded_shows_each_their_own_labels(
-        client, users, alices_upload, stack):
+        client, users, alices_upload, bobs_same_name):
     """bob trains from an upload of the same name with other labels: the task row is shared
     by name, its description never is."""
-    from worker.runner import execute
-
-    theirs = SECRET_CSV.replace("zebra_secret", "bobs_cat").replace("yak_secret", "bobs_dog")
-    reply = client.post("/api/uploads", headers=users["bob"],
-                        files={"file": ("secret_reviews.csv", theirs.encode(), "text/csv")})
-    assert reply.status_code == 201, reply.text
-    job = client.post("/api/jobs", headers=users["bob"], json={**TINY, "tasks": [reply.json()["name"]]})
-    assert job.status_code == 201, job.text
-    assert execute(job.json()["id"], registry=stack.registry) == "succeeded"
     seen = {}
     for name in ("alice", "bob"):
         tasks = client.get("/api/tasks", headers=users[name])
@@ -121,6 +130,22 @@ def test_a_task_name_both_users_uploaded_shows_each_their_own_labels(
     assert set(seen["alice"][0]["label_names"]) == {"yak_secret", "zebra_secret"}
     assert set(seen["bob"][0]["label_names"]) == {"bobs_cat", "bobs_dog"}
     assert "bobs_" not in seen["alice"][1] and "_secret" not in seen["bob"][1]
+    for name, upload in (("alice", alices_upload), ("bob", bobs_same_name)):  # each one's own
+        assert seen[name][0]["sizes"] == upload["sizes"], (name, seen[name][0])
+        assert seen[name][0]["source"] == "file" and seen[name][0]["main_metric"] == "accuracy"
+
+
+def test_a_prototype_shows_its_own_runs_labels_not_the_last_upload_of_that_name(
+        client, users, alices_upload, bobs_same_name, stack):
+    """alice's prototype, read after bob's same-named task finished, names her labels."""
+    uid = stack.registry.prototype_for_job(alices_upload["job_id"]).uid
+    detail = client.get(f"/api/prototypes/{uid}", headers=users["alice"])
+    masks = client.get(f"/api/prototypes/{uid}/masks", headers=users["alice"])
+    for reply, rows in ((detail, detail.json()["mask_sets"]), (masks, masks.json())):
+        assert reply.status_code == 200, reply.text
+        [row] = [r for r in rows if r["task"] == "secret_reviews"]
+        assert set(row["label_names"]) == {"yak_secret", "zebra_secret"}
+        assert "bobs_" not in reply.text
 
 
 def test_server_paths_are_refused_alike_whether_or_not_they_exist(client, users, stack):
@@ -158,6 +183,26 @@ def test_backbone_folders_only_from_the_allow_list(client, users, stack, tmp_pat
     finally:
         monkeypatch.delenv("PROPETL_BACKBONE_DIRS")
         reset_settings()
+
+
+def test_a_dataset_card_refuses_backbone_folders_like_a_job_spec(client, users, stack,
+                                                                 tmp_path):
+    """The card loads the backbone's tokenizer: a server folder outside PROPETL_BACKBONE_DIRS
+    is refused with the job spec's words before anything is read, existing or not."""
+    from propetl.tiny import tiny_backbone
+
+    folder = tmp_path / "elsewhere"
+    tiny_backbone("bert").save_pretrained(folder)
+    texts = set()
+    for name in (str(folder), "/etc", "/no/such/folder", str(stack.data_dir / "artifacts")):
+        reply = client.get("/api/tasks/rotten_tomatoes/card", headers=users["bob"],
+                           params={"backbone": name})
+        assert _locs(reply) == {("query", "backbone")}, (name, reply.text)
+        job = client.post("/api/jobs", headers=users["bob"], json={**TINY, "backbone": name})
+        assert _locs(job) == {("body", "config", "backbone")}
+        assert reply.json()["detail"][0]["msg"] == job.json()["detail"][0]["msg"]
+        texts.add(reply.text.replace(json.dumps(name), "P"))
+    assert len(texts) == 1, texts
 
 
 # --- bounds, every problem at once, queues ------------------------------------------------

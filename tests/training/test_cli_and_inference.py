@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
             "max_examples": 32, "batch_size": 8, "max_steps": 4, "eval_every": 4,
             "max_length": 32, "propetl": {"petl": "lora", "lora_r": 4}}
     config = folder / "job.yaml"
-    config.write_text(yaml.safe_dump(spec))
+    config.write_text(yaml.safe_dump(spec) + "lr: 2e-3\n")  # as people write it (YAML 1.2)
     result = CliRunner().invoke(cli, ["train", str(config), "--run-dir", str(folder / "run"),
                                       "--json"])
     assert result.exit_code == 0, result.output
@@ -35,7 +35,11 @@ def run_cli(*args):
 
 
 def test_train_from_yaml_writes_the_run_folder(trained):
+    from pathlib import Path
+
     assert trained["status"] == "succeeded" and trained["steps"] == 4
+    saved = json.loads((Path(trained["model_dir"]).parent / "config.json").read_text())
+    assert saved["lr"] == pytest.approx(2e-3)  # `2e-3` read as a number, not refused as text
     assert set(trained["test_metrics"]) == {"rotten_tomatoes", "bbc_news"}
 
 

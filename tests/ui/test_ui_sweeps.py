@@ -50,7 +50,7 @@ def test_launch_refuses_a_bad_sweep_naming_the_problem(ctx, stack):
     message, _, _ = launch.submit_sweep(ctx, None, "bad", "", "tiny-bert", ["rotten_tomatoes"],
                                         _values(), [("propetl.keep", "0.1, 3"),
                                                     ("lr", "0.1, 0.2")])
-    assert "keep must be in (0, 1], got 3" in message
+    assert "keep must be in [1e-06, 1], got 3" in message
     message, _, _ = launch.submit_sweep(ctx, None, "bad", "", "tiny-bert", ["rotten_tomatoes"],
                                         _values(), [("propetl.keep", ""), (None, "")])
     assert "give at least one value" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields, replace
 
 import pytest
@@ -61,7 +62,7 @@ def test_submit_names_the_bad_field_then_queues(ctx):
     assert "config.max_steps" in message and "valid integer" in message
     values[lr], values[steps] = -1.0, "2"
     message, _, _ = launch.submit(ctx, None, "x", "", "tiny-bert", ["rotten_tomatoes"], values)
-    assert "config.lr: lr must be > 0" in message
+    assert "config.lr: lr must be in [1e-08, 10], got -1" in message
     values[lr], values[steps] = 1e-3, "2"
     message, tabs, job = launch.submit(ctx, None, "ui job", "", "tiny-bert",
                                        ["rotten_tomatoes"], values)
@@ -199,3 +200,38 @@ def test_server_mounts_ui_with_stable_api_names(stack):
                   if d.get("api_visibility", "public") == "public"}
         assert public == {"launch", "list_jobs", "predict"}  # the page's own events are private
         assert client.get("/api/openapi.json").status_code == 200
+
+
+def _client_call(client, name: str, data: list) -> tuple[str, str]:
+    """A `gradio_client` call over the app's HTTP API: (event, its data)."""
+    reply = client.post(f"/gradio_api/call/{name}", json={"data": data})
+    assert reply.status_code == 200, reply.text
+    answer = client.get(f"/gradio_api/call/{name}/{reply.json()['event_id']}").text
+    event, _, payload = answer.strip().partition("\n")
+    return event.removeprefix("event: "), payload.removeprefix("data: ")
+
+
+def test_client_endpoints_answer_bad_arguments_by_name(stack):
+    from fastapi.testclient import TestClient
+
+    from app.auth import get_auth
+    from app.server import create_app
+
+    with TestClient(create_app(get_auth())) as client:
+        for data, words in [(["", 99999999999999999999, 5], "sweep must be a sweep's id"),
+                            (["bogus", 0, 5], "status must be one of queued, running")]:
+            event, payload = _client_call(client, "list_jobs", data)
+            assert event == "error" and words in payload, payload
+        event, payload = _client_call(client, "launch", [["rotten_tomatoes"], "tiny-bert", "",
+                                                         "notadict", ""])
+        assert event == "error" and "config must be a mapping" in payload, payload
+        event, payload = _client_call(client, "launch", [
+            ["rotten_tomatoes"], "nope-backbone", "",
+            {"max_steps": -1, "propetl": {"keep": 5, "petl": "zzz"}}, ""])
+        assert event == "error" and payload.count("max_steps must") == 1, payload
+        assert payload.count("keep must") == 1 and ">= 1" not in payload
+        for task in ("all", "all tasks"):  # as the REST API reads them
+            event, payload = _client_call(client, "predict", [stack.uid, task, "a fine film", ""])
+            assert event == "complete", payload
+            assert {r["task"] for r in json.loads(payload)[0]["results"]} == {
+                "rotten_tomatoes", "bbc_news"}

@@ -53,7 +53,7 @@ def test_bad_spec_refused_at_submit_naming_the_field(embedded_stack, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=embedded_stack.env)
     assert proc.returncode != 0
-    assert "config.lr: lr must be > 0" in proc.stderr
+    assert "config.lr: lr must be in [1e-08, 10], got -1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert embedded_stack.registry.list_jobs() == []
 

@@ -27,7 +27,7 @@ def test_cli_sweep_runs_on_a_worker_and_reports_per_task_results(embedded_stack,
     assert out.startswith("sweep ") and "3 jobs queued" in out
     sweep_id = int(out.split()[1].rstrip(":"))
     code, out = _run("jobs", "sweep", str(spec), "--grid", "keep=0.1,9")
-    assert code != 0 and "keep must be in (0, 1], got 9" in out
+    assert code != 0 and "keep must be in [1e-06, 1], got 9" in out
     stack.start_worker()
     registry = stack.registry
     sweep = registry.get_sweep(sweep_id)
