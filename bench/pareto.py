@@ -63,7 +63,8 @@ class Method:
     #: ProPETL training options other than `lr` (e.g. the mask scores' rate, `mask_lr`)
     train: dict = field(default_factory=dict)
     #: added tasks: how the prototype they go onto trains, where it differs from the part's
-    #: first prototypes (`steps`, `mask_lr`, `max_examples` per split; None: whole splits)
+    #: first prototypes (`steps`, `lr`, `mask_lr`, `max_examples` per split; None: whole
+    #: splits)
     prototype: dict = field(default_factory=dict)
 
     @property
@@ -148,6 +149,10 @@ def _methods() -> tuple[Method, ...]:
         Method("propetl_added_adapter_b64_k0.5_mlr0.03_p400", "ProPETL (added task)",
                "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
                {"mask_lr": 3e-2}, {"steps": 400, "mask_lr": 3e-2, "max_examples": None}),
+        Method("propetl_added_adapter_b64_k0.5_mlr0.03_p400_plr0.004", "ProPETL (added task)",
+               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
+               {"mask_lr": 3e-2},
+               {"steps": 400, "lr": 4e-3, "mask_lr": 3e-2, "max_examples": None}),
     ]
     return tuple(out)
 
@@ -396,7 +401,8 @@ def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Pat
         "mask_lr": own.pop("mask_lr", PROTOTYPE_MASK_LR[method.settings["petl"]])})
     caps = [v for v in (settings.max_examples, own.pop("max_examples", PROTOTYPE_EXAMPLES))
             if v]
-    config = replace(_train_config(settings, others, plain, PROTOTYPE_LR, settings.seeds[0]),
+    config = replace(_train_config(settings, others, plain, own.pop("lr", PROTOTYPE_LR),
+                                   settings.seeds[0]),
                      max_examples=min(caps) if caps else None,
                      max_steps=own.pop("steps", settings.steps))
     if own:

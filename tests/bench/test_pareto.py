@@ -213,11 +213,12 @@ def test_an_added_row_may_name_how_its_prototype_trains(tmp_path, monkeypatch):
     settings = pareto.ParetoSettings.smoke_settings(tmp_path)
     method = replace(pareto.METHODS_BY_NAME["propetl_added_adapter_b16_k0.5"],
                      name="propetl_added_b16_p3",
-                     prototype={"steps": 3, "mask_lr": 0.05, "max_examples": 12})
+                     prototype={"steps": 3, "lr": 0.02, "mask_lr": 0.05, "max_examples": 12})
     model = pareto.prototype_folder(method, "rotten_tomatoes", settings)
     assert (model / "propetl_config.json").is_file() and model.parent.name == "propetl_b16_p3"
     (config,) = trained
-    assert (config.max_steps, config.mask_lr, config.max_examples) == (3, 0.05, 12)
+    assert (config.max_steps, config.lr, config.mask_lr, config.max_examples) == (3, 0.02, 0.05,
+                                                                                 12)
     assert "rotten_tomatoes" not in config.tasks  # the added task's texts are never seen
     assert pareto.prototype_folder(method, "rotten_tomatoes", settings) == model
     assert len(trained) == 1  # kept, not trained again
