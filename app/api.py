@@ -36,7 +36,7 @@ from .settings import get_settings
 from .specs import JobSpec
 from .sweeps import SweepSpec
 from .throttle import LoginThrottle, TooManyAttempts, client_address
-from .uploads import UploadNotFound
+from .uploads import UploadNotFound, UploadTooLarge
 
 
 class Problem(BaseModel):
@@ -186,9 +186,17 @@ def health(registry: RegistryDep) -> JSONResponse:
 
 # --- jobs ------------------------------------------------------------------------------
 
-def body_errors(err: ValidationError) -> RequestValidationError:
-    """A body's problems found after FastAPI read it: the same 422 as its own."""
-    return RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+def body_errors(err: ValidationError,
+                moved: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> RequestValidationError:
+    """A body's problems found after FastAPI read it: the same 422 as its own. `moved`: where
+    the body holds what the validated model has at another place (its location prefix)."""
+    def loc(at: tuple[Any, ...]) -> tuple[Any, ...]:
+        for old, new in (moved or {}).items():
+            if at[:len(old)] == old:
+                return (*new, *at[len(old):])
+        return at
+
+    return RequestValidationError([{**e, "loc": ("body", *loc(tuple(e["loc"])))}
                                    for e in err.errors(include_url=False)])
 
 
@@ -366,29 +374,35 @@ def task_card(name: str, access: AccessDep, backbone: str = "minilm-l6",
     except BackboneRefused as err:  # the job spec's words, whether the folder exists or not
         raise RequestValidationError([{"type": "spec_error", "loc": ("query", "backbone"),
                                        "msg": str(err), "input": backbone}]) from None
-    except (ValueError, OSError) as err:
+    except OSError:  # its text may name server paths (a file, the hub cache)
+        raise NotFoundError(f"no task {name!r}: a file it needs cannot be read on the "
+                            "server") from None
+    except ValueError as err:
         raise NotFoundError(f"no task {name!r}: {err}") from None
 
 
-@router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["catalog"])
+#: Route options of a route that takes a file (`app.uploads.MAX_UPLOAD_BYTES` at most).
+TAKES_FILE: dict[str, Any] = {"responses": {413: {
+    "model": Problem, "description": "the file is above the upload limit (nothing is kept)"}}}
+
+
+@router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["catalog"], **TAKES_FILE)
 def create_upload(file: UploadFile, access: AccessDep) -> dict[str, Any]:
     """Upload a CSV / TSV / JSONL task file (checked whole; every problem reported at once).
-    A job names it by the returned `name` in its `tasks`; it is the caller's alone."""
+    A job names it by the returned `name` in its `tasks`; it is the caller's alone (a file
+    whose content the caller uploaded before returns that upload's `name`)."""
     import tempfile
     from pathlib import Path
 
     from propetl.data import load_user_file, validate_user_file
-    from propetl.data.user_file import DEFAULT_MAX_BYTES
 
-    from .uploads import DATA_SUFFIXES, safe_upload_name
+    from .uploads import DATA_SUFFIXES, copy_capped, safe_upload_name
 
     name = safe_upload_name(file.filename or "upload")
     if Path(name).suffix not in DATA_SUFFIXES:
         raise PlaygroundError(f"{name}: unsupported file type; use {', '.join(DATA_SUFFIXES)}")
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / name
-        data = file.file.read(DEFAULT_MAX_BYTES + 1)
-        source.write_bytes(data)
+        source = copy_capped(file.file, Path(tmp) / name)
         problems = validate_user_file(source)
         if problems:
             raise PlaygroundError(f"{name}: " + "; ".join(problems))
@@ -545,8 +559,8 @@ async def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) ->
 _STATUS: list[tuple[type[Exception], int]] = [
     (AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (FileNotFoundError, 404),
     (InvalidStateError, 409), (PlaygroundError, 422), (exports.ExportError, 422),
-    (AmbiguousError, 422), (UploadNotFound, 404), (TooManyAttempts, 429),
-    (ServerBusyError, 503)]
+    (AmbiguousError, 422), (UploadNotFound, 404), (UploadTooLarge, 413),
+    (TooManyAttempts, 429), (ServerBusyError, 503)]
 
 
 def login_throttle() -> LoginThrottle:

@@ -12,7 +12,7 @@ from propetl.labelling import LabelFileError
 
 from . import views
 from .access import Access
-from .api import JobId, RegistryDep, UserDep, file_reply, router
+from .api import TAKES_FILE, JobId, RegistryDep, UserDep, file_reply, router
 from .labels import result_path, submit_label_job
 from .playground import PlaygroundError
 from .registry import InvalidStateError, Registry
@@ -23,7 +23,8 @@ def _access(request: Request, registry: Registry, user: str) -> Access:
     return Access.of(auth, user if auth.enabled else None, registry)
 
 
-@router.post("/prototypes/{uid}/label", status_code=status.HTTP_201_CREATED, tags=["predict"])
+@router.post("/prototypes/{uid}/label", status_code=status.HTTP_201_CREATED, tags=["predict"],
+             **TAKES_FILE)
 def label_file(uid: str, file: UploadFile, registry: RegistryDep, request: Request,
                user: UserDep, task: Annotated[str | None, Form()] = None,
                text_column: Annotated[str, Form()] = "text",
@@ -31,7 +32,8 @@ def label_file(uid: str, file: UploadFile, registry: RegistryDep, request: Reque
                task_column: Annotated[str, Form()] = "task") -> dict[str, Any]:
     """Queue a job that labels every row of a CSV / JSONL file (a `text` column, and a
     `task` column, or the `task` field for rows without one) on a worker; its progress is the
-    job's, and `GET /api/jobs/{id}/labels` returns the labelled CSV when it is done."""
+    job's, and `GET /api/jobs/{id}/labels` returns the labelled CSV when it is done. A file
+    above the upload limit is refused (413)."""
     access = _access(request, registry, user)
     proto = access.prototype(uid)
     try:

@@ -35,6 +35,10 @@ class AddTasks(BaseModel):
                                    description="training options: lr, max_steps, epochs, ...")
 
 
+#: Where this route's body holds what its job spec has elsewhere.
+_MOVED = {("config", "tasks"): ("tasks",), ("replace_tasks",): ("replace",)}
+
+
 def _entry(entry: Any) -> dict[str, Any]:
     out = entry.to_dict()
     out.pop("artifact_path", None)  # a server path
@@ -66,7 +70,7 @@ def add_prototype_tasks(uid: str, body: AddTasks, request: Request, registry: Re
     try:
         job_id = registry.submit_job(JobSpec.model_validate(data, context={"owner": access.owner}))
     except ValidationError as err:  # also the checks on the prototype's backbone
-        raise body_errors(err) from None
+        raise body_errors(err, _MOVED) from None
     return views.job_summary(registry.get_job(job_id))
 
 

@@ -9,15 +9,31 @@ from pathlib import Path
 from typing import Any
 
 from .access import Access
-from .uploads import is_upload_name
+from .uploads import UploadNotFound, is_data_file, is_upload_name
+
+
+def user_task(access: Access, task: str) -> str:
+    """What to load for `task` as `access`'s user names it: their upload's file, or a catalog
+    name. Anything else is refused, told by its name alone (`UploadNotFound` for a file or
+    a path, the catalog's `UnknownTaskError` otherwise), never read as a server file."""
+    from propetl.data import get_task_info
+    from propetl.data.catalog import canonical_name
+
+    from .specs import is_server_path
+
+    if is_upload_name(task):
+        return str(access.upload(task))
+    if is_data_file(task) or is_server_path(task):
+        raise UploadNotFound(f"{task!r} is not one of your uploads")
+    if canonical_name(task) is None:
+        get_task_info(task)  # raises: not a catalog task
+    return task
 
 
 def _source(access: Access, task: str) -> tuple[str, int]:
     """What to load for `task` (a catalog name, or the caller's upload) and its version."""
-    if is_upload_name(task):
-        path = access.upload(task)
-        return str(path), Path(path).stat().st_mtime_ns
-    return task, 0
+    source = user_task(access, task)
+    return source, Path(source).stat().st_mtime_ns if is_upload_name(task) else 0
 
 
 @lru_cache(maxsize=32)
@@ -42,13 +58,15 @@ def task_card(access: Access, task: str, backbone: str | None = "minilm-l6",
               max_length: int | None = 128) -> dict[str, Any]:
     """The card of `task` as `access`'s user sees it (`UploadNotFound` for another's file,
     `BackboneRefused` for a server folder outside `PROPETL_BACKBONE_DIRS`, looked at no more
-    than a job spec's, `ValueError` for an unknown or unloadable task)."""
-    from .specs import backbone_problem
+    than a job spec's, `ValueError` for an unknown or unloadable task or backbone)."""
+    from .specs import backbone_problem, check_named_backbone
     from .uploads import task_name
 
     refused = backbone_problem(backbone or "", paths=False)
     if refused:
         raise BackboneRefused(refused)
+    if backbone:
+        check_named_backbone(backbone)  # a hub id is never read from a folder of that name
     source, version = _source(access, task)
     return _card(source, version, backbone or None, int(max_length) if max_length else None,
                  task_name(task))

@@ -77,12 +77,17 @@ def input_name(filename: str) -> str:
 
 
 def store_upload(stream: IO[bytes], name: str, settings: Settings | None = None) -> Path:
-    """Copy an uploaded file (streaming) into the labels folder as `name` (`input_name`)."""
+    """Copy an uploaded file (streaming) into the labels folder as `name` (`input_name`);
+    one above the upload limit is `UploadTooLarge`, and nothing of it is kept."""
+    from .uploads import copy_capped
+
     path = labels_dir(settings) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
-    return path
+    try:
+        return copy_capped(stream, path)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
 
 
 def submit_label_job(registry: Any, proto: Any, owner: str, stream: IO[bytes], filename: str,

@@ -49,16 +49,15 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
         from .ui import CSS, HEAD, THEME, build_ui
 
         login = auth.check_password if auth.enabled else None
-        from propetl.data.user_file import DEFAULT_MAX_BYTES
-
         from .ui import guard
+        from .uploads import MAX_UPLOAD_BYTES
 
         demo = build_ui(auth)
         guard.install(demo, auth)  # every event runs as its user, through app/access.py
         gr.mount_gradio_app(app, demo, path="/", auth=login, theme=THEME, css=CSS,
                             head=HEAD, auth_message="ProPETL Studio: log in to continue",
                             footer_links=["api"], ssr_mode=False,
-                            max_file_size=DEFAULT_MAX_BYTES)  # refused before it is stored
+                            max_file_size=MAX_UPLOAD_BYTES)  # refused before it is stored
     if auth.enabled:
         from .throttle import LoginThrottleMiddleware
 

@@ -234,9 +234,19 @@ def _sized(config: TrainConfig,
 
 
 def is_server_path(text: str) -> bool:
-    """True when `text` names a server path rather than a catalog, upload or hub name."""
-    return (text.startswith(("/", ".", "~", "\\")) or "\\" in text or ".." in text.split("/")
-            or Path(text).expanduser().exists())
+    """True when `text` names a server path rather than a catalog, upload or hub name, told
+    by the text alone (whether such a file exists never changes an answer): it starts with
+    `/`, `.`, `~` or `\\`, or holds a `\\` or a `..` part. A hub id never does."""
+    return text.startswith(("/", ".", "~", "\\")) or "\\" in text or ".." in text.split("/")
+
+
+def check_named_backbone(backbone: str, paths: bool = False) -> None:
+    """`check_backbone` for a name as the caller gave it. Without `paths` (the API and the
+    dashboard; a path was allowed by `backbone_problem`), a name that is not a path is a hub
+    id only: a folder of that name in the server's working directory changes nothing."""
+    from propetl.backbones import check_backbone
+
+    check_backbone(backbone, folders=paths or is_server_path(backbone))
 
 
 def backbone_problem(backbone: str, paths: bool) -> str | None:
@@ -293,14 +303,14 @@ def check_resolvable(config: TrainConfig, *, owner: str | None = None, paths: bo
     `backbone`, only the tasks are looked up (the job's backbone is not known yet: a
     prototype's, `backbone_problems` checks it then)."""
     errors: list[InitErrorDetails] = []
-    from propetl.backbones import BackboneError, check_backbone, is_generative
+    from propetl.backbones import BackboneError, is_generative
 
     refused = backbone_problem(config.backbone, paths)
     try:
         if refused:
             raise BackboneError(refused)
         if backbone:
-            check_backbone(config.backbone)
+            check_named_backbone(config.backbone, paths)
     except BackboneError as err:
         errors.append(_custom(("backbone",), str(err), config.backbone))
     else:

@@ -12,15 +12,43 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import IO
+
+from propetl.data.user_file import DEFAULT_MAX_BYTES
 
 from .settings import Settings, get_settings
 
 #: Suffixes of a user's own data file given as a task.
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl")
+#: The largest file an upload may be, in the dashboard (Gradio's `max_file_size`) and in the
+#: API's routes that take files alike.
+MAX_UPLOAD_BYTES = DEFAULT_MAX_BYTES
 
 
 class UploadNotFound(LookupError):
     """No upload of that name in the caller's folder (HTTP 404)."""
+
+
+class UploadTooLarge(ValueError):
+    """An uploaded file above `MAX_UPLOAD_BYTES` (HTTP 413); nothing of it is kept."""
+
+
+def copy_capped(stream: IO[bytes], target: Path) -> Path:
+    """Copy `stream` to `target` 1 MB at a time; past `MAX_UPLOAD_BYTES`, `target` is removed
+    and `UploadTooLarge` names the limit (an oversized file is never held whole)."""
+    limit, written = MAX_UPLOAD_BYTES, 0
+    try:
+        with target.open("wb") as out:
+            while chunk := stream.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLarge(f"the file is larger than the {limit / 1e6:g} MB "
+                                         f"({limit:,} bytes) upload limit")
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def is_data_file(task: str) -> bool:

@@ -113,8 +113,34 @@ def mask_set_summary(mask_set: MaskSet) -> dict[str, Any]:
             "label_names": run_task_info(mask_set).get("label_names")}
 
 
+def current_storage(proto: Prototype) -> dict[str, Any]:
+    """The prototype's storage report for the tasks it has now. The stored report counts
+    the tasks of the job that made it; tasks are added and deleted since: the totals are
+    recounted (ProPETL grows by `per_task_fp32_eq` a task, the ordinary modules by their
+    share), and with no task left there is nothing to compare (ratio None)."""
+    storage = dict(proto.storage or {})
+    tasks = [m.task.name for m in proto.mask_sets]
+    try:
+        before, per_task = int(storage["num_tasks"]), float(storage["per_task_fp32_eq"])
+        total = float(storage["propetl_fp32_eq"]) + (len(tasks) - before) * per_task
+        baseline = float(storage["baseline_fp32_eq"]) / before * len(tasks)
+        backbone = float(storage["backbone_params"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # not a storage report
+        return storage
+    storage.update(
+        num_tasks=len(tasks), propetl_fp32_eq=total, baseline_fp32_eq=baseline,
+        ratio_to_baseline=total / baseline if baseline else None,
+        percent_of_backbone=100 * total / backbone if backbone else None,
+        baseline_percent_of_backbone=100 * baseline / backbone if backbone else None,
+        head_params_per_task={t: n for t, n in (storage.get("head_params_per_task") or {}).items()
+                              if t in tasks},
+        disk_bytes={k: n for k, n in (storage.get("disk_bytes") or {}).items()
+                    if not k.startswith("task:") or k.split(":")[1] in tasks})
+    return storage
+
+
 def prototype_summary(proto: Prototype) -> dict[str, Any]:
-    storage = proto.storage or {}
+    storage = current_storage(proto)
     return {"uid": proto.uid, "backbone": proto.backbone.name, "job_id": proto.job_id,
             "petl": proto.petl_kind, "sharing": proto.sharing,
             "keep": (proto.config or {}).get("keep"),
@@ -126,7 +152,7 @@ def prototype_summary(proto: Prototype) -> dict[str, Any]:
 
 def prototype_detail(proto: Prototype) -> dict[str, Any]:
     out = prototype_summary(proto)
-    out.update(config=proto.config, storage=proto.storage,
+    out.update(config=proto.config, storage=current_storage(proto),
                mask_sets=[mask_set_summary(m) for m in proto.mask_sets])
     return out
 

@@ -6,7 +6,14 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from huggingface_hub.errors import EntryNotFoundError
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from .families import UnsupportedModelError, family_for
 from .tiny import TINY_FAMILIES, TINY_GENERATIVE, tiny_backbone
@@ -106,32 +113,46 @@ def _tokenizer_source(name: str) -> str:
     return str(bundled_path("minilm-l6")) if name.startswith("tiny-") else resolve_path(name)
 
 
-def hub_kwargs(path: str) -> dict[str, bool]:
-    """Read only the local cache when the hub is unreachable (no long retries)."""
-    if Path(path).is_dir():
+def hub_kwargs(path: str, folders: bool = True) -> dict[str, bool]:
+    """Read only the local cache when the hub is unreachable (no long retries); a folder
+    needs no hub (unless `folders` is False: `path` is then a hub id, whatever exists)."""
+    if folders and Path(path).is_dir():
         return {}
     from .data.glue import hub_offline_by_env, hub_reachable
 
     return {"local_files_only": True} if hub_offline_by_env() or not hub_reachable() else {}
 
 
-def check_backbone(name: str) -> None:
-    """Fail fast, with a clear message, for a name that cannot work."""
+def _hub_config(name: str, extra: dict[str, bool]) -> PretrainedConfig:
+    """The config of hub model `name` from the hub or its cache, never from a folder of the
+    working directory that has the same name (as `AutoConfig.from_pretrained(name)` would)."""
+    from huggingface_hub import hf_hub_download
+
+    return AutoConfig.from_pretrained(hf_hub_download(name, "config.json", **extra))
+
+
+def check_backbone(name: str, *, folders: bool = True) -> None:
+    """Fail fast, with a clear message, for a name that cannot work. Without `folders` a
+    name that is not bundled is a hub id only: the answer never depends on the folders of
+    the working directory."""
     if name.startswith("tiny-"):
         if name[5:] not in TINY:
             raise BackboneError(f"unknown tiny backbone {name!r}; have: "
                                 + ", ".join(f"tiny-{f}" for f in TINY))
         return
     path = resolve_path(name)
-    extra = hub_kwargs(path)
+    folders = folders or name in BUNDLED
+    extra = hub_kwargs(path, folders)
     try:
-        config = AutoConfig.from_pretrained(path, **extra, **load_kwargs(name))
-    except (OSError, ValueError) as err:
+        config = AutoConfig.from_pretrained(path, **extra, **load_kwargs(name)) if folders \
+            else _hub_config(name, extra)
+    except (OSError, ValueError, EntryNotFoundError) as err:
         where = "the hub is unreachable and it is not in the local cache" if extra else \
             "not found on the Hugging Face hub"
+        folder = ", not a local folder," if folders else ""
         raise BackboneError(
-            f"cannot load backbone {name!r}: not a bundled name ({', '.join(BUNDLED)}), not a "
-            f"local folder, and {where} ({err.__class__.__name__})") from err
+            f"cannot load backbone {name!r}: not a bundled name ({', '.join(BUNDLED)}){folder} "
+            f"and {where} ({err.__class__.__name__})") from err
     try:
         family_for(config.model_type)
     except UnsupportedModelError as err:

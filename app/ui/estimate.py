@@ -21,9 +21,11 @@ def _config_path(backbone: str) -> str:
         if not (folder / "config.json").is_file():
             tiny_config(backbone[5:], vocab_size=30522).save_pretrained(folder)
         return str(folder)
-    from propetl.backbones import check_backbone, resolve_path
+    from propetl.backbones import resolve_path
 
-    check_backbone(backbone)
+    from ..specs import check_named_backbone
+
+    check_named_backbone(backbone)  # a path was allowed by `backbone_problem` (`storage`)
     return resolve_path(backbone)
 
 

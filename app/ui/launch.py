@@ -12,12 +12,11 @@ import gradio as gr
 import pandas as pd
 from pydantic import ValidationError
 
+from ..datacards import user_task
 from ..settings import get_settings
 from ..specs import DATA_SUFFIXES, JobSpec, describe_errors
 from ..uploads import (
     UploadNotFound,
-    is_data_file,
-    is_upload_name,
     safe_upload_name,
     store_in,
     task_name,
@@ -89,14 +88,8 @@ def fresh_task_choices(current: list[str] | None) -> Any:
 
 def _user_file(task: str) -> str:
     """The server file of the current user's upload `task`, or a catalog name unchanged;
-    any other file or server path is refused (the dashboard reads only the user's uploads)."""
-    from ..specs import is_server_path
-
-    if is_upload_name(task):
-        return str(current_access().upload(task))
-    if is_data_file(task) or is_server_path(task):
-        raise UploadNotFound(f"{task!r} is not one of your uploads")
-    return task
+    any other name is refused (the dashboard reads only the user's uploads)."""
+    return user_task(current_access(), task)
 
 
 def backbone_choices() -> list[str]:
@@ -163,8 +156,11 @@ def generation_open(backbone: str | None, tasks: list[str] | None) -> Any:
         except ValueError:  # a user's file or an unknown name: the table says what is wrong
             return False
 
-    try:
-        generates = bool(backbone) and is_generative(backbone)
+    from ..specs import backbone_problem
+
+    try:  # a folder outside PROPETL_BACKBONE_DIRS is not read
+        generates = bool(backbone) and not backbone_problem(backbone, paths=False) and \
+            is_generative(backbone)
     except Exception:  # a hub name that cannot be read offline: submission reports it
         generates = False
     if generates or any(text_to_text(t) for t in tasks or []):

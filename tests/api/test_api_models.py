@@ -133,3 +133,24 @@ def test_labelling_with_a_prototype_without_tasks_is_422(client, stack):
     reply = _label(client, uid, "rows.csv", b"text\na fine film\n")
     assert reply.status_code == 422 and "no tasks" in reply.json()["detail"], reply.text
     assert _stored_labels() == before
+
+
+@pytest.mark.parametrize("route", ["label", "uploads"])
+def test_a_file_above_the_upload_limit_is_413_and_nothing_is_kept(client, stack, monkeypatch,
+                                                                   route):
+    from app import uploads
+
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
+    data = ("text,label\n" + "".join(f"sentence {i},{'ab'[i % 2]}\n" for i in range(99))).encode()
+    folder = uploads.folder_for("local")
+
+    def kept() -> set:
+        return _stored_labels() | (set(folder.iterdir()) if folder.exists() else set())
+
+    before = kept()
+    if route == "label":
+        reply = _label(client, stack.uid, "rows.csv", data, task="bbc_news")
+    else:
+        reply = client.post("/api/uploads", files={"file": ("big.csv", data, "text/csv")})
+    assert reply.status_code == 413 and "1,000 bytes" in reply.json()["detail"], reply.text
+    assert kept() == before

@@ -68,6 +68,15 @@ def test_add_list_predict_and_delete_tasks(client, grown):
     assert not (Path(proto.artifact_path) / "tasks" / "rotten_tomatoes").exists()
 
 
+def test_problems_point_at_the_routes_own_fields(client, grown):
+    """`tasks` is at the top of this route's body, not in a job spec's `config`."""
+    reply = client.post(f"/api/prototypes/{grown[0].uid}/tasks", json={
+        "tasks": ["rotten_tomatoes", "no_such_task"], "config": {"lr": -1}})
+    assert reply.status_code == 422, reply.text
+    assert {tuple(e["loc"]) for e in reply.json()["detail"]} == \
+        {("body", "tasks", 1), ("body", "config", "lr")}
+
+
 def test_others_cannot_see_or_grow_a_prototype(auth_client, grown):
     from tests.dashboard_stack import token_for
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 
 def test_run_folder_holds_predictions_losses_and_task_best(stack):
     job = stack.registry.get_job(stack.job_id)
@@ -65,6 +67,22 @@ def test_task_card_endpoint(client):
     assert card["tokens"]["max_length"] == 64 and card["tokens"]["truncated_share"] > 0.5
     assert len(card["content_sha256"]) == 64
     assert client.get("/api/tasks/no_such_task/card").status_code == 404
+
+
+@pytest.mark.parametrize("error", [
+    FileNotFoundError(2, "No such file or directory", "/srv/secret/uploads/x.csv"),
+    OSError("Can't load tokenizer for '/srv/secret/models/x'"),  # as transformers says it
+])
+def test_a_card_whose_files_cannot_be_read_names_no_server_path(client, monkeypatch, error):
+    from app import datacards
+
+    def unreadable(*args):
+        raise error
+
+    monkeypatch.setattr(datacards, "_card", unreadable)
+    reply = client.get("/api/tasks/bbc_news/card", params={"backbone": "tiny-bert"})
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["detail"].startswith("no task 'bbc_news'") and "/srv" not in reply.text
 
 
 def test_tags_note_search_and_metrics_csv(client, stack):

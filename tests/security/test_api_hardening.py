@@ -205,6 +205,32 @@ def test_a_dataset_card_refuses_backbone_folders_like_a_job_spec(client, users, 
     assert len(texts) == 1, texts
 
 
+def test_a_relative_name_answers_alike_whether_or_not_a_server_folder_has_it(
+        client, users, stack, tmp_path, monkeypatch):
+    """A name that is not a path is a hub id (`org/model` too): a folder of that name in the
+    server's working directory, even a model's, changes no answer of a job spec (backbone
+    or task) or a dataset card; the CLI still names any folder."""
+    from app.specs import JobSpec
+    from propetl.tiny import tiny_backbone
+
+    for name in ("here_model", "org/here_model"):
+        tiny_backbone("bert").save_pretrained(tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    for there, absent in (("here_model", "gone_model"), ("org/here_model", "org/gone_model")):
+        answers = []
+        for name in (there, absent):
+            job = client.post("/api/jobs", headers=users["bob"], json={**TINY, "backbone": name})
+            assert _locs(job) == {("body", "config", "backbone")}
+            card = client.get("/api/tasks/rotten_tomatoes/card", headers=users["bob"],
+                              params={"backbone": name})
+            task = client.post("/api/jobs", headers=users["bob"], json={**TINY, "tasks": [name]})
+            answers.append([(r.status_code, r.text.replace(name, "N")) for r in (job, card, task)])
+        assert answers[0] == answers[1], answers
+        assert "PROPETL_BACKBONE_DIRS" not in str(answers)  # looked up as a hub id
+    spec = JobSpec.model_validate({**TINY, "backbone": "here_model"}, context={"paths": True})
+    assert spec.config.backbone == "here_model"
+
+
 # --- bounds, every problem at once, queues ------------------------------------------------
 
 def test_unbounded_values_are_refused_all_at_once(client, users):

@@ -84,6 +84,25 @@ class TestUploadRefusals:
         assert blocks.max_file_size == DEFAULT_MAX_BYTES
 
 
+    def test_an_oversized_stream_is_read_no_further_than_the_limit(self, tmp_path,
+                                                                    monkeypatch):
+        from app import uploads
+
+        class Endless:
+            read_bytes = 0
+
+            def read(self, n: int) -> bytes:
+                self.read_bytes += n
+                return b"x" * n
+
+        monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 3_000_000)
+        stream = Endless()
+        with pytest.raises(uploads.UploadTooLarge, match="3 MB"):
+            uploads.copy_capped(stream, tmp_path / "big.csv")  # type: ignore[arg-type]
+        assert stream.read_bytes <= 3_000_000 + (1 << 20)
+        assert not (tmp_path / "big.csv").exists()
+
+
 class TestUploadNames:
     """File names are sanitised: nothing is written outside `<data>/uploads`."""
 
