@@ -584,12 +584,16 @@ RECIPE_OPTIONS = frozenset({"mask_lr"})
 
 
 def recipe_pair(a: dict, b: dict) -> bool:
-    """Two ProPETL rows of one family and module that differ only in training options."""
+    """Two ProPETL rows of one family and module that differ only in training options (their
+    own or, for added tasks, their prototype's)."""
     def module(r: dict) -> dict:
         return {k: v for k, v in r["settings"].items() if k not in RECIPE_OPTIONS}
 
+    def training(r: dict) -> tuple:
+        return r["settings"], r.get("prototype") or {}
+
     return (a["family"] == b["family"] and a["family"].startswith("ProPETL")
-            and module(a) == module(b) and a["settings"] != b["settings"])
+            and module(a) == module(b) and training(a) != training(b))
 
 
 def paired_tests(rows: list[dict], runs_of: dict[tuple[str, str], list[dict]],

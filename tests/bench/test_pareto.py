@@ -189,6 +189,9 @@ def test_recipe_comparisons_are_paired_even_when_far_apart():
                                      ("fast", 0.80, {"mask_lr": 3e-2}),
                                      ("other", 0.70, {**module, "keep": 0.1, "mask_lr": 3e-2})]]
     assert pareto.recipe_pair(rows[0], rows[1]) and not pareto.recipe_pair(rows[1], rows[2])
+    # added tasks alike but for how their prototype trained: a recipe comparison too
+    longer = {**rows[1], "prototype": {"steps": 400}}
+    assert pareto.recipe_pair(rows[1], longer) and not pareto.recipe_pair(rows[1], {**rows[1]})
     labels = [1, 0] * 5
     runs_of = {("t", "slow"): [{"seed": 1, "test_pred": [1] * 10}],  # right on half
                ("t", "fast"): [{"seed": 1, "test_pred": labels}],  # right on all
