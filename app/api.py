@@ -33,7 +33,7 @@ from .playground import ALL_TASKS, Pending, PlaygroundEngine, PlaygroundError, g
 from .registry import InvalidStateError, NotFoundError, Registry, get_registry
 from .serving import ServerBusyError, retry_after_header
 from .settings import get_settings
-from .specs import JobSpec
+from .specs import JobSpec, no_tasks_error
 from .sweeps import SweepSpec
 from .throttle import LoginThrottle, TooManyAttempts, client_address
 from .uploads import UploadNotFound, UploadTooLarge
@@ -214,6 +214,8 @@ def _as_caller(model: Any, data: dict[str, Any], access: Access) -> Any:
 def submit_job(spec: JobSpec, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Validate a job spec and queue it; the job is owned by the caller (a task file is one
     of the caller's uploads, named as `GET /api/uploads` lists it)."""
+    if not spec.tasks_given:
+        raise body_errors(no_tasks_error())
     given = spec.given_method  # as sent: checked against a base prototype's method fields
     spec = _as_caller(JobSpec, spec.to_json_dict(), access)
     if spec.base_prototype:  # the caller's own prototype (a short id is resolved)
@@ -480,7 +482,8 @@ def list_masks(uid: str, access: AccessDep) -> list[dict[str, Any]]:
 
 @router.get("/prototypes/{uid}/masks/{task}/download", tags=["masks"], **ZIP)
 def download_masks(uid: str, task: str, access: AccessDep) -> StreamingResponse:
-    """One task's masks and head as a zip."""
+    """One task as a zip of a complete model folder: the shared prototype, the task's masks
+    and head, and a config listing only that task (the same as `export?format=propetl`)."""
     proto, _ = access.mask_set(uid, task)
     return _zip_reply(bundles.task_zip(proto, task))
 
@@ -489,7 +492,8 @@ def download_masks(uid: str, task: str, access: AccessDep) -> StreamingResponse:
 def export_masks(uid: str, task: str, access: AccessDep,
                  format_: Annotated[Literal["propetl", "peft", "merged"],
                                     Query(alias="format")] = "propetl") -> StreamingResponse:
-    """One task as a zip: `propetl` (its masks, head and config), `peft` (a PEFT LoRA adapter
+    """One task as a zip: `propetl` (a model folder of that task alone: prototype, masks,
+    head and config; loads with `propetl predict --model`), `peft` (a PEFT LoRA adapter
     folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
     tasks: classifiers with first-token heads, or generative tasks (a seq2seq / causal LM);
     others are refused with 422 and the reason."""

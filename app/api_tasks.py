@@ -68,7 +68,8 @@ def add_prototype_tasks(uid: str, body: AddTasks, request: Request, registry: Re
             "config": {**body.config, "tasks": body.tasks},
             "base_prototype": proto.uid, "replace_tasks": body.replace}
     try:
-        job_id = registry.submit_job(JobSpec.model_validate(data, context={"owner": access.owner}))
+        job_id = registry.submit_job(JobSpec.model_validate(data, context={"owner": access.owner}),
+                                     replace_option="replace")
     except ValidationError as err:  # also the checks on the prototype's backbone
         raise body_errors(err, _MOVED) from None
     return views.job_summary(registry.get_job(job_id))

@@ -45,12 +45,17 @@ def bundle_zip(proto: Prototype) -> Path:
 
 
 def task_zip(proto: Prototype, task: str) -> Path:
-    """One task's folder (masks, head, labels) plus the config needed to attach it."""
+    """One task as a complete model folder of its own (the shared prototype, the task's
+    folder, a config listing only that task): it loads with `propetl predict --model` or
+    `ProPETLModel.from_pretrained` once unzipped, and its task folder can be added onto the
+    same prototype elsewhere (`propetl export --out` into that model folder)."""
+    from propetl.checkpoint import export_tasks
+
     mask_set = next((m for m in proto.mask_sets if m.task.name == task), None)
     if mask_set is None or not Path(mask_set.artifact_path).is_dir():
         raise FileNotFoundError(f"prototype {proto.uid[:8]} has no masks for task {task!r}")
-    root = Path(proto.artifact_path)
     name = f"propetl-{proto.uid[:8]}-{task}"
-    return _zip([(Path(mask_set.artifact_path), f"{name}/tasks/{task}"),
-                 (root / "propetl_config.json", f"{name}/propetl_config.json")],
-                _exports() / f"{name}.zip")
+    _exports().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=_exports(), prefix=".export-") as tmp:
+        folder = export_tasks(Path(proto.artifact_path), [task], Path(tmp) / name)
+        return _zip([(folder, name)], _exports() / f"{name}.zip")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
-from propetl.cli import cli
+from propetl.cli import cli, read_yaml_file
+
+from .models import MAX_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,6 +25,9 @@ def _product_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from alembic.util.exc import CommandError
+        from sqlalchemy.exc import SQLAlchemyError
+
         from .registry import InvalidStateError, NotFoundError
         from .specs import describe_errors
 
@@ -30,10 +35,36 @@ def _product_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ValidationError as err:
             raise click.ClickException("invalid job spec:\n" + describe_errors(err)) from err
-        except (NotFoundError, InvalidStateError, OSError) as err:
+        except (NotFoundError, InvalidStateError, OSError, CommandError) as err:
             raise click.ClickException(str(err)) from err
+        except SQLAlchemyError as err:
+            raise click.ClickException(_database_error(err)) from err
 
     return wrapper  # type: ignore[return-value]
+
+
+def _database_error(err: Exception) -> str:
+    """One line for a registry database that cannot be used: the URL without its password
+    and the driver's first line (never the password, whatever the driver wrote)."""
+    from .settings import get_settings, mask_url
+
+    url = get_settings().database_url
+    cause = getattr(err, "orig", None) or err
+    first = (str(cause).strip().splitlines() or [""])[0]
+    password = re.search(r"://[^:/@]*:([^@]*)@", url or "")
+    if password and password.group(1):
+        first = first.replace(password.group(1), "***")
+    return f"the registry database {mask_url(url)} cannot be used: " \
+           f"{cause.__class__.__name__}: {first}"
+
+
+#: A job or sweep id: SQLite and PostgreSQL hold 64-bit signed integers.
+JOB_ID = click.IntRange(1, MAX_ID)
+
+
+def _read_spec(spec_path: str | None) -> Any:
+    """A spec file's content ({} without one)."""
+    return read_yaml_file(spec_path) if spec_path else {}
 
 
 def _registry() -> Any:
@@ -82,11 +113,14 @@ def jobs() -> None:
 @_product_errors
 def jobs_submit(spec_path: str, queue: str | None, name: str | None, owner: str | None) -> None:
     """Validate a job spec (YAML) and queue it; prints the job id."""
-    from .specs import JobSpec, load_yaml
+    from .specs import JobSpec, names_tasks, no_tasks_error
 
-    data = load_yaml(Path(spec_path).read_text()) or {}
-    if not isinstance(data, dict):
+    data = _read_spec(spec_path)
+    if data is not None and not isinstance(data, dict):
         raise click.ClickException(f"{spec_path}: a job spec is a mapping of options")
+    data = data or {}
+    if not names_tasks(data):  # an empty spec is not the default job
+        raise no_tasks_error()
     data.update({k: v for k, v in {"queue": queue, "name": name, "owner": owner}.items() if v})
     # the machine's owner runs the CLI: tasks and backbones may name server paths
     job_id = _registry().submit_job(JobSpec.model_validate(data, context={"paths": True}))
@@ -110,10 +144,9 @@ def jobs_sweep(spec_path: str | None, grid_options: tuple[str, ...], name: str |
     SPEC.yaml is either a job spec (the base, swept with --grid) or a sweep file with `base:`
     and `grid:` (and optional `name:`); --grid options add to or replace its grid.
     """
-    from .specs import load_yaml
     from .sweeps import SweepSpec, parse_grid_option
 
-    data = load_yaml(Path(spec_path).read_text()) if spec_path else {}
+    data = _read_spec(spec_path)
     if not isinstance(data, dict):
         raise click.ClickException(f"{spec_path}: a spec is a mapping of options")
     if "grid" not in data and "base" not in data:
@@ -148,8 +181,8 @@ def _job_row(job: Any) -> dict[str, Any]:
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed",
                                              "cancelled"]), default=None)
 @click.option("--owner", default=None)
-@click.option("--sweep", "sweep_id", type=int, default=None, help="only this sweep's jobs")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--sweep", "sweep_id", type=JOB_ID, default=None, help="only this sweep's jobs")
+@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_product_errors
 def jobs_list(status: str | None, owner: str | None, sweep_id: int | None, limit: int,
@@ -167,7 +200,7 @@ def jobs_list(status: str | None, owner: str | None, sweep_id: int | None, limit
 
 
 @jobs.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_product_errors
 def jobs_show(job_id: int, as_json: bool) -> None:
@@ -191,7 +224,7 @@ def jobs_show(job_id: int, as_json: bool) -> None:
 
 
 @jobs.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @_product_errors
 def jobs_cancel(job_id: int) -> None:
     """Cancel a queued job, or ask a running one to checkpoint and stop."""
@@ -200,7 +233,7 @@ def jobs_cancel(job_id: int) -> None:
 
 
 @jobs.command("retry")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @_product_errors
 def jobs_retry(job_id: int) -> None:
     """Queue a failed or cancelled job again (it resumes from its last checkpoint)."""
@@ -232,6 +265,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
+@_product_errors
 def db_upgrade(revision: str) -> None:
     """Migrate the registry up to REVISION (default: head)."""
     from . import db
@@ -242,6 +276,7 @@ def db_upgrade(revision: str) -> None:
 
 @db_group.command("downgrade")
 @click.argument("revision", default="-1")
+@_product_errors
 def db_downgrade(revision: str) -> None:
     """Migrate the registry down to REVISION (default: one step; "base" drops everything)."""
     from . import db
@@ -251,6 +286,7 @@ def db_downgrade(revision: str) -> None:
 
 
 @db_group.command("current")
+@_product_errors
 def db_current() -> None:
     """Print the registry's revision and the newest one shipped."""
     from . import db
@@ -265,7 +301,9 @@ from app.cli_prototypes import prototypes; cli.add_command(prototypes)  # noqa: 
 
 
 def main() -> None:
-    cli(prog_name="propetl")
+    from propetl.cli import main as method_main
+
+    method_main()  # the method's entry point (datasets progress bars off), product included
 
 
 if __name__ == "__main__":

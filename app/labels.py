@@ -113,10 +113,11 @@ def submit_label_job(registry: Any, proto: Any, owner: str, stream: IO[bytes], f
         raise LabelFileError(describe_errors(err).replace("\n", "; ")) from None
     path = store_upload(stream, label.input, registry.settings)
     try:
-        check_columns(path, label.text_column, label.task_column, label.task, label.pair_column,
-                      whole=True)
+        named = check_columns(path, label.text_column, label.task_column, label.task,
+                              label.pair_column, whole=True)
+        # the job lists the prototype's tasks the rows name (rows naming others get an error)
         config = {**(proto.train_config or {}), "backbone": proto.backbone.name,
-                  "tasks": [task] if task else tasks[:1]}
+                  "tasks": [t for t in named if t in tasks] or [task or tasks[0]]}
         spec = JobSpec.model_validate(
             {"name": f"label {label.filename or 'file'} with {proto.uid[:8]}", "owner": owner,
              "config": config, "label": label.model_dump()},

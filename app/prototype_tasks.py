@@ -42,7 +42,8 @@ def task_name(task: str) -> str:
     return path.stem if path.suffix.lower() in DATA_SUFFIXES else task
 
 
-def rebase_spec(registry: Registry, spec: JobSpec) -> JobSpec:
+def rebase_spec(registry: Registry, spec: JobSpec,
+                replace_option: str = "replace_tasks") -> JobSpec:
     """For a spec with `base_prototype`: refuse method fields given with another value than
     the prototype's (naming each) and task names already on it (unless in `replace_tasks`),
     then return the spec with the prototype's backbone and ProPETL config, checked against
@@ -65,7 +66,7 @@ def rebase_spec(registry: Registry, spec: JobSpec) -> JobSpec:
     existing = [m.task.name for m in proto.mask_sets]
     try:
         check_task_names(existing, [task_name(t) for t in spec.config.tasks],
-                         spec.replace_tasks)
+                         spec.replace_tasks, replace_option)
     except OntoError as err:
         raise BaseConflictError(f"{label}: {err}") from err
     config = rebased_config(base, spec.config, spec.given_method)

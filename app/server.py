@@ -12,8 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import click
@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from .auth import Auth, get_auth
-from .settings import Settings, get_settings
+from .settings import PARENT_PID_ENV, Settings, get_settings
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
@@ -71,17 +71,38 @@ def _worker_command(settings: Settings) -> list[str]:
             "-n", f"propetl-embedded-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A `preexec_fn`: on Linux the kernel sends the worker SIGTERM (a warm shutdown: a job
+    running finishes first) when the server dies; elsewhere the watchdog alone does."""
+    def preexec() -> None:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            with suppress(OSError, AttributeError):
+                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the server died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
 @contextmanager
 def embedded_worker(settings: Settings, enabled: bool) -> Iterator[subprocess.Popen | None]:
-    """Run a Celery worker process beside the server (its log in `<data>/logs/worker.log`)."""
+    """Run a Celery worker process beside the server (its log in `<data>/logs/worker.log`);
+    it stops with the server, and by itself when the server is killed."""
     if not enabled:
         yield None
         return
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
     with (logs / "worker.log").open("ab") as out:
-        proc = subprocess.Popen(_worker_command(settings), cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(_worker_command(settings), cwd=REPO, stdout=out, env=env,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with(os.getpid()))
     click.echo(f"embedded worker pid {proc.pid}, log {logs / 'worker.log'}", err=True)
     try:
         yield proc

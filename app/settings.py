@@ -17,6 +17,11 @@ SECRET_FIELDS = frozenset({"secret_key"})
 URL_FIELDS = frozenset({"database_url", "broker_url", "result_backend"})
 
 
+#: The server's pid, in its embedded worker's environment: the worker stops once its parent
+#: is another process (the server died, even by SIGKILL; `worker.lifecycle` watches it).
+PARENT_PID_ENV = "PROPETL_PARENT_PID"
+
+
 def mask_url(url: str | None) -> str | None:
     """`url` with its password replaced by `***` (`postgresql://u:***@host/db`), for display."""
     return _URL_PASSWORD.sub(r"\1***@", url) if url else url

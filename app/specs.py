@@ -294,6 +294,22 @@ def config_invalid(problems: list[InitErrorDetails]) -> ValidationError:
         "JobSpec", [{**e, "loc": ("config", *e["loc"])} for e in problems])
 
 
+def names_tasks(data: Any) -> bool:
+    """Whether a job spec as written names its tasks (flat, or under `config:`)."""
+    if not isinstance(data, dict):
+        return False
+    config = data.get("config")
+    return isinstance(config, TrainConfig) or bool(data.get("tasks")) or \
+        (isinstance(config, dict) and bool(config.get("tasks")))
+
+
+def no_tasks_error() -> ValidationError:
+    """A submitted job spec that names no task: a job has no default tasks (an empty spec
+    would otherwise train the catalog's first task)."""
+    return config_invalid([_custom(("tasks",), "name at least one task (a catalog name or a "
+                                   "data file); a job spec has no default tasks", [])])
+
+
 def check_resolvable(config: TrainConfig, *, owner: str | None = None, paths: bool = False,
                      backbone: bool = True) -> list[InitErrorDetails]:
     """Errors for a backbone that cannot load or tasks the catalog does not know.
@@ -419,6 +435,7 @@ class JobSpec(BaseModel):
         description="with base_prototype: tasks already on it to retrain (masks and head)")
     #: The method fields the submitter gave (checked against a base prototype's).
     _given: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _tasks_given: bool = PrivateAttr(default=True)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -426,11 +443,17 @@ class JobSpec(BaseModel):
         spec = handler(data)
         if isinstance(data, dict):
             spec._given = given_method_fields(data)
+            spec._tasks_given = names_tasks(data)
         return spec
 
     @property
     def given_method(self) -> dict[str, Any]:
         return dict(self._given)
+
+    @property
+    def tasks_given(self) -> bool:
+        """Whether the spec as written named its tasks (not the config's default)."""
+        return self._tasks_given
 
     def __eq__(self, other: object) -> bool:  # what the fields say, not how they were given
         if not isinstance(other, JobSpec):

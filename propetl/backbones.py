@@ -16,7 +16,7 @@ from transformers import (
 )
 
 from .families import UnsupportedModelError, family_for
-from .tiny import TINY_FAMILIES, TINY_GENERATIVE, tiny_backbone
+from .tiny import TINY_FAMILIES, TINY_GENERATIVE, tiny_backbone, tiny_config
 
 
 class BackboneError(ValueError):
@@ -157,6 +157,16 @@ def check_backbone(name: str, *, folders: bool = True) -> None:
         family_for(config.model_type)
     except UnsupportedModelError as err:
         raise BackboneError(str(err)) from err
+
+
+def backbone_config(name: str) -> PretrainedConfig:
+    """The config (no weights) of any backbone `load_backbone_model` accepts: tiny, bundled,
+    a folder or a hub name (read from the cache alone when the hub is unreachable)."""
+    check_backbone(name)
+    if name.startswith("tiny-"):
+        return tiny_config(name[5:], vocab_size=30522)
+    path = resolve_path(name)
+    return AutoConfig.from_pretrained(path, **hub_kwargs(path), **load_kwargs(name))
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:

@@ -13,12 +13,14 @@ A task can be added, exported or deleted by adding, copying or deleting its fold
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -196,6 +198,55 @@ def _added_at(folder: Path) -> str:
     except (OSError, ValueError, AttributeError):
         return ""
     return value if isinstance(value, str) else ""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_tasks(source: Path, tasks: Sequence[str], target: Path) -> Path:
+    """Write the model folder `target` holding the prototype of `source` and only `tasks`
+    (its manifest lists only them): a complete model that loads from its own folder.
+
+    `target` may be missing or empty, or hold a model of the very same prototype (the same
+    prototype file, by sha256): the tasks are then added to it (a task of the same name is
+    replaced). Anything else is refused (`CheckpointError`) before anything is written,
+    since another prototype's task folders would not fit this one."""
+    source, target = Path(source), Path(target)
+    read_manifest(source)
+    manifest = json.loads((source / CONFIG_FILE).read_text())
+    folders = {task: _task_folder(source, task) for task in tasks}
+    missing = [t for t, folder in folders.items() if not (folder / "task.json").is_file()]
+    if missing:
+        raise CheckpointError(f"no task {', '.join(map(repr, missing))} in {source}")
+    kept: list[str] = []
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        if not (target / PROTOTYPE_FILE).is_file() or not (target / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{target} is not empty and holds no model folder: export "
+                                  "into a new or empty folder")
+        if _sha256(target / PROTOTYPE_FILE) != _sha256(source / PROTOTYPE_FILE):
+            raise CheckpointError(f"{target} holds a model of another prototype: its task "
+                                  "folders and these would not fit one prototype; export into "
+                                  "a new or empty folder")
+        kept = [t for t in saved_tasks(target) if t not in folders]
+    token = uuid.uuid4().hex[:8]
+    target.mkdir(parents=True, exist_ok=True)
+    if not kept and not (target / PROTOTYPE_FILE).is_file():
+        shutil.copy2(source / PROTOTYPE_FILE, target / f".{PROTOTYPE_FILE}-{token}")
+        os.replace(target / f".{PROTOTYPE_FILE}-{token}", target / PROTOTYPE_FILE)
+    root = target / TASKS_DIR
+    root.mkdir(exist_ok=True)
+    for task, folder in folders.items():  # each folder copied aside, then renamed into place
+        staged, old = root / f".tmp-{task}-{token}", root / f".old-{task}-{token}"
+        shutil.copytree(folder, staged)
+        if (root / task).exists():
+            os.rename(root / task, old)
+        os.rename(staged, root / task)
+        shutil.rmtree(old, ignore_errors=True)
+    manifest["tasks"] = [*kept, *folders]
+    _atomic_write_text(json.dumps(manifest, indent=2), target / CONFIG_FILE)
+    shutil.copystat(source / CONFIG_FILE, target / CONFIG_FILE)  # the same zip each time
+    return target
 
 
 # ------------------------------------------------------------------ load

@@ -30,9 +30,20 @@ def fail_cleanly(func):
         except (ValueError, KeyError, OSError, RuntimeError) as err:
             if isinstance(err, click.ClickException):
                 raise
-            raise CliError(f"{err.__class__.__name__}: {err}") from err
+            raise CliError(error_text(err)) from err
 
     return wrapper
+
+
+def error_text(err: Exception) -> str:
+    """The message of an error for a user: the project's own errors (and the system's) as
+    they are, one line per problem; the class name only for unexpected ones."""
+    if isinstance(err, ConfigError) and len(err.problems) > 1:
+        return problems_text("invalid config", err)
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("propetl", "app"):
+        return text
+    return f"{err.__class__.__name__}: {text}"
 
 
 @click.group()
@@ -43,7 +54,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--backbone", required=True,
-              help="bundled name (minilm-l6), hub id, or a folder (a config.json is enough)")
+              help="bundled name (minilm-l6), tiny-<family>, hub id, or a folder (a "
+                   "config.json is enough)")
 @click.option("--petl", type=click.Choice(["adapter", "lora", "prefix"]), default="adapter")
 @click.option("--sharing", type=click.Choice(["propetl", "propetl-or", "none"]), default="propetl")
 @click.option("--keep", type=float, default=None, help="fraction of each mask kept")
@@ -60,7 +72,6 @@ def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottlene
             lora_r: int, lora_alpha: float, prefix_len: int, num_tasks: int,
             model_dir: str | None, as_json: bool) -> None:
     """The paper's storage accounting for a backbone shape (no weights needed)."""
-    from .backbones import resolve_path
     from .storage import storage_report_for_config
 
     if num_tasks < 1:
@@ -70,7 +81,7 @@ def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottlene
                                lora_r=lora_r, lora_alpha=lora_alpha, prefix_len=prefix_len)
     except ConfigError as err:
         raise CliError(str(err)) from err
-    report = storage_report_for_config(resolve_path(backbone), config, num_tasks)
+    report = storage_report_for_config(backbone, config, num_tasks)
     if model_dir:
         from .checkpoint import file_sizes
 
@@ -104,19 +115,27 @@ def problems_text(title: str, err: Exception) -> str:
     return "\n".join([f"{title}:", *(f"  - {p}" for p in problems)])
 
 
-def train_fields(config_file: str | None, overrides: dict) -> dict:
-    """The job's fields as given (YAML file, then flags on top), not yet validated; the
-    ProPETL options under "propetl" (only those given)."""
+def read_yaml_file(path: str) -> object:
+    """A YAML file's content (YAML 1.2 numbers); a file that is not YAML is one clear error."""
     import yaml
 
     from .config import load_yaml
 
+    try:
+        return load_yaml(Path(path).read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise CliError(f"{path}: not valid YAML: {problem}{where}") from err
+
+
+def train_fields(config_file: str | None, overrides: dict) -> dict:
+    """The job's fields as given (YAML file, then flags on top), not yet validated; the
+    ProPETL options under "propetl" (only those given)."""
     data: dict = {}
     if config_file:
-        try:
-            loaded = load_yaml(Path(config_file).read_text())
-        except yaml.YAMLError as err:
-            raise CliError(f"{config_file}: not valid YAML: {err}") from err
+        loaded = read_yaml_file(config_file)
         if not isinstance(loaded, dict):
             raise CliError(f"{config_file}: expected a mapping of config fields")
         data = loaded
@@ -144,7 +163,7 @@ def build_onto_config(onto: str, config_file: str | None, overrides: dict,
     names = [Path(t).stem if Path(t).suffix.lower() in (".csv", ".tsv", ".jsonl") else t
              for t in data["tasks"]]
     try:
-        check_task_names(base.tasks, names, replace)
+        check_task_names(base.tasks, names, replace, option="--replace TASK")
         return base, onto_config(base, data)
     except (ConfigError, TypeError) as err:
         raise CliError(problems_text("cannot add onto this prototype", err)) from err
@@ -329,9 +348,7 @@ def tasks(as_json: bool) -> None:
 @fail_cleanly
 def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> None:
     """Export tasks: a ProPETL folder, a PEFT LoRA adapter or a merged HF model."""
-    import shutil
-
-    from .checkpoint import CONFIG_FILE, PROTOTYPE_FILE, TASKS_DIR, read_manifest, saved_tasks
+    from .checkpoint import export_tasks, read_manifest, saved_tasks
 
     source, target = Path(model_dir), Path(out)
     manifest = read_manifest(source)
@@ -359,11 +376,7 @@ def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> N
         export_task(model, chosen[0], target, fmt)
         click.echo(f"exported task {chosen[0]!r} as {fmt} to {target}")
         return
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_FILE, PROTOTYPE_FILE):
-        shutil.copy2(source / name, target / name)
-    for task in chosen:
-        shutil.copytree(source / TASKS_DIR / task, target / TASKS_DIR / task, dirs_exist_ok=True)
+    export_tasks(source, chosen, target)
     click.echo(f"exported {len(chosen)} task(s) to {target}")
 
 

@@ -134,14 +134,15 @@ def onto_config(base: Base, given: dict[str, Any]) -> TrainConfig:
 
 
 def check_task_names(existing: Sequence[str], names: Sequence[str],
-                     replace: Sequence[str] = ()) -> None:
+                     replace: Sequence[str] = (), option: str = "replace") -> None:
     """New task names must be new on the prototype, unless listed in `replace` (which then
-    retrains that task's masks and head)."""
+    retrains that task's masks and head). `option`: how the caller's user names `replace`
+    (the CLI's `--replace TASK`, a job spec's `replace_tasks`, ...)."""
     taken = [n for n in names if n in existing and n not in replace]
     if taken:
         raise OntoError(f"task(s) {', '.join(taken)} already on the prototype (it has: "
                         f"{', '.join(existing)}); use new names, or retrain a task explicitly "
-                        f"with replace (--replace TASK)")
+                        f"with {option}")
     unknown = [r for r in replace if r not in existing]
     if unknown:
         raise OntoError(f"cannot replace {', '.join(unknown)}: not a task of the prototype "

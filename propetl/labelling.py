@@ -75,10 +75,12 @@ def count_rows(path: Path) -> int:
 
 
 def check_columns(path: Path, text_column: str, task_column: str, default_task: str | None,
-                  pair_column: str | None = None, *, whole: bool = False) -> None:
+                  pair_column: str | None = None, *, whole: bool = False) -> list[str]:
     """Fail early when the first row lacks the text column, or when rows name no task and
     no default task is given; with `whole`, also when any later line cannot be read (a
-    JSONL line that is not a JSON object, a CSV line the reader refuses)."""
+    JSONL line that is not a JSON object, a CSV line the reader refuses). Returns the tasks
+    the rows read name (the default for rows without one), in the order they first appear
+    (with `whole`, those of every row)."""
     records = _records(path)
     for _, row in records:
         if text_column not in row:
@@ -89,11 +91,17 @@ def check_columns(path: Path, text_column: str, task_column: str, default_task: 
         if task_column not in row and not default_task:
             raise LabelFileError(f"{path.name}: no {task_column!r} column: choose a task for "
                                  "every row")
+        named = {_row_task(row, task_column, default_task): None}
         if whole:
-            for _ in records:
-                pass
-        return
+            for _, later in records:
+                named.setdefault(_row_task(later, task_column, default_task), None)
+        return [t for t in named if t]
     raise LabelFileError(f"{path.name}: the file has no rows")
+
+
+def _row_task(row: dict, task_column: str, default_task: str | None) -> str:
+    """The task a row names ('' for none)."""
+    return str(row.get(task_column) or default_task or "").strip()
 
 
 def label_file(predictor: Any, source: Path, dest: Path, *, task: str | None = None,
@@ -137,7 +145,7 @@ def label_file(predictor: Any, source: Path, dest: Path, *, task: str | None = N
 
         for number, row in _records(source):
             summary.rows += 1
-            name = str(row.get(task_column) or task or "").strip()
+            name = _row_task(row, task_column, task)
             text = row.get(text_column)
             pair = row.get(pair_column) if pair_column else None
             problem = None

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig
 
 from .checkpoint import file_sizes
 from .config import PropetlConfig, TaskHeadSpec
@@ -88,15 +87,16 @@ def storage_report(model, directory: str | Path | None = None) -> StorageReport:
         disk_bytes=file_sizes(Path(directory)) if directory else {})
 
 
-def storage_report_for_config(backbone_config_path: str, config: PropetlConfig,
+def storage_report_for_config(backbone: str, config: PropetlConfig,
                               num_tasks: int = 1) -> StorageReport:
-    """Account from a backbone's config alone (no weights: built on the meta device)."""
+    """Account from a backbone's config alone (no weights: built on the meta device);
+    `backbone` is any name training accepts (tiny-<family>, bundled, a folder, a hub name)."""
+    from .backbones import backbone_config
     from .model import ProPETLModel, auto_class
 
-    backbone_config = AutoConfig.from_pretrained(backbone_config_path)
+    shape = backbone_config(backbone)
     with torch.device("meta"):
-        backbone = auto_class(backbone_config.model_type).from_config(backbone_config)
-        model = ProPETLModel(backbone, config,
+        model = ProPETLModel(auto_class(shape.model_type).from_config(shape), config,
                              [TaskHeadSpec(f"task{i}", 2) for i in range(num_tasks)],
-                             backbone_name=backbone_config_path)
+                             backbone_name=backbone)
     return storage_report(model)

@@ -44,7 +44,7 @@ from .families import family_for
 from .masks import density
 from .model import ProPETLModel
 from .storage import storage_report
-from .tracking import Tracker
+from .tracking import TENSORBOARD_DIR, Tracker
 
 TRAINABLE_FILE = "trainable.safetensors"
 
@@ -377,22 +377,12 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
         check_same_method(base, config)
     elif replace:
         raise ConfigError("replace names tasks of a prototype: give the model folder (onto)")
+    # every refusal comes before anything is written in the run folder
+    check_names(config)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_resumable(run_dir, config, resume)
     device, precision = pick_device(config)
     set_seed(config.seed)
-    _check_resumable(run_dir, config, resume)
-    (run_dir / "config.json").write_text(config.to_json())
-    log_path = run_dir / "metrics.jsonl"
-    tracker = Tracker(config, run_dir)  # TensorBoard files; MLflow when configured
-
-    def report(progress: Progress) -> None:
-        with log_path.open("a") as handle:
-            handle.write(json.dumps(progress.to_dict()) + "\n")
-        tracker(progress)
-        if on_progress is not None:
-            on_progress(progress)
-
     tokenizer = load_tokenizer(config.backbone)
     backbone = load_backbone_model(config.backbone)
     limit = max_tokens(backbone.config)
@@ -405,6 +395,22 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
                         task_offset=len(kept))
     if base is not None:
         check_task_names(base.tasks, [t.info.name for t in data.tasks], replace)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        clear_run(run_dir)
+    (run_dir / "config.json").write_text(config.to_json())
+    log_path = run_dir / "metrics.jsonl"
+    tracker = Tracker(config, run_dir)  # TensorBoard files; MLflow when configured
+
+    def report(progress: Progress) -> None:
+        with log_path.open("a") as handle:
+            handle.write(json.dumps(progress.to_dict()) + "\n")
+        tracker(progress)
+        if on_progress is not None:
+            on_progress(progress)
+
+    if base is not None:
         _write_json(run_dir / "onto.json", {"base": str(base.directory), "base_tasks": base.tasks,
                                             "replace": list(replace)})
         model = build_onto_model(base, backbone, head_specs(data.tasks), replace)
@@ -513,17 +519,46 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
 
 
+def check_names(config: TrainConfig) -> None:
+    """Refuse an unknown backbone and every unknown task name at once (one `ConfigError`
+    naming each), before anything is loaded."""
+    from .backbones import BackboneError, check_backbone
+    from .data.catalog import unknown_tasks_message
+
+    problems = []
+    try:
+        check_backbone(config.backbone)
+    except BackboneError as err:
+        problems.append(str(err))
+    unknown = unknown_tasks_message(config.tasks)
+    if unknown:
+        problems.append(unknown)
+    if problems:
+        raise ConfigError(*problems)
+
+
+#: What the engine writes in a run folder (besides config.json), all removed by a fresh start.
+RUN_ARTIFACTS = ("checkpoints", "best", "model", "predictions", TENSORBOARD_DIR,
+                 "metrics.jsonl", "result.json", "onto.json", "mlflow_run_id",
+                 "result.tmp", "onto.tmp")
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove every artifact of an earlier run in `run_dir` (only the engine's own names:
+    other files of the folder stay)."""
+    staging = [p.name for p in run_dir.glob(".model-*")]
+    for name in (*RUN_ARTIFACTS, *staging):
+        target = run_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
 def _check_resumable(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    """Refuse to resume a run folder that holds a run of another config (reads only)."""
     previous = run_dir / "config.json"
-    if not previous.is_file():
-        return
-    if not resume:
-        for name in ("checkpoints", "best", "model", "metrics.jsonl", "result.json"):
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+    if not resume or not previous.is_file():
         return
     try:
         before = TrainConfig.from_saved_json(previous.read_text())

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from app import db
 from app.queue import active_task_ids
 from app.registry import get_registry, reset_registry
-from app.settings import get_settings
+from app.settings import PARENT_PID_ENV, get_settings
 
 from .runner import RUNNING_HERE
 
@@ -39,6 +41,24 @@ def reap_once() -> list[tuple[int, str]]:
 def _reaper_loop(interval: float) -> None:
     while not _stop.wait(interval):
         reap_once()
+
+
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
+    """Warm-shut this worker down once its parent is another process than `parent` (the
+    server that started it is gone): an embedded worker never outlives its server."""
+    while not _stop.wait(interval):
+        if os.getppid() != parent:
+            log.warning("the server (pid %s) that started this worker is gone; stopping", parent)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+@worker_init.connect
+def _on_init(**_: object) -> None:
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    if parent.isdigit():
+        threading.Thread(target=_watch_parent, args=(int(parent),), name="parent-watch",
+                         daemon=True).start()
 
 
 @worker_ready.connect

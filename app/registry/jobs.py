@@ -23,13 +23,15 @@ class JobsMixin(RegistryBase):
 
     # --- submit and manage jobs ---------------------------------------------------------
 
-    def submit_job(self, spec: JobSpec | dict[str, Any]) -> int:
-        """Validate, record and enqueue a job; returns its id."""
+    def submit_job(self, spec: JobSpec | dict[str, Any],
+                   replace_option: str = "replace_tasks") -> int:
+        """Validate, record and enqueue a job; returns its id. `replace_option`: the name
+        the caller's request gives `replace_tasks` (named in a refusal)."""
         if not isinstance(spec, JobSpec):
             spec = JobSpec.model_validate(spec, context={"paths": True})  # a Python caller
         from ..prototype_tasks import rebase_spec
 
-        spec = rebase_spec(self, spec)  # a job adding tasks onto a prototype: its config
+        spec = rebase_spec(self, spec, replace_option)  # adding tasks onto a prototype
         with self._tx() as s:
             job = self._add_job(s, spec)
         self._send(job.id, job.queue, job.celery_task_id or "")

@@ -34,12 +34,21 @@ def list_tasks() -> list[TaskInfo]:
             + [glue_info(n) for n in GLUE])
 
 
-def _unknown(name: str) -> UnknownTaskError:
+def _unknown(*names: str) -> UnknownTaskError:
+    named = ", ".join(repr(n) for n in names)
     return UnknownTaskError(
-        f"unknown task {name!r}; known tasks: {', '.join(task_names())} "
-        f"(GLUE tasks also as 'glue/<name>'), or give a path to a "
+        f"unknown task{'s' if len(names) > 1 else ''} {named}; known tasks: "
+        f"{', '.join(task_names())} (GLUE tasks also as 'glue/<name>'), or give a path to a "
         f"{'/'.join(SUPPORTED_SUFFIXES)} file"
     )
+
+
+def unknown_tasks_message(names: list[str]) -> str | None:
+    """One message naming every name that is neither a catalog task nor a data file path,
+    or None when all are known."""
+    unknown = [str(n) for n in names if canonical_name(str(n)) is None
+               and not _looks_like_path(str(n))]
+    return str(_unknown(*unknown)) if unknown else None
 
 
 def get_task_info(name: str) -> TaskInfo:

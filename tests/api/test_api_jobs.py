@@ -117,3 +117,13 @@ def test_login_is_off(client):
     assert client.get("/api/auth/me").json() == {"user": "local", "auth_enabled": False}
     reply = client.post("/api/auth/token", json={"username": "a", "password": "b"})
     assert reply.status_code == 409
+
+
+@pytest.mark.parametrize("body", [{}, {"config": {}}, {"config": {"max_steps": 2}}])
+def test_a_spec_without_tasks_is_refused(client, stack, body):
+    """A job has no default tasks (the CLI's `jobs submit` refuses an empty file alike)."""
+    before = len(stack.registry.list_jobs(limit=1000))
+    reply = client.post("/api/jobs", json=body)
+    assert reply.status_code == 422, reply.text
+    assert "name at least one task" in reply.text
+    assert len(stack.registry.list_jobs(limit=1000)) == before

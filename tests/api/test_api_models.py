@@ -26,6 +26,7 @@ def test_masks_and_downloads(client, stack):
     names = zipfile.ZipFile(io.BytesIO(reply.content)).namelist()
     assert any(n.endswith("tasks/bbc_news/masks.safetensors") for n in names)
     assert any(n.endswith("propetl_config.json") for n in names)
+    assert any(n.endswith("prototype.safetensors") for n in names)  # a complete model
     assert not any("rotten_tomatoes" in n for n in names)
     bundle = client.get(f"/api/prototypes/{stack.uid}/download")
     names = zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
@@ -154,3 +155,38 @@ def test_a_file_above_the_upload_limit_is_413_and_nothing_is_kept(client, stack,
         reply = client.post("/api/uploads", files={"file": ("big.csv", data, "text/csv")})
     assert reply.status_code == 413 and "1,000 bytes" in reply.json()["detail"], reply.text
     assert kept() == before
+
+
+@pytest.mark.parametrize("route", ["masks/bbc_news/download", "masks/bbc_news/export",
+                                   "masks/bbc_news/export?format=propetl"])
+def test_a_task_export_loads_from_its_own_folder_and_answers_as_the_server(
+        client, stack, route, tmp_path):
+    import json
+
+    from propetl.backbones import load_tokenizer
+    from propetl.inference import Predictor
+    from propetl.model import ProPETLModel
+
+    reply = client.get(f"/api/prototypes/{stack.uid}/{route}")
+    assert reply.status_code == 200, reply.text
+    zipfile.ZipFile(io.BytesIO(reply.content)).extractall(tmp_path)
+    [folder] = list(tmp_path.iterdir())
+    assert json.loads((folder / "propetl_config.json").read_text())["tasks"] == ["bbc_news"]
+    model = ProPETLModel.from_pretrained(folder)
+    assert model.task_names == ["bbc_news"]
+    text = "shares fell sharply after the results"
+    here = Predictor(model, load_tokenizer(model.backbone_name)).predict(
+        "bbc_news", [(text, None)])[0]
+    served = client.post("/api/predict", json={"prototype": stack.uid, "task": "bbc_news",
+                                                "text": text}).json()["results"][0]
+    assert here["label"] == served["label"]
+    for label, prob in served["scores"].items():
+        assert here["scores"][label] == pytest.approx(prob, abs=1e-4)
+
+
+def test_a_label_job_records_every_task_its_rows_name(client, stack):
+    rows = b"text,task\nshares fell,bbc_news\na fine film,rotten_tomatoes\nmore,bbc_news\n"
+    reply = _label(client, stack.uid, "rows.csv", rows)
+    assert reply.status_code in (200, 201, 202), reply.text
+    job = client.get(f"/api/jobs/{reply.json()['id']}").json()
+    assert job["tasks"] == ["bbc_news", "rotten_tomatoes"], job

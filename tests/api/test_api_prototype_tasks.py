@@ -38,6 +38,10 @@ def test_add_list_predict_and_delete_tasks(client, grown):
     assert reply.status_code == 409 and "propetl.keep: given 0.1" in reply.text
     reply = client.post(f"/api/prototypes/{uid}/tasks", json={"tasks": ["bbc_news"]})
     assert reply.status_code == 409 and "already on the prototype" in reply.text
+    assert "with replace" in reply.text and "--replace" not in reply.text  # this body's field
+    reply = client.post("/api/jobs", json={"base_prototype": uid,
+                                           "config": {"tasks": ["bbc_news"]}})
+    assert reply.status_code == 409 and "with replace_tasks" in reply.text  # the spec's field
     # add rotten_tomatoes: a job; run it here (the API only queues)
     reply = client.post(f"/api/prototypes/{uid}/tasks", json={
         "tasks": ["rotten_tomatoes"], "name": "grow",

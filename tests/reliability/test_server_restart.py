@@ -108,3 +108,17 @@ def test_stopping_the_server_stops_its_embedded_worker(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker_pid, signal.SIGKILL)
+
+
+def test_a_killed_server_leaves_no_embedded_worker_behind(tmp_path):
+    """SIGKILL gives the server no chance to stop its worker: the worker notices (Linux's
+    parent-death signal, else its watchdog of PROPETL_PARENT_PID) and stops by itself."""
+    server = Server(tmp_path / "data", free_port(), worker=True, **FAST).start()
+    worker_pid = int(re.search(r"embedded worker pid (\d+)", server.log.read_text())[1])
+    try:
+        assert _alive(worker_pid)
+        server.stop(signal.SIGKILL)
+        wait_for(lambda: not _alive(worker_pid), 15, "the orphaned embedded worker to stop")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker_pid, signal.SIGKILL)

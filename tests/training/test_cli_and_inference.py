@@ -102,3 +102,72 @@ def test_predictor_serves_every_task_and_mixed_requests(trained):
         predictor.predict_mixed([("nope", text)])
     with pytest.raises(ValueError, match="text pair for every example"):
         predictor.predict("bbc_news", [("a", "b"), ("c", None)])
+
+
+@pytest.mark.parametrize("args", [
+    ["--backbone", "tiny-bert", "--tasks", "nosuchtask"],
+    ["--backbone", "tiny-nope", "--tasks", "rotten_tomatoes"],
+    ["--backbone", "tiny-bert", "--tasks", "rotten_tomatoes", "--max-length", "4000"],
+])
+def test_a_refused_run_writes_nothing(args, tmp_path):
+    """Refusals come before the run folder is made, so the corrected command just runs."""
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", *args, "--max-examples", "16", "--batch-size",
+                                      "8", "--max-steps", "1", "--run-dir", str(run_dir)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
+
+
+def test_a_refused_onto_run_writes_nothing(trained, tmp_path):
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--onto", trained["model_dir"], "--tasks",
+                                      "nosuch", "--max-steps", "1", "--run-dir", str(run_dir)])
+    assert result.exit_code != 0 and "unknown task 'nosuch'" in result.output
+    assert not run_dir.exists()
+
+
+def test_every_unknown_name_is_reported_at_once_without_class_names(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-nope", "--tasks",
+                                      "nosuch,alsonot", "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code != 0
+    assert "'nosuch'" in result.output and "'alsonot'" in result.output
+    assert "tiny-nope" in result.output
+    assert "Error:" in result.output
+    for name in ("UnknownTaskError", "ConfigError", "BackboneError", "CheckpointError"):
+        assert name not in result.output, result.output
+
+
+def test_storage_accepts_tiny_backbones():
+    report = json.loads(run_cli("storage", "--backbone", "tiny-bert", "--keep", "0.5", "--json"))
+    assert report["num_layers"] == 2 and report["prototype_params"] > 0
+
+
+def test_export_refuses_a_folder_of_another_prototype(trained, tmp_path):
+    """Task folders of two prototypes in one model folder would not fit each other."""
+    from propetl.cli import cli as method_cli
+    from propetl.continual import file_hashes
+
+    model_dir = trained["model_dir"]
+    other = tmp_path / "other"
+    result = CliRunner().invoke(method_cli, ["train", "--backbone", "tiny-bert", "--tasks",
+                                             "rotten_tomatoes", "--max-examples", "16",
+                                             "--batch-size", "8", "--max-steps", "1",
+                                             "--seed", "7", "--run-dir", str(other)])
+    assert result.exit_code == 0, result.output
+    before = file_hashes(other / "model")
+    result = CliRunner().invoke(cli, ["export", "--model", model_dir, "--task", "bbc_news",
+                                      "--out", str(other / "model")])
+    assert result.exit_code != 0 and "another prototype" in result.output
+    assert file_hashes(other / "model") == before  # nothing written
+    stray = tmp_path / "notes"
+    stray.mkdir()
+    (stray / "readme.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["export", "--model", model_dir, "--task", "bbc_news",
+                                      "--out", str(stray)])
+    assert result.exit_code != 0 and "not empty" in result.output
+    assert sorted(p.name for p in stray.iterdir()) == ["readme.txt"]
+    # the same prototype: adding a task to an export of it is fine
+    out = tmp_path / "one"
+    run_cli("export", "--model", model_dir, "--task", "bbc_news", "--out", str(out))
+    run_cli("export", "--model", model_dir, "--task", "rotten_tomatoes", "--out", str(out))
+    assert ProPETLModel.from_pretrained(out).task_names == ["bbc_news", "rotten_tomatoes"]

@@ -189,3 +189,23 @@ def test_early_stopping_ends_a_run_that_no_longer_improves(tmp_path):
                             early_stopping_patience=2), tmp_path)
     assert result.status == "succeeded" and result.steps == 3
     assert result.best_step == 1
+
+
+def test_fresh_clears_every_artifact_of_the_previous_run(tmp_path):
+    """--fresh starts over: no predictions, event files or onto.json of the old run remain,
+    and files the engine did not write stay."""
+    from propetl.training import clear_run
+
+    train(tiny_job(max_steps=2, tasks=["bbc_news"]), tmp_path)
+    (tmp_path / "onto.json").write_text("{}")  # as a former --onto run leaves it
+    (tmp_path / "notes.txt").write_text("mine")
+    old_events = set((tmp_path / "tensorboard").iterdir())
+    assert (tmp_path / "predictions" / "test" / "bbc_news.jsonl").is_file() and old_events
+    train(tiny_job(max_steps=2), tmp_path, resume=False)
+    assert not (tmp_path / "predictions" / "test" / "bbc_news.jsonl").exists()
+    assert (tmp_path / "predictions" / "test" / "rotten_tomatoes.jsonl").is_file()
+    assert not old_events & set((tmp_path / "tensorboard").iterdir())
+    assert not (tmp_path / "onto.json").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    clear_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "notes.txt"]
