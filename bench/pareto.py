@@ -546,6 +546,7 @@ def row(method: Method, task: str, result: dict) -> dict | None:
             "params_per_task": first["params_per_task"], "head_params": first["head_params"],
             "lr": result["lr"], "seeds": [r["seed"] for r in runs],
             "acc_mean": float(np.mean(accs)), "acc_se": se, "acc_per_seed": accs,
+            "dev_mean": float(np.mean([r["dev_acc"] for r in runs])),
             "test_examples": len(first["test_pred"]),
             "dev_acc_by_lr": {f"{lr:g}": r["dev_acc"] for lr, r in result["grid"].items()},
             "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs]))}
@@ -658,8 +659,10 @@ def targets(rows: list[dict], task: str) -> dict:
     """The issue's two targets on one task, from its rows (None where a row is missing).
 
     front: every added-task row that no PEFT / head row beats beyond noise (`dominated_beyond_
-    noise`), and those that are beaten. small: the best added-task row at `SMALL_BYTES` or less
-    against the best PEFT row at that size (means), and against PEFT LoRA r32 (within a point).
+    noise`), and those that are beaten. small: the added-task row at `SMALL_BYTES` or less that
+    is best on dev (so that trying many ProPETL variants does not pick a test set's luck)
+    against the PEFT row at that size best on test (the harder rival), and against PEFT LoRA
+    r32 (within a point).
     """
     mine = [r for r in rows if r["task"] == task]
     added = [r for r in mine if r.get("marginal")]
@@ -670,7 +673,7 @@ def targets(rows: list[dict], task: str) -> dict:
                             if dominated_beyond_noise(r, mine)}}
     small_added = [r for r in added if r["bytes_per_task"] <= SMALL_BYTES]
     small_peft = [r for r in peft if r["bytes_per_task"] <= SMALL_BYTES]
-    best = max(small_added, key=lambda r: r["acc_mean"], default=None)
+    best = max(small_added, key=lambda r: r.get("dev_mean", r["acc_mean"]), default=None)
     rival = max(small_peft, key=lambda r: r["acc_mean"], default=None)
     r32 = next((r for r in peft if r["method"] == "peft_lora_r32"), None)
     out["best_small_added"] = best and best["method"]

@@ -76,8 +76,8 @@ def target_lines(t: dict) -> list[str]:
     best, rival = t.get("best_small_added"), t.get("best_small_peft")
     if best and rival:
         vs = t["vs_small_peft"]
-        out.append(f"- *At {SMALL_BYTES // 1000} KB or less*: the best added-task row `{best}` "
-                   f"against the best PEFT row at that size `{rival}` (of "
+        out.append(f"- *At {SMALL_BYTES // 1000} KB or less*: the added-task row best on dev "
+                   f"`{best}` against the best PEFT row at that size `{rival}` (of "
                    f"{len(t['small_peft_measured'])} measured): {_points(vs)}, "
                    + ("met (higher or equal mean)." if vs["met"] else "not met."))
     else:
