@@ -35,8 +35,8 @@ HELP: dict[str, str] = {
     "propetl.petl": "the shared prototype module: bottleneck adapter, LoRA or prefix",
     "propetl.sharing": "propetl: one mask per layer and task; propetl-or: OR with shared layer "
                        "masks; none: ordinary per-task modules (baseline)",
-    "propetl.keep": "fraction of the prototype each mask keeps (blank: 0.5 adapter, 0.1 LoRA "
-                    "and prefix)",
+    "propetl.keep": ("fraction of the prototype each mask keeps (blank: "
+                     + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_KEEP.items()) + ")"),
     "propetl.bottleneck": "adapter hidden size",
     "propetl.lora_r": "LoRA rank",
     "propetl.lora_targets": "attention projections that get LoRA",

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from propetl.config import DEFAULT_MASK_LR, PAPER_MASK_LR
+from propetl.config import DEFAULT_KEEP, DEFAULT_MASK_LR, PAPER_KEEP, PAPER_MASK_LR
 
 from ..settings import get_settings
 
@@ -15,17 +15,23 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "quick test (tiny-bert)": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
                                "max_examples": 32, "max_steps": 8, "batch_size": 8,
                                "eval_every": 4},
-    # the product's defaults (bench/pareto.py): the paper's adapter, its scores at 3e-2
-    "adapter, measured recipe": {"propetl.petl": "adapter", "propetl.keep": 0.5,
+    # the product's defaults (bench/pareto.py): the paper's adapter with its scores at 3e-2,
+    # LoRA keeping half of each mask
+    "adapter, measured recipe": {"propetl.petl": "adapter", "propetl.keep": DEFAULT_KEEP["adapter"],
                                  "propetl.bottleneck": 64, "lr": 1e-3,
                                  "mask_lr": DEFAULT_MASK_LR["adapter"]},
-    "adapter, paper defaults": {"propetl.petl": "adapter", "propetl.keep": 0.5,
+    "adapter, paper defaults": {"propetl.petl": "adapter", "propetl.keep": PAPER_KEEP["adapter"],
                                 "propetl.bottleneck": 64, "lr": 1e-3,
                                 "mask_lr": PAPER_MASK_LR["adapter"]},
-    "LoRA, paper defaults": {"propetl.petl": "lora", "propetl.keep": 0.1, "propetl.lora_r": 32,
-                             "propetl.lora_alpha": 48.0, "lr": 1e-3, "mask_lr": 3e-2},
-    "prefix, paper defaults": {"propetl.petl": "prefix", "propetl.keep": 0.1,
-                               "propetl.prefix_len": 64, "lr": 1e-3, "mask_lr": 1e-4},
+    "LoRA, measured recipe": {"propetl.petl": "lora", "propetl.keep": DEFAULT_KEEP["lora"],
+                              "propetl.lora_r": 32, "propetl.lora_alpha": 48.0, "lr": 1e-3,
+                              "mask_lr": DEFAULT_MASK_LR["lora"]},
+    "LoRA, paper defaults": {"propetl.petl": "lora", "propetl.keep": PAPER_KEEP["lora"],
+                             "propetl.lora_r": 32, "propetl.lora_alpha": 48.0, "lr": 1e-3,
+                             "mask_lr": PAPER_MASK_LR["lora"]},
+    "prefix, paper defaults": {"propetl.petl": "prefix", "propetl.keep": PAPER_KEEP["prefix"],
+                               "propetl.prefix_len": 64, "lr": 1e-3,
+                               "mask_lr": PAPER_MASK_LR["prefix"]},
 }
 _NAME = re.compile(r"^[\w .,()+-]{1,60}$")
 

@@ -61,4 +61,5 @@ def test_report_of_a_saved_model_counts_bytes_on_disk(tmp_path):
     assert report.disk_bytes["task:a:masks"] < report.disk_bytes["prototype"]
     none = storage_report(build(sharing="none", tasks=(TaskHeadSpec("a", 2),), bottleneck=16))
     assert none.ratio_to_baseline == pytest.approx(1.0)
-    assert PropetlConfig(petl="lora").keep == 0.1
+    assert PropetlConfig(petl="lora").keep == 0.5  # the product's (the scripts' was 0.1)
+    assert PropetlConfig(petl="prefix").keep == 0.1 and PropetlConfig().keep == 0.5

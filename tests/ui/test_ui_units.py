@@ -102,6 +102,9 @@ def test_presets_round_trip(stack):
     paper = dict(zip(keys, launch.apply_preset("adapter, paper defaults")[2:], strict=True))
     assert recipe["mask_lr"] == DEFAULT_MASK_LR["adapter"] != paper["mask_lr"]
     assert paper["mask_lr"] == PAPER_MASK_LR["adapter"]
+    lora = dict(zip(keys, launch.apply_preset("LoRA, measured recipe")[2:], strict=True))
+    lora_paper = dict(zip(keys, launch.apply_preset("LoRA, paper defaults")[2:], strict=True))
+    assert lora["propetl.keep"] == 0.5 and lora_paper["propetl.keep"] == 0.1
 
 
 def test_jobs_table_page_and_compare(ctx, stack):
