@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from .common import RESULTS
+from .common import RESULTS, reading
 from .report_ablations import ablation_lines, ablations_plot
 from .report_continual import continual_lines
 from .report_pareto import pareto_lines
@@ -186,7 +186,7 @@ def write_markdown(results: dict, flat: dict, plots: list[Path], path: Path) -> 
                          f"{row['fp32_eq_per_task']:,.0f} | {row['train_samples_per_s']:.1f} |")
         lines += ["", "ProPETL's bytes per task are the task's bit-packed mask file; its shared "
                   "prototype and each task's head (stored apart) are listed in "
-                  "`bench/results/accuracy.json`.", ""]
+                  "`bench/results/accuracy.json`.", "", *reading("accuracy")]
     if "multitask" in results:
         multi = results["multitask"]
         lines += ["## Multi-task", "",
