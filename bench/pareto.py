@@ -66,6 +66,10 @@ class Method:
     #: first prototypes (`steps`, `lr`, `mask_lr`, `max_examples` per split; None: whole
     #: splits)
     prototype: dict = field(default_factory=dict)
+    #: a recipe variant of the row named here: it trains at that row's chosen rate (and, for
+    #: added tasks, onto its prototype) with `train` options outside the part's protocol
+    #: (warm-up, steps, evaluations), so it is compared with that row only, never on the front
+    variant_of: str | None = None
 
     @property
     def marginal(self) -> bool:
@@ -156,7 +160,27 @@ def _methods() -> tuple[Method, ...]:
                {"mask_lr": 3e-2},
                {"steps": 400, "lr": 4e-3, "mask_lr": 3e-2, "max_examples": None}),
     ]
-    return tuple(out)
+    return (*out, *_recipe_variants(out))
+
+
+#: The recipe choices left after the rates, keep and module size, tried on the product's
+#: Launch default (a single task) and on the best added task: warm-up, and the best dev
+#: checkpoint among four evaluations (the engine's default), over the part's steps and over
+#: three times as many (the public recipe trains many epochs and keeps the best).
+RECIPE_VARIANTS: dict[str, dict] = {
+    "wu0": {"warmup_ratio": 0.0},
+    "best4": {"eval_every": 25},
+    "s300_best4": {"max_steps": 300, "eval_every": 75},
+}
+RECIPE_BASES = ("propetl_adapter_b64_k0.5_mlr0.03",
+                "propetl_added_adapter_b64_k0.5_mlr0.03_p400_plr0.004")
+
+
+def _recipe_variants(methods: list[Method]) -> list[Method]:
+    by_name = {m.name: m for m in methods}
+    return [replace(by_name[base], name=f"{base}_{suffix}", lrs=(),
+                    train={**by_name[base].train, **options}, variant_of=base)
+            for base in RECIPE_BASES for suffix, options in RECIPE_VARIANTS.items()]
 
 
 #: Every method, in the order the part runs them (the most informative first).
@@ -371,14 +395,17 @@ def _train_config(settings: ParetoSettings, tasks: list[str], method: Method, lr
                   seed: int):
     from propetl.config import TrainConfig
 
-    return TrainConfig(backbone=settings.backbone, tasks=tasks, propetl=_propetl_config(method),
-                       lr=lr, max_steps=settings.steps, batch_size=settings.batch_size,
-                       eval_batch_size=settings.eval_batch_size, max_length=settings.max_length,
-                       max_examples=settings.max_examples, eval_every=10**6, seed=seed,
-                       data_seed=DATA_SEED, **method.train)
+    return TrainConfig(**{
+        "backbone": settings.backbone, "tasks": tasks, "propetl": _propetl_config(method),
+        "lr": lr, "max_steps": settings.steps, "batch_size": settings.batch_size,
+        "eval_batch_size": settings.eval_batch_size, "max_length": settings.max_length,
+        "max_examples": settings.max_examples, "eval_every": 10**6, "seed": seed,
+        "data_seed": DATA_SEED, **method.train})
 
 
 def _prototype_name(method: Method) -> str:
+    if method.variant_of:  # a recipe variant goes onto its row's prototype
+        return _prototype_name(METHODS_BY_NAME[method.variant_of])
     base = method.name.replace("_added", "")
     if method.prototype:
         return base  # its own prototype, named by the whole row
@@ -467,7 +494,8 @@ def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSet
     params = mask_eq if method.marginal else storage["prototype_params"] + mask_eq
     return {"preds": preds, "dev_acc": result.dev_metrics[task]["accuracy"],
             "test_acc_engine": result.test_metrics[task]["accuracy"],
-            "train_seconds": result.train_seconds, "files": kept,
+            "train_seconds": result.train_seconds, "best_step": result.best_step,
+            "steps": result.steps, "files": kept,
             "bytes_per_task": sum(kept.values()), "params_per_task": params,
             "head_params": head_params, "prototype_files_unchanged": untouched,
             "adapter_placement": manifest["config"].get("adapter_placement")}
@@ -515,7 +543,13 @@ def one_run(method: Method, task: str, data: Callable[[], _Data], settings: Pare
 
 def method_runs(method: Method, task: str, data: Callable[[], _Data],
                 settings: ParetoSettings) -> dict:
-    """The grid with the first seed, then every seed at the best dev learning rate."""
+    """The grid with the first seed, then every seed at the best dev learning rate (a recipe
+    variant: its row's rate, once that row has chosen it)."""
+    if method.variant_of:
+        chosen = method_runs(METHODS_BY_NAME[method.variant_of], task, data, settings)["lr"]
+        if chosen is None:
+            return {"lrs": (), "grid": {}, "lr": None, "runs": [], "waiting": True}
+        method = replace(method, lrs=(chosen,))
     lrs = settings.lrs(method)
     # a trimmed grid still chooses (on dev) among the grid's further rates already run
     lrs += tuple(lr for lr in method.lrs[len(lrs):]
@@ -543,6 +577,7 @@ def row(method: Method, task: str, result: dict) -> dict | None:
     return {"method": method.name, "family": method.family,
             "settings": {**method.settings, **method.train},
             **({"prototype": method.prototype} if method.prototype else {}),
+            **({"variant_of": method.variant_of} if method.variant_of else {}),
             "task": task, "marginal": method.marginal,
             "bytes_per_task": first["bytes_per_task"],
             "params_per_task": first["params_per_task"], "head_params": first["head_params"],
@@ -617,22 +652,47 @@ def paired_tests(rows: list[dict], runs_of: dict[tuple[str, str], list[dict]],
         diff = a["acc_mean"] - b["acc_mean"]
         if se and abs(diff) >= 2 * se and not recipe:
             continue
-        y = np.array(labels[a["task"]])
-        runs_a = {r["seed"]: r for r in runs_of[(a["task"], a["method"])]}
-        runs_b = {r["seed"]: r for r in runs_of[(b["task"], b["method"])]}
-        seeds = sorted(set(runs_a) & set(runs_b))
-        if not seeds:
-            continue
-        only_a = only_b = 0
-        for seed in seeds:
-            ok_a = np.array(runs_a[seed]["test_pred"]) == y
-            ok_b = np.array(runs_b[seed]["test_pred"]) == y
-            only_a += int((ok_a & ~ok_b).sum())
-            only_b += int((ok_b & ~ok_a).sum())
-        out.append({"task": a["task"], "a": a["method"], "b": b["method"], "recipe": recipe,
-                    "seeds": seeds,
-                    "diff": diff, "se_diff": se or None, "only_a_right": only_a,
-                    "only_b_right": only_b, "mcnemar_p": mcnemar_p(only_a, only_b)})
+        test = paired_test(a, b, runs_of, labels)
+        if test is not None:
+            out.append({**test, "recipe": recipe})
+    return out
+
+
+def paired_test(a: dict, b: dict, runs_of: dict[tuple[str, str], list[dict]],
+                labels: dict[str, list[int]]) -> dict | None:
+    """McNemar on the test examples of the seeds both rows have (None: no common seed)."""
+    y = np.array(labels[a["task"]])
+    runs_a = {r["seed"]: r for r in runs_of[(a["task"], a["method"])]}
+    runs_b = {r["seed"]: r for r in runs_of[(b["task"], b["method"])]}
+    seeds = sorted(set(runs_a) & set(runs_b))
+    if not seeds:
+        return None
+    only_a = only_b = 0
+    for seed in seeds:
+        ok_a = np.array(runs_a[seed]["test_pred"]) == y
+        ok_b = np.array(runs_b[seed]["test_pred"]) == y
+        only_a += int((ok_a & ~ok_b).sum())
+        only_b += int((ok_b & ~ok_a).sum())
+    return {"task": a["task"], "a": a["method"], "b": b["method"], "seeds": seeds,
+            "diff": a["acc_mean"] - b["acc_mean"], "se_diff": _se_diff(a, b) or None,
+            "only_a_right": only_a, "only_b_right": only_b,
+            "mcnemar_p": mcnemar_p(only_a, only_b)}
+
+
+def recipe_study(rows: list[dict], runs_of: dict[tuple[str, str], list[dict]],
+                 labels: dict[str, list[int]]) -> list[dict]:
+    """Each recipe variant against its row, paired, with both splits' means: a change is
+    kept only where it helps on every task."""
+    out = []
+    for v in rows:
+        base = next((r for r in rows if r["method"] == v.get("variant_of")
+                     and r["task"] == v["task"]), None)
+        test = base and paired_test(v, base, runs_of, labels)
+        if test is not None:
+            out.append({**test, "variant": v["method"], "options": {
+                k: val for k, val in v["settings"].items() if base["settings"].get(k) != val},
+                "acc": v["acc_mean"], "base_acc": base["acc_mean"],
+                "dev_diff": v["dev_mean"] - base["dev_mean"]})
     return out
 
 
@@ -719,7 +779,9 @@ def run(settings: ParetoSettings) -> dict:
                 rows.append(made)
             missing = len(result["lrs"]) + len(settings.seeds) - 1 - len(result["grid"]) \
                 - max(0, len(result["runs"]) - 1)
-            if missing > 0:
+            if result.get("waiting"):
+                pending.append(f"{task}/{method.name}: waits for {method.variant_of}")
+            elif missing > 0:
                 pending.append(f"{task}/{method.name}: {missing} run(s)")
             untried = [lr for lr in method.lrs if lr not in result["lrs"]]
             if untried:  # rates of the whole grid a trimmed sitting did not try
@@ -729,6 +791,8 @@ def run(settings: ParetoSettings) -> dict:
                 top_of_grid.append(f"{task}/{method.name}")
         if any(r["task"] == task for r in rows):
             labels[task] = data().labels("test")
+    variants = [r for r in rows if r.get("variant_of")]
+    rows = [r for r in rows if not r.get("variant_of")]  # the protocol's rows
     for r in rows:
         if r["family"].startswith("ProPETL"):
             r["beaten_beyond_2se_by"] = dominated_beyond_noise(r, rows)
@@ -738,15 +802,17 @@ def run(settings: ParetoSettings) -> dict:
                           "tag": settings.tag},
              "front": {t: [r["method"] for r in f] for t, f in by_task.items()},
              "paired": paired_tests(rows, runs_of, labels),
+             "recipe": recipe_study([*rows, *variants], runs_of, labels),
              "targets": {t: targets(rows, t) for t in settings.tasks
                          if any(r["task"] == t for r in rows)},
              "pending": pending, "untried_rates": untried_rates, "top_of_grid": top_of_grid,
              "seconds_this_sitting": time.monotonic() - started,
              **_saved_runs(settings)}
     write_json(settings.out / "pareto.json", rows)
+    write_json(settings.out / "pareto_recipe.json", variants)
     write_json(settings.out / "pareto_stats.json", stats)
     plot(rows, settings.out / "pareto.png")
-    return {"rows": rows, "stats": stats}
+    return {"rows": rows, "variants": variants, "stats": stats}
 
 
 def _saved_runs(settings: ParetoSettings) -> dict:
@@ -841,7 +907,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.hours is not None:
         changes["deadline"] = time.time() + 3600 * args.hours
     result = run(replace(settings, **changes))
-    for r in result["rows"]:
+    for r in [*result["rows"], *result["variants"]]:
         se = f" +- {100 * r['acc_se']:.2f}" if r["acc_se"] is not None else ""
         print(f"{r['task']:16s} {r['method']:34s} {r['bytes_per_task']:>9d} B "
               f"{100 * r['acc_mean']:.2f}{se} (lr {r['lr']:g}, {len(r['seeds'])} seeds)")

@@ -159,6 +159,7 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
                   "less than two standard errors of the difference; and every recipe "
                   "comparison (two ProPETL rows of one module that differ only in training "
                   "options, such as the mask rate). p > 0.05: no difference shown.", ""]
+    lines += recipe_lines(stats.get("recipe", []))
     pending = stats.get("pending", [])
     hours = stats.get("run_seconds_total", 0) / 3600
     lines += [f"Runs saved: {stats.get('runs_done', '?')} ({hours:.1f} h of wall-clock time, "
@@ -168,6 +169,27 @@ def pareto_lines(rows: list[dict], stats: dict | None) -> list[str]:
                  + "; ".join(pending) + "." if pending else "Every selected run is done."), ""]
     return [*lines, *reading("pareto"), "![pareto](../bench/results/pareto.png)", ""]
 
+
+
+def recipe_lines(recipe: list[dict]) -> list[str]:
+    """The recipe study: each variant against its row (same rate, seeds and test set)."""
+    if not recipe:
+        return []
+    lines = ["### Recipe study (outside the protocol: not on the front)", "",
+             "Each variant trains at its row's chosen rate with the row's seeds and changes one "
+             "training choice: warm-up, the best of four dev evaluations kept (the engine's "
+             "default), or three times the steps with the best of four kept. A change is kept "
+             "only where it helps on every task.", "",
+             "| task | row | change | row test % | variant test % | difference (points) "
+             "| dev difference | only variant right | only row right | p |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in recipe:
+        change = ", ".join(f"{k} {v:g}" for k, v in r["options"].items())
+        lines.append(f"| {r['task']} | {r['b']} | {change} | {100 * r['base_acc']:.2f} | "
+                     f"{100 * r['acc']:.2f} | {100 * r['diff']:+.2f} ± "
+                     f"{100 * (r['se_diff'] or 0):.2f} | {100 * r['dev_diff']:+.2f} | "
+                     f"{r['only_a_right']} | {r['only_b_right']} | {r['mcnemar_p']:.3f} |")
+    return [*lines, ""]
 
 
 def replace_section(path: Path, lines: list[str]) -> None:

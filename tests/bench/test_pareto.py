@@ -270,3 +270,32 @@ def test_a_row_chosen_at_its_grids_largest_rate_is_named(tmp_path):
     assert result["stats"]["top_of_grid"] == ["rotten_tomatoes/head_only"]
     assert "**Chosen at the top of their grid**" in "\n".join(
         pareto_lines(result["rows"], result["stats"]))
+
+
+def test_a_recipe_variant_trains_at_its_rows_rate_and_stays_off_the_front(tmp_path):
+    from bench.report_pareto import pareto_lines
+
+    base = "propetl_adapter_b64_k0.5_mlr0.03"
+    settings = replace(pareto.ParetoSettings.smoke_settings(tmp_path), steps=1, seeds=(1, 2),
+                       methods=(base, f"{base}_wu0"))
+    result = pareto.run(settings)
+    (row,), (variant,) = result["rows"], result["variants"]
+    assert row["method"] == base and variant["variant_of"] == base
+    assert variant["lr"] == row["lr"] and variant["seeds"] == row["seeds"]
+    assert base in result["stats"]["front"]["rotten_tomatoes"]
+    assert all(variant["method"] not in f for f in result["stats"]["front"].values())
+    (study,) = result["stats"]["recipe"]
+    assert (study["variant"], study["b"], study["options"]) == (f"{base}_wu0", base,
+                                                                {"warmup_ratio": 0.0})
+    assert study["diff"] == pytest.approx(variant["acc_mean"] - row["acc_mean"])
+    assert json.loads((tmp_path / "pareto_recipe.json").read_text())[0]["method"] == \
+        variant["method"]
+    text = "\n".join(pareto_lines(result["rows"], result["stats"]))
+    assert "### Recipe study" in text and "warmup_ratio 0" in text
+    # the steps and evaluations a variant names reach the engine (best of its evaluations)
+    longer = replace(pareto.METHODS_BY_NAME[f"{base}_s300_best4"],
+                     train={"mask_lr": 3e-2, "max_steps": 3, "eval_every": 1})
+    runs = pareto.method_runs(longer, "rotten_tomatoes", lambda: pareto._Data(
+        "rotten_tomatoes", settings), replace(settings, seeds=(1,)))
+    (record,) = runs["runs"]
+    assert runs["lr"] == row["lr"] and record["steps"] == 3 and 1 <= record["best_step"] <= 3
