@@ -72,13 +72,18 @@ class Access:
             raise NotFoundError(f"no job {int(job_id)}")
         return job
 
-    def jobs(self, *, status: str | None = None, owner: str | None = None,
-             sweep_id: int | None = None, limit: int = 100) -> list[Job]:
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        owner: str | None = None,
+        sweep_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
         visible, owner = self._owner_filter(owner)
         if not visible:
             return []
-        return self.registry.list_jobs(status=status, owner=owner, sweep_id=sweep_id,
-                                       limit=limit)
+        return self.registry.list_jobs(status=status, owner=owner, sweep_id=sweep_id, limit=limit)
 
     def sweep(self, sweep_id: int) -> Sweep:
         sweep = self.registry.get_sweep(int(sweep_id))
@@ -117,13 +122,16 @@ class Access:
         if not mine:
             raise missing
         if len(mine) > 1:
-            raise AmbiguousError(f"prototype id {uid!r} is ambiguous: it starts "
-                                 f"{len(mine)} of your prototypes ({', '.join(mine[:5])}); "
-                                 "give more characters")
+            raise AmbiguousError(
+                f"prototype id {uid!r} is ambiguous: it starts "
+                f"{len(mine)} of your prototypes ({', '.join(mine[:5])}); "
+                "give more characters"
+            )
         return self.registry.get_prototype(mine[0])
 
-    def prototype_uid(self, uid: str,
-                      owner_of: Callable[[str], tuple[bool, str | None]] | None = None) -> str:
+    def prototype_uid(
+        self, uid: str, owner_of: Callable[[str], tuple[bool, str | None]] | None = None
+    ) -> str:
         """`prototype(uid).uid`, without loading the prototype when `uid` is a whole id
         (every predict checks it: loading every mask set cost more than the forward).
         `owner_of`: the lookup of (exists, owner), `Registry.prototype_owner` by default (the

@@ -53,8 +53,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "not possible in the current state"},
     422: {"model": Problem, "description": "invalid request, or an export the format refuses"},
     429: {"model": Problem, "description": "too many failed logins; retry after `Retry-After` s"},
-    503: {"model": Problem, "description": "the prototype's serving queue is full; retry after "
-                                           "`Retry-After` s (nothing was queued)"},
+    503: {
+        "model": Problem,
+        "description": "the prototype's serving queue is full; retry after "
+        "`Retry-After` s (nothing was queued)",
+    },
 }
 router = APIRouter(prefix="/api", responses=ERRORS)
 #: The routes that answer without login (their own answers documented route by route).
@@ -63,18 +66,26 @@ JobId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a job's id")]
 SweepId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a sweep's id")]
 #: How a token may be sent, declared in the schema; `current_user` reads either itself.
 BEARER = HTTPBearer(auto_error=False, description="a token from POST /api/auth/token")
-API_TOKEN = APIKeyHeader(name="X-API-Token", auto_error=False,
-                         description="the same token, in a header of its own")
+API_TOKEN = APIKeyHeader(
+    name="X-API-Token", auto_error=False, description="the same token, in a header of its own"
+)
 
 
 def file_reply(media_type: str, what: str) -> dict[str, Any]:
     """Route options of a route whose 200 is a file (a zip, a CSV), not JSON."""
-    return {"response_class": Response, "responses": {200: {
-        "description": what, "content": {media_type: {"schema": {"type": "string",
-                                                                 "format": "binary"}}}}}}
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {
+                "description": what,
+                "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    }
 
 
 # --- dependencies ----------------------------------------------------------------------
+
 
 async def registry_dep() -> Registry:
     """The registry (tests override this dependency). The trivial dependencies are async
@@ -98,17 +109,20 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("x-api-token")
 
 
-def current_user(request: Request,
-                 _bearer_scheme: Annotated[Any, Security(BEARER)] = None,
-                 _token_scheme: Annotated[Any, Security(API_TOKEN)] = None) -> str:
+def current_user(
+    request: Request,
+    _bearer_scheme: Annotated[Any, Security(BEARER)] = None,
+    _token_scheme: Annotated[Any, Security(API_TOKEN)] = None,
+) -> str:
     """The caller: the token's user with login on, the default owner without."""
     auth = _auth(request)
     if not auth.enabled:
         return auth.default_owner
     token = _bearer(request)
     if not token:
-        raise AuthError("log in first: POST /api/auth/token, then send "
-                        "'Authorization: Bearer <token>'")
+        raise AuthError(
+            "log in first: POST /api/auth/token, then send 'Authorization: Bearer <token>'"
+        )
     return auth.verify_token(token)
 
 
@@ -127,6 +141,7 @@ AccessDep = Annotated[Access, Depends(access_dep)]
 
 # --- auth ------------------------------------------------------------------------------
 
+
 class Credentials(BaseModel):
     username: str
     password: str
@@ -138,8 +153,12 @@ class TokenOut(BaseModel):
     user: str
 
 
-@public.post("/auth/token", response_model=TokenOut, tags=["auth"], responses={
-    code: ERRORS[code] for code in (401, 409, 422, 429)})
+@public.post(
+    "/auth/token",
+    response_model=TokenOut,
+    tags=["auth"],
+    responses={code: ERRORS[code] for code in (401, 409, 422, 429)},
+)
 def login(credentials: Credentials, request: Request) -> TokenOut:
     """Exchange a user's password for an API token."""
     auth = _auth(request)
@@ -171,41 +190,52 @@ def me(request: Request, user: UserDep) -> dict[str, Any]:
 
 # --- health ----------------------------------------------------------------------------
 
-@public.get("/health", tags=["health"], responses={
-    503: {"model": Problem, "description": "the registry database does not answer"}})
+
+@public.get(
+    "/health",
+    tags=["health"],
+    responses={503: {"model": Problem, "description": "the registry database does not answer"}},
+)
 def health(registry: RegistryDep) -> JSONResponse:
     """For load balancers and compose health checks (no login): 200 while the registry
     database answers, 503 naming the problem when it does not."""
     try:
         registry.ping()
     except Exception as err:  # any failure to answer means not ready
-        return JSONResponse({"status": "unavailable", "database": type(err).__name__},
-                            status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return JSONResponse(
+            {"status": "unavailable", "database": type(err).__name__},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
 # --- jobs ------------------------------------------------------------------------------
 
-def body_errors(err: ValidationError,
-                moved: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> RequestValidationError:
+
+def body_errors(
+    err: ValidationError, moved: dict[tuple[str, ...], tuple[str, ...]] | None = None
+) -> RequestValidationError:
     """A body's problems found after FastAPI read it: the same 422 as its own. `moved`: where
     the body holds what the validated model has at another place (its location prefix)."""
+
     def loc(at: tuple[Any, ...]) -> tuple[Any, ...]:
         for old, new in (moved or {}).items():
-            if at[:len(old)] == old:
-                return (*new, *at[len(old):])
+            if at[: len(old)] == old:
+                return (*new, *at[len(old) :])
         return at
 
-    return RequestValidationError([{**e, "loc": ("body", *loc(tuple(e["loc"])))}
-                                   for e in err.errors(include_url=False)])
+    return RequestValidationError(
+        [{**e, "loc": ("body", *loc(tuple(e["loc"])))} for e in err.errors(include_url=False)]
+    )
 
 
 def _as_caller(model: Any, data: dict[str, Any], access: Access) -> Any:
     """`data` validated again as the caller's (their uploads resolve); problems are the
     same 422 as any request validation error."""
     try:
-        return model.model_validate({**data, "owner": access.owner},
-                                    context={"owner": access.owner})
+        return model.model_validate(
+            {**data, "owner": access.owner}, context={"owner": access.owner}
+        )
     except ValidationError as err:
         raise body_errors(err) from None
 
@@ -229,19 +259,26 @@ def submit_job(spec: JobSpec, registry: RegistryDep, access: AccessDep) -> dict[
 
 
 @router.get("/jobs", tags=["jobs"])
-def list_jobs(registry: RegistryDep, access: AccessDep,
-              status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-              owner: str | None = None,
-              sweep: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-              q: Annotated[str | None, Query(max_length=200)] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+def list_jobs(
+    registry: RegistryDep,
+    access: AccessDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    owner: str | None = None,
+    sweep: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
     """Jobs, newest first (only one sweep's with `sweep`); with login on, the caller's.
     `q` searches names, tasks, owners, tags and notes; `status:`, `task:`, `owner:`, `tag:`
     and `sweep:` terms match one field (`q=task:rotten_tomatoes tag:baseline`)."""
     from .jobsearch import search
 
-    jobs = access.jobs(status=status_.value if status_ else None, owner=owner, sweep_id=sweep,
-                       limit=500 if q else limit)
+    jobs = access.jobs(
+        status=status_.value if status_ else None,
+        owner=owner,
+        sweep_id=sweep,
+        limit=500 if q else limit,
+    )
     if q:
         jobs = search(jobs, q)[:limit]
     return views.job_rows(registry, jobs)
@@ -257,23 +294,30 @@ class JobNotes(BaseModel):
 
 
 @router.patch("/jobs/{job_id}", tags=["jobs"])
-def annotate_job(job_id: JobId, body: JobNotes, registry: RegistryDep,
-                 access: AccessDep) -> dict[str, Any]:
+def annotate_job(
+    job_id: JobId, body: JobNotes, registry: RegistryDep, access: AccessDep
+) -> dict[str, Any]:
     """Set a job's tags and note (the job's owner)."""
     job = access.job(job_id)
     job = registry.annotate_job(job.id, tags=body.tags, note=body.note)
     return views.job_row(registry, job)
 
 
-@router.get("/jobs/{job_id}/metrics.csv", tags=["jobs"],
-            **file_reply("text/csv", "job, step, split, task, metric, value"))
+@router.get(
+    "/jobs/{job_id}/metrics.csv",
+    tags=["jobs"],
+    **file_reply("text/csv", "job, step, split, task, metric, value"),
+)
 def job_metrics_csv(job_id: JobId, registry: RegistryDep, access: AccessDep) -> Response:
     """Every metric point of a job as CSV: job, step, split, task, metric, value."""
     from .jobsearch import metrics_csv
 
     job = access.job(job_id)
-    return Response(metrics_csv(registry, job), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="job-{job.id}-metrics.csv"'})
+    return Response(
+        metrics_csv(registry, job),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="job-{job.id}-metrics.csv"'},
+    )
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
@@ -283,8 +327,9 @@ def get_job(job_id: JobId, registry: RegistryDep, access: AccessDep) -> dict[str
 
 
 @router.get("/jobs/{job_id}/log", tags=["jobs"])
-def job_log(job_id: JobId, access: AccessDep,
-            lines: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+def job_log(
+    job_id: JobId, access: AccessDep, lines: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> dict[str, Any]:
     """The tail of a job's training log."""
     job = access.job(job_id)
     return {"id": job_id, "log": views.log_tail(job, lines)}
@@ -317,6 +362,7 @@ def retry_job(job_id: JobId, registry: RegistryDep, access: AccessDep) -> dict[s
 
 # --- sweeps ----------------------------------------------------------------------------
 
+
 @router.post("/sweeps", status_code=status.HTTP_201_CREATED, tags=["sweeps"])
 def create_sweep(spec: SweepSpec, registry: RegistryDep, access: AccessDep) -> dict[str, Any]:
     """Validate every combination of the grid, then queue them all as one sweep of jobs
@@ -327,8 +373,9 @@ def create_sweep(spec: SweepSpec, registry: RegistryDep, access: AccessDep) -> d
 
 
 @router.get("/sweeps", tags=["sweeps"])
-def list_sweeps(access: AccessDep, owner: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[dict[str, Any]]:
+def list_sweeps(
+    access: AccessDep, owner: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[dict[str, Any]]:
     """Sweeps, newest first, with how many of their jobs are in each status."""
     return [views.sweep_summary(s) for s in access.sweeps(owner=owner, limit=limit)]
 
@@ -341,6 +388,7 @@ def get_sweep(sweep_id: SweepId, access: AccessDep) -> dict[str, Any]:
 
 # --- catalog ---------------------------------------------------------------------------
 
+
 @router.get("/tasks", tags=["catalog"])
 def list_tasks(access: AccessDep) -> list[dict[str, Any]]:
     """Catalog tasks, plus the tasks of the caller's trained prototypes. A task trained from
@@ -352,18 +400,28 @@ def list_tasks(access: AccessDep) -> list[dict[str, Any]]:
     for proto in access.prototypes():
         for mask_set in proto.mask_sets:
             name, info = mask_set.task.name, views.run_task_info(mask_set)
-            out.setdefault(name, {"name": name, "source": info.get("source", "file"),
-                                  "label_names": info.get("label_names"),
-                                  "metrics": info.get("metrics") or [],
-                                  "main_metric": info.get("main_metric") or "",
-                                  "sizes": info.get("sizes")})
+            out.setdefault(
+                name,
+                {
+                    "name": name,
+                    "source": info.get("source", "file"),
+                    "label_names": info.get("label_names"),
+                    "metrics": info.get("metrics") or [],
+                    "main_metric": info.get("main_metric") or "",
+                    "sizes": info.get("sizes"),
+                },
+            )
             out[name]["trained"] = True
     return list(out.values())
 
 
 @router.get("/tasks/{name}/card", tags=["catalog"])
-def task_card(name: str, access: AccessDep, backbone: str = "minilm-l6",
-              max_length: Annotated[int, Query(ge=1, le=8192)] = 128) -> dict[str, Any]:
+def task_card(
+    name: str,
+    access: AccessDep,
+    backbone: str = "minilm-l6",
+    max_length: Annotated[int, Query(ge=1, le=8192)] = 128,
+) -> dict[str, Any]:
     """A task's dataset card (a catalog task, or one of the caller's uploads by its file
     name): split sizes, class balance and majority baseline, token lengths for `backbone`
     with the share cut at `max_length`, duplicates, and a content hash. A backbone folder
@@ -374,18 +432,33 @@ def task_card(name: str, access: AccessDep, backbone: str = "minilm-l6",
     try:
         return card(access, name, backbone, max_length)
     except BackboneRefused as err:  # the job spec's words, whether the folder exists or not
-        raise RequestValidationError([{"type": "spec_error", "loc": ("query", "backbone"),
-                                       "msg": str(err), "input": backbone}]) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "spec_error",
+                    "loc": ("query", "backbone"),
+                    "msg": str(err),
+                    "input": backbone,
+                }
+            ]
+        ) from None
     except OSError:  # its text may name server paths (a file, the hub cache)
-        raise NotFoundError(f"no task {name!r}: a file it needs cannot be read on the "
-                            "server") from None
+        raise NotFoundError(
+            f"no task {name!r}: a file it needs cannot be read on the server"
+        ) from None
     except ValueError as err:
         raise NotFoundError(f"no task {name!r}: {err}") from None
 
 
 #: Route options of a route that takes a file (`app.uploads.MAX_UPLOAD_BYTES` at most).
-TAKES_FILE: dict[str, Any] = {"responses": {413: {
-    "model": Problem, "description": "the file is above the upload limit (nothing is kept)"}}}
+TAKES_FILE: dict[str, Any] = {
+    "responses": {
+        413: {
+            "model": Problem,
+            "description": "the file is above the upload limit (nothing is kept)",
+        }
+    }
+}
 
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, tags=["catalog"], **TAKES_FILE)
@@ -412,8 +485,12 @@ def create_upload(file: UploadFile, access: AccessDep) -> dict[str, Any]:
 
         target = uploads.store(access.owner, source, access.registry.settings)
     info = load_user_file(target).info
-    return {"name": target.name, "task": uploads.task_name(target.name),
-            "label_names": info.label_names, "sizes": info.sizes}
+    return {
+        "name": target.name,
+        "task": uploads.task_name(target.name),
+        "label_names": info.label_names,
+        "sizes": info.sizes,
+    }
 
 
 @router.get("/uploads", tags=["catalog"])
@@ -421,8 +498,10 @@ def list_uploads(access: AccessDep) -> list[dict[str, Any]]:
     """The caller's uploaded task files: `name` (what a job's `tasks` names) and `task`."""
     from .uploads import task_name
 
-    return [{"name": p.name, "task": task_name(p.name), "bytes": p.stat().st_size}
-            for p in access.uploads()]
+    return [
+        {"name": p.name, "task": task_name(p.name), "bytes": p.stat().st_size}
+        for p in access.uploads()
+    ]
 
 
 @router.get("/backbones", tags=["catalog"])
@@ -430,11 +509,14 @@ def list_backbones(user: UserDep) -> list[dict[str, Any]]:
     """Backbones known offline (any hub name or local folder also works)."""
     from propetl.backbones import known_backbones
 
-    return [{"name": b.name, "source": b.source, "description": b.description}
-            for b in known_backbones()]
+    return [
+        {"name": b.name, "source": b.source, "description": b.description}
+        for b in known_backbones()
+    ]
 
 
 # --- prototypes and masks --------------------------------------------------------------
+
 
 @router.get("/prototypes", tags=["prototypes"])
 def list_prototypes(access: AccessDep, backbone: str | None = None) -> list[dict[str, Any]]:
@@ -460,9 +542,14 @@ def _zip_reply(path: pathlib.Path) -> StreamingResponse:
             while chunk := handle.read(1 << 20):
                 yield chunk
 
-    return StreamingResponse(chunks(), media_type="application/zip", headers={
-        "Content-Length": str(size),
-        "Content-Disposition": f"attachment; filename*=utf-8''{quote(path.name)}"})
+    return StreamingResponse(
+        chunks(),
+        media_type="application/zip",
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f"attachment; filename*=utf-8''{quote(path.name)}",
+        },
+    )
 
 
 ZIP = file_reply("application/zip", "a zip")
@@ -489,9 +576,12 @@ def download_masks(uid: str, task: str, access: AccessDep) -> StreamingResponse:
 
 
 @router.get("/prototypes/{uid}/masks/{task}/export", tags=["masks"], **ZIP)
-def export_masks(uid: str, task: str, access: AccessDep,
-                 format_: Annotated[Literal["propetl", "peft", "merged"],
-                                    Query(alias="format")] = "propetl") -> StreamingResponse:
+def export_masks(
+    uid: str,
+    task: str,
+    access: AccessDep,
+    format_: Annotated[Literal["propetl", "peft", "merged"], Query(alias="format")] = "propetl",
+) -> StreamingResponse:
     """One task as a zip: `propetl` (a model folder of that task alone: prototype, masks,
     head and config; loads with `propetl predict --model`), `peft` (a PEFT LoRA adapter
     folder) or `merged` (a plain HF model folder). PEFT and merged exports hold only LoRA
@@ -501,10 +591,12 @@ def export_masks(uid: str, task: str, access: AccessDep,
     return _zip_reply(exports.export_zip(proto, task, format_))
 
 
-@router.delete("/prototypes/{uid}/masks/{task}", status_code=status.HTTP_204_NO_CONTENT,
-               tags=["masks"])
-def delete_masks(uid: str, task: str, registry: RegistryDep, engine: EngineDep,
-                 access: AccessDep) -> Response:
+@router.delete(
+    "/prototypes/{uid}/masks/{task}", status_code=status.HTTP_204_NO_CONTENT, tags=["masks"]
+)
+def delete_masks(
+    uid: str, task: str, registry: RegistryDep, engine: EngineDep, access: AccessDep
+) -> Response:
     """Delete a task's masks from a prototype (only the owner of the job that made it)."""
     proto, mask_set = access.mask_set(uid, task)
     registry.delete_mask_set(mask_set.id)
@@ -513,6 +605,7 @@ def delete_masks(uid: str, task: str, registry: RegistryDep, engine: EngineDep,
 
 
 # --- predict ---------------------------------------------------------------------------
+
 
 class PredictItem(BaseModel):
     task: str
@@ -531,8 +624,9 @@ class PredictRequest(BaseModel):
     items: list[PredictItem] | None = None
 
 
-def _submit_predict(body: PredictRequest, engine: PlaygroundEngine,
-                    access: Access) -> tuple[str, Pending]:
+def _submit_predict(
+    body: PredictRequest, engine: PlaygroundEngine, access: Access
+) -> tuple[str, Pending]:
     # a light check on every request (the engine keeps recent registry answers)
     uid = access.prototype_uid(body.prototype, owner_of=engine.prototype_owner)
     if body.items:
@@ -551,27 +645,45 @@ async def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) ->
     # many waiting clients cost no threads and the batcher sees all of them.
     uid, pending = await run_in_threadpool(_submit_predict, body, engine, access)
     result = pending.finish(await asyncio.wrap_future(pending.future))
-    return {"prototype": uid, "mode": result.mode, "results": result.results,
-            "timing": {"swap_ms": result.swap_ms, "inference_ms": result.inference_ms,
-                       "load_ms": result.load_ms, "queue_ms": result.queue_ms},
-            # concurrent requests of this prototype are answered as one mixed-task batch
-            "batch": {"texts": result.batch_texts, "requests": result.batch_requests}}
+    return {
+        "prototype": uid,
+        "mode": result.mode,
+        "results": result.results,
+        "timing": {
+            "swap_ms": result.swap_ms,
+            "inference_ms": result.inference_ms,
+            "load_ms": result.load_ms,
+            "queue_ms": result.queue_ms,
+        },
+        # concurrent requests of this prototype are answered as one mixed-task batch
+        "batch": {"texts": result.batch_texts, "requests": result.batch_requests},
+    }
 
 
 # --- errors ----------------------------------------------------------------------------
 
 _STATUS: list[tuple[type[Exception], int]] = [
-    (AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (FileNotFoundError, 404),
-    (InvalidStateError, 409), (PlaygroundError, 422), (exports.ExportError, 422),
-    (AmbiguousError, 422), (UploadNotFound, 404), (UploadTooLarge, 413),
-    (TooManyAttempts, 429), (ServerBusyError, 503)]
+    (AuthError, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (FileNotFoundError, 404),
+    (InvalidStateError, 409),
+    (PlaygroundError, 422),
+    (exports.ExportError, 422),
+    (AmbiguousError, 422),
+    (UploadNotFound, 404),
+    (UploadTooLarge, 413),
+    (TooManyAttempts, 429),
+    (ServerBusyError, 503),
+]
 
 
 def login_throttle() -> LoginThrottle:
     """A throttle with the settings' limits."""
     settings = get_settings()
-    return LoginThrottle(settings.login_max_failures, settings.login_max_failures_per_address,
-                         settings.login_window)
+    return LoginThrottle(
+        settings.login_max_failures, settings.login_max_failures_per_address, settings.login_window
+    )
 
 
 def install(app: FastAPI, auth: Auth, throttle: LoginThrottle | None = None) -> None:

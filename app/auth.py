@@ -99,8 +99,9 @@ class Auth:
         body, _, signature = token.strip().partition(".")
         # header values arrive as latin-1 text: compare bytes (compare_digest refuses
         # non-ASCII str), so any byte sequence is just an invalid token
-        if not body or not hmac.compare_digest(self._sign(body).encode(),
-                                               signature.encode("utf-8", "replace")):
+        if not body or not hmac.compare_digest(
+            self._sign(body).encode(), signature.encode("utf-8", "replace")
+        ):
             raise AuthError("invalid token")
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -171,7 +172,12 @@ def get_auth(settings: Settings | None = None) -> Auth:
     if settings.auth_enabled and not users:
         raise ValueError("PROPETL_AUTH_ENABLED is set but PROPETL_USERS names no user")
     admins = frozenset(a.strip() for a in extra.admins.split(",") if a.strip())
-    return Auth(enabled=settings.auth_enabled, users=users, admins=admins,
-                default_owner=settings.default_owner,
-                secret=_secret(settings) if settings.auth_enabled else b"",
-                revoked_path=settings.data_dir / "revoked_tokens.json", token_ttl=extra.token_ttl)
+    return Auth(
+        enabled=settings.auth_enabled,
+        users=users,
+        admins=admins,
+        default_owner=settings.default_owner,
+        secret=_secret(settings) if settings.auth_enabled else b"",
+        revoked_path=settings.data_dir / "revoked_tokens.json",
+        token_ttl=extra.token_ttl,
+    )

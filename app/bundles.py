@@ -17,11 +17,18 @@ def _zip(sources: list[tuple[Path, str]], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle, \
-                zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+        with (
+            os.fdopen(fd, "wb") as handle,
+            zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive,
+        ):
             for root, prefix in sources:
-                files = [root] if root.is_file() else sorted(  # links could point anywhere
-                    p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+                files = (
+                    [root]
+                    if root.is_file()
+                    else sorted(  # links could point anywhere
+                        p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
+                    )
+                )
                 for path in files:
                     name = prefix if root.is_file() else f"{prefix}/{path.relative_to(root)}"
                     archive.write(path, name)

@@ -54,8 +54,9 @@ def _database_error(err: Exception) -> str:
     password = re.search(r"://[^:/@]*:([^@]*)@", url or "")
     if password and password.group(1):
         first = first.replace(password.group(1), "***")
-    return f"the registry database {mask_url(url)} cannot be used: " \
-           f"{cause.__class__.__name__}: {first}"
+    return (
+        f"the registry database {mask_url(url)} cannot be used: {cause.__class__.__name__}: {first}"
+    )
 
 
 #: A job or sweep id: SQLite and PostgreSQL hold 64-bit signed integers.
@@ -75,30 +76,63 @@ def _registry() -> Any:
 
 # --- worker ----------------------------------------------------------------------------
 
+
 @cli.command()
-@click.option("--queue", "-Q", "queues", multiple=True,
-              help="queue(s) to consume (default: PROPETL_DEFAULT_QUEUE)")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True,
-              help="jobs at once (one per GPU)")
-@click.option("--pool", type=click.Choice(["solo", "prefork", "threads"]), default=None,
-              help="Celery pool (default: solo for one job at a time, else prefork)")
+@click.option(
+    "--queue",
+    "-Q",
+    "queues",
+    multiple=True,
+    help="queue(s) to consume (default: PROPETL_DEFAULT_QUEUE)",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="jobs at once (one per GPU)",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["solo", "prefork", "threads"]),
+    default=None,
+    help="Celery pool (default: solo for one job at a time, else prefork)",
+)
 @click.option("--loglevel", "-l", default="info", show_default=True)
 @click.option("--name", "-n", default=None, help="node name (default: propetl-<pid>@<host>)")
-def worker(queues: tuple[str, ...], concurrency: int, pool: str | None, loglevel: str,
-           name: str | None) -> None:
+def worker(
+    queues: tuple[str, ...], concurrency: int, pool: str | None, loglevel: str, name: str | None
+) -> None:
     """Start a worker process that runs jobs from the queue (Celery's own command line)."""
     from .settings import get_settings
 
     queue = ",".join(queues) or get_settings().default_queue
     pool = pool or ("solo" if concurrency == 1 else "prefork")
-    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-            "-Q", queue, "-c", str(concurrency), "--pool", pool, "-l", loglevel,
-            "-n", name or f"propetl-{os.getpid()}@%h"]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        queue,
+        "-c",
+        str(concurrency),
+        "--pool",
+        pool,
+        "-l",
+        loglevel,
+        "-n",
+        name or f"propetl-{os.getpid()}@%h",
+    ]
     click.echo(" ".join(argv[1:]), err=True)
     os.execvp(argv[0], argv)
 
 
 # --- jobs ------------------------------------------------------------------------------
+
 
 @cli.group()
 def jobs() -> None:
@@ -128,17 +162,29 @@ def jobs_submit(spec_path: str, queue: str | None, name: str | None, owner: str 
 
 
 @jobs.command("sweep")
-@click.argument("spec_path", metavar="SPEC.yaml", required=False,
-                type=click.Path(exists=True, dir_okay=False))
-@click.option("--grid", "-g", "grid_options", multiple=True, metavar="FIELD=V1,V2,...",
-              help="a swept field and its values, e.g. keep=0.05,0.1,0.3 or petl=adapter,lora "
-                   "(repeat for a product)")
+@click.argument(
+    "spec_path", metavar="SPEC.yaml", required=False, type=click.Path(exists=True, dir_okay=False)
+)
+@click.option(
+    "--grid",
+    "-g",
+    "grid_options",
+    multiple=True,
+    metavar="FIELD=V1,V2,...",
+    help="a swept field and its values, e.g. keep=0.05,0.1,0.3 or petl=adapter,lora "
+    "(repeat for a product)",
+)
 @click.option("--name", default=None, help="the sweep's name (its jobs are named after it)")
 @click.option("--queue", default=None, help="override the base spec's queue")
 @click.option("--owner", default=None, help="owner of the sweep and its jobs")
 @_product_errors
-def jobs_sweep(spec_path: str | None, grid_options: tuple[str, ...], name: str | None,
-               queue: str | None, owner: str | None) -> None:
+def jobs_sweep(
+    spec_path: str | None,
+    grid_options: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
+    owner: str | None,
+) -> None:
     """Queue a grid of jobs as one sweep; prints the sweep id and its job ids.
 
     SPEC.yaml is either a job spec (the base, swept with --grid) or a sweep file with `base:`
@@ -165,38 +211,57 @@ def jobs_sweep(spec_path: str | None, grid_options: tuple[str, ...], name: str |
     registry = _registry()
     sweep_id = registry.create_sweep(SweepSpec.model_validate(data, context={"paths": True}))
     sweep = registry.get_sweep(sweep_id)
-    click.echo(f"sweep {sweep_id}: {len(sweep.jobs)} jobs queued "
-               f"({', '.join(str(j.id) for j in sweep.jobs)})")
+    click.echo(
+        f"sweep {sweep_id}: {len(sweep.jobs)} jobs queued "
+        f"({', '.join(str(j.id) for j in sweep.jobs)})"
+    )
 
 
 def _job_row(job: Any) -> dict[str, Any]:
-    return {"id": job.id, "name": job.name, "owner": job.owner, "status": job.status,
-            "progress": round(job.progress, 3), "step": job.step, "total_steps": job.total_steps,
-            "queue": job.queue, "attempts": job.attempts, "worker": job.worker_host,
-            "sweep": job.sweep_id,
-            "created_at": job.created_at.isoformat() if job.created_at else None}
+    return {
+        "id": job.id,
+        "name": job.name,
+        "owner": job.owner,
+        "status": job.status,
+        "progress": round(job.progress, 3),
+        "step": job.step,
+        "total_steps": job.total_steps,
+        "queue": job.queue,
+        "attempts": job.attempts,
+        "worker": job.worker_host,
+        "sweep": job.sweep_id,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+    }
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed",
-                                             "cancelled"]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    default=None,
+)
 @click.option("--owner", default=None)
 @click.option("--sweep", "sweep_id", type=JOB_ID, default=None, help="only this sweep's jobs")
 @click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_product_errors
-def jobs_list(status: str | None, owner: str | None, sweep_id: int | None, limit: int,
-              as_json: bool) -> None:
+def jobs_list(
+    status: str | None, owner: str | None, sweep_id: int | None, limit: int, as_json: bool
+) -> None:
     """List jobs, newest first."""
-    rows = [_job_row(j) for j in _registry().list_jobs(status=status, owner=owner,
-                                                       sweep_id=sweep_id, limit=limit)]
+    rows = [
+        _job_row(j)
+        for j in _registry().list_jobs(status=status, owner=owner, sweep_id=sweep_id, limit=limit)
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'id':>5}  {'status':<10} {'progress':>8}  {'queue':<12} {'owner':<10} name")
     for r in rows:
-        click.echo(f"{r['id']:>5}  {r['status']:<10} {r['progress']:>8.0%}  {r['queue']:<12} "
-                   f"{r['owner']:<10} {r['name']}")
+        click.echo(
+            f"{r['id']:>5}  {r['status']:<10} {r['progress']:>8.0%}  {r['queue']:<12} "
+            f"{r['owner']:<10} {r['name']}"
+        )
 
 
 @jobs.command("show")
@@ -207,11 +272,17 @@ def jobs_show(job_id: int, as_json: bool) -> None:
     """Show one job: status, spec, latest metrics and its registered prototype."""
     registry = _registry()
     job = registry.get_job(job_id)
-    info = _job_row(job) | {"error": job.error, "cancel_requested": job.cancel_requested,
-                            "run_dir": job.run_dir, "spec": job.spec,
-                            "prototype": job.prototype.uid if job.prototype else None}
-    latest = {f"{split}/{task or 'all'}/{name}": points[-1][1]
-              for (task, split, name), points in registry.metric_series(job_id).items()}
+    info = _job_row(job) | {
+        "error": job.error,
+        "cancel_requested": job.cancel_requested,
+        "run_dir": job.run_dir,
+        "spec": job.spec,
+        "prototype": job.prototype.uid if job.prototype else None,
+    }
+    latest = {
+        f"{split}/{task or 'all'}/{name}": points[-1][1]
+        for (task, split, name), points in registry.metric_series(job_id).items()
+    }
     info["latest_metrics"] = latest
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -242,8 +313,12 @@ def jobs_retry(job_id: int) -> None:
 
 
 @jobs.command("reap")
-@click.option("--timeout", type=float, default=None,
-              help="seconds without heartbeat (default: PROPETL_REAPER_TIMEOUT)")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="seconds without heartbeat (default: PROPETL_REAPER_TIMEOUT)",
+)
 @_product_errors
 def jobs_reap(timeout: float | None) -> None:
     """Re-queue or fail running jobs whose worker stopped heartbeating."""
@@ -257,6 +332,7 @@ def jobs_reap(timeout: float | None) -> None:
 
 
 # --- db --------------------------------------------------------------------------------
+
 
 @cli.group("db")
 def db_group() -> None:
@@ -296,8 +372,12 @@ def db_current() -> None:
     click.echo(f"current: {db.current_revision()}  head: {db.head_revision()}")
 
 
-from app.server import serve; cli.add_command(serve)  # noqa: E402, E702, I001
-from app.cli_prototypes import prototypes; cli.add_command(prototypes)  # noqa: E402, E702, I001
+# imported last: these modules import `cli` from here
+from app.cli_prototypes import prototypes  # noqa: E402
+from app.server import serve  # noqa: E402
+
+cli.add_command(serve)
+cli.add_command(prototypes)
 
 
 def main() -> None:

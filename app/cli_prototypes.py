@@ -43,15 +43,18 @@ def prototype_tasks(uid: str, as_json: bool) -> None:
         return
     for e in entries:
         main = e["test_metrics"].get("main")
-        click.echo(f"{e['position']:>3}  {e['task']:<24} job #{e['job_id'] or '-':<6} "
-                   f"{e['mask_bytes']:>9,} B  test {main if main is None else f'{main:.4f}'}"
-                   f"  added {e['added_at'][:19]}")
+        click.echo(
+            f"{e['position']:>3}  {e['task']:<24} job #{e['job_id'] or '-':<6} "
+            f"{e['mask_bytes']:>9,} B  test {main if main is None else f'{main:.4f}'}"
+            f"  added {e['added_at'][:19]}"
+        )
 
 
 @prototypes.command("add")
 @click.argument("uid")
-@click.argument("spec_path", metavar="[SPEC.yaml]", required=False,
-                type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "spec_path", metavar="[SPEC.yaml]", required=False, type=click.Path(exists=True, dir_okay=False)
+)
 @click.option("--tasks", required=True, help="comma-separated new task names or data files")
 @click.option("--replace", "replace", multiple=True, help="retrain this task of the prototype")
 @click.option("--max-steps", type=int, default=None)
@@ -60,9 +63,17 @@ def prototype_tasks(uid: str, as_json: bool) -> None:
 @click.option("--queue", default=None)
 @click.option("--owner", default=None)
 @_errors
-def prototype_add(uid: str, spec_path: str | None, tasks: str, replace: tuple[str, ...],
-                  max_steps: int | None, epochs: float | None, name: str | None,
-                  queue: str | None, owner: str | None) -> None:
+def prototype_add(
+    uid: str,
+    spec_path: str | None,
+    tasks: str,
+    replace: tuple[str, ...],
+    max_steps: int | None,
+    epochs: float | None,
+    name: str | None,
+    queue: str | None,
+    owner: str | None,
+) -> None:
     """Queue a job adding --tasks onto prototype UID (training options from SPEC.yaml and the
     flags; the method comes from the prototype); prints the job id."""
     from .specs import JobSpec, load_yaml
@@ -74,12 +85,12 @@ def prototype_add(uid: str, spec_path: str | None, tasks: str, replace: tuple[st
         if not isinstance(data, dict):
             raise click.ClickException(f"{spec_path}: a job spec is a mapping of options")
     config = dict(data.pop("config", None) or {})
-    config.update({k: v for k, v in {"max_steps": max_steps, "epochs": epochs}.items()
-                   if v is not None})
+    config.update(
+        {k: v for k, v in {"max_steps": max_steps, "epochs": epochs}.items() if v is not None}
+    )
     config["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
     data.update({k: v for k, v in {"queue": queue, "name": name, "owner": owner}.items() if v})
-    data.update(config=config, base_prototype=_resolve(registry, uid),
-                replace_tasks=list(replace))
+    data.update(config=config, base_prototype=_resolve(registry, uid), replace_tasks=list(replace))
     job_id = registry.submit_job(JobSpec.model_validate(data, context={"paths": True}))
     click.echo(job_id)
 

@@ -37,8 +37,9 @@ def _source(access: Access, task: str) -> tuple[str, int]:
 
 
 @lru_cache(maxsize=32)
-def _card(source: str, _version: int, backbone: str | None, max_length: int | None,
-          name: str) -> dict[str, Any]:
+def _card(
+    source: str, _version: int, backbone: str | None, max_length: int | None, name: str
+) -> dict[str, Any]:
     from propetl.backbones import load_tokenizer
     from propetl.data import load_task
     from propetl.data.card import build_card
@@ -54,8 +55,9 @@ class BackboneRefused(ValueError):
     """A backbone folder a job spec could not name either (the message is the job spec's)."""
 
 
-def task_card(access: Access, task: str, backbone: str | None = "minilm-l6",
-              max_length: int | None = 128) -> dict[str, Any]:
+def task_card(
+    access: Access, task: str, backbone: str | None = "minilm-l6", max_length: int | None = 128
+) -> dict[str, Any]:
     """The card of `task` as `access`'s user sees it (`UploadNotFound` for another's file,
     `BackboneRefused` for a server folder outside `PROPETL_BACKBONE_DIRS`, looked at no more
     than a job spec's, `ValueError` for an unknown or unloadable task or backbone)."""
@@ -68,5 +70,6 @@ def task_card(access: Access, task: str, backbone: str | None = "minilm-l6",
     if backbone:
         check_named_backbone(backbone)  # a hub id is never read from a folder of that name
     source, version = _source(access, task)
-    return _card(source, version, backbone or None, int(max_length) if max_length else None,
-                 task_name(task))
+    return _card(
+        source, version, backbone or None, int(max_length) if max_length else None, task_name(task)
+    )

@@ -55,8 +55,9 @@ def create_db_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         else:  # an in-memory database lives in one connection per thread (no queue pool)
             pool = {}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               **pool)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
@@ -102,8 +103,9 @@ def _first_line(err: object) -> str:
     return next(iter(str(err).strip().splitlines()), "")
 
 
-def retry_writes(timeout: float | None = None, base_delay: float = 0.1,
-                 max_delay: float = 5.0) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def retry_writes(
+    timeout: float | None = None, base_delay: float = 0.1, max_delay: float = 5.0
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Retry a write on connection errors with jittered exponential back-off.
 
     Gives up (re-raising the last error) once `timeout` seconds have passed, by default
@@ -126,10 +128,15 @@ def retry_writes(timeout: float | None = None, base_delay: float = 0.1,
                     delay = min(max_delay, base_delay * 2**attempt) * (0.5 + random.random() / 2)
                     delay = min(delay, left)
                     attempt += 1
-                    log.warning("%s failed (%s: %s); retry %d in %.2fs, giving up in %.0fs",
-                                func.__name__, err.__class__.__name__,
-                                _first_line(err.orig),
-                                attempt, delay, left)
+                    log.warning(
+                        "%s failed (%s: %s); retry %d in %.2fs, giving up in %.0fs",
+                        func.__name__,
+                        err.__class__.__name__,
+                        _first_line(err.orig),
+                        attempt,
+                        delay,
+                        left,
+                    )
                     time.sleep(delay)
 
         return wrapper
@@ -139,11 +146,14 @@ def retry_writes(timeout: float | None = None, base_delay: float = 0.1,
 
 # --- migrations -------------------------------------------------------------------------
 
+
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config for `url` built in code (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%")
+    )
     return config
 
 

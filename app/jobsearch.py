@@ -18,9 +18,18 @@ FIELDS = ("status", "task", "owner", "tag", "sweep")
 def _haystack(job: Job) -> str:
     config = job.spec.get("config", {}) if isinstance(job.spec, dict) else {}
     tasks = " ".join(task_name(t) for t in config.get("tasks", []))
-    return " ".join([str(job.id), job.name or "", tasks, job.owner or "", job.status,
-                     " ".join(job.tags or []), job.note or "",
-                     str(config.get("backbone", ""))]).lower()
+    return " ".join(
+        [
+            str(job.id),
+            job.name or "",
+            tasks,
+            job.owner or "",
+            job.status,
+            " ".join(job.tags or []),
+            job.note or "",
+            str(config.get("backbone", "")),
+        ]
+    ).lower()
 
 
 def matches(job: Job, query: str) -> bool:
@@ -33,8 +42,9 @@ def matches(job: Job, query: str) -> bool:
         if value and field in FIELDS:
             if field == "status" and job.status != value:
                 return False
-            if field == "task" and value not in [task_name(t).lower()
-                                                 for t in config.get("tasks", [])]:
+            if field == "task" and value not in [
+                task_name(t).lower() for t in config.get("tasks", [])
+            ]:
                 return False
             if field == "owner" and (job.owner or "").lower() != value:
                 return False
@@ -54,7 +64,9 @@ def search(jobs: Iterable[Job], query: str) -> list[Job]:
 def metrics_csv(registry: Registry, job: Job) -> str:
     """Every recorded metric point of a job: job, step, split, task, metric, value."""
     series = registry.metric_series(job.id)
-    rows = [(job.id, step, split, task, name, float(value))
-            for (task, split, name), points in sorted(series.items())
-            for step, value in points]
+    rows = [
+        (job.id, step, split, task, name, float(value))
+        for (task, split, name), points in sorted(series.items())
+        for step, value in points
+    ]
     return to_csv(("job", "step", "split", "task", "metric", "value"), rows)

@@ -29,8 +29,9 @@ class LabelSpec(BaseModel):
 
     prototype: str = Field(min_length=1, max_length=36)
     input: str = Field(description="the stored upload, relative to <artifacts>/labels")
-    task: str | None = Field(None, max_length=200,
-                             description="the task of rows without a task column value")
+    task: str | None = Field(
+        None, max_length=200, description="the task of rows without a task column value"
+    )
     text_column: str = "text"
     pair_column: str | None = None
     task_column: str = "task"
@@ -90,9 +91,18 @@ def store_upload(stream: IO[bytes], name: str, settings: Settings | None = None)
         raise
 
 
-def submit_label_job(registry: Any, proto: Any, owner: str, stream: IO[bytes], filename: str,
-                     *, task: str | None = None, text_column: str = "text",
-                     pair_column: str | None = None, task_column: str = "task") -> int:
+def submit_label_job(
+    registry: Any,
+    proto: Any,
+    owner: str,
+    stream: IO[bytes],
+    filename: str,
+    *,
+    task: str | None = None,
+    text_column: str = "text",
+    pair_column: str | None = None,
+    task_column: str = "task",
+) -> int:
     """Check the options, store the upload, check the whole file, and queue a labelling job
     over `proto` (already checked to be the caller's) owned by `owner`; returns the job id.
     Every refusal is a `LabelFileError`, and leaves no stored file behind."""
@@ -106,26 +116,42 @@ def submit_label_job(registry: Any, proto: Any, owner: str, stream: IO[bytes], f
     if task and task not in tasks:
         raise LabelFileError(f"unknown task {task!r}; this prototype has: {', '.join(tasks)}")
     try:
-        label = LabelSpec(prototype=proto.uid, input=input_name(filename), task=task or None,
-                          text_column=text_column or "text", pair_column=pair_column or None,
-                          task_column=task_column or "task", filename=Path(filename).name[:255])
+        label = LabelSpec(
+            prototype=proto.uid,
+            input=input_name(filename),
+            task=task or None,
+            text_column=text_column or "text",
+            pair_column=pair_column or None,
+            task_column=task_column or "task",
+            filename=Path(filename).name[:255],
+        )
     except ValidationError as err:
         raise LabelFileError(describe_errors(err).replace("\n", "; ")) from None
     path = store_upload(stream, label.input, registry.settings)
     try:
-        named = check_columns(path, label.text_column, label.task_column, label.task,
-                              label.pair_column, whole=True)
+        named = check_columns(
+            path, label.text_column, label.task_column, label.task, label.pair_column, whole=True
+        )
         # the job lists the prototype's tasks the rows name (rows naming others get an error)
-        config = {**(proto.train_config or {}), "backbone": proto.backbone.name,
-                  "tasks": [t for t in named if t in tasks] or [task or tasks[0]]}
+        config = {
+            **(proto.train_config or {}),
+            "backbone": proto.backbone.name,
+            "tasks": [t for t in named if t in tasks] or [task or tasks[0]],
+        }
         spec = JobSpec.model_validate(
-            {"name": f"label {label.filename or 'file'} with {proto.uid[:8]}", "owner": owner,
-             "config": config, "label": label.model_dump()},
-            context={"resolve": False, "labelling": True})
+            {
+                "name": f"label {label.filename or 'file'} with {proto.uid[:8]}",
+                "owner": owner,
+                "config": config,
+                "label": label.model_dump(),
+            },
+            context={"resolve": False, "labelling": True},
+        )
     except (LabelFileError, UnicodeDecodeError, ValidationError) as err:
         shutil.rmtree(path.parent, ignore_errors=True)
         if isinstance(err, ValidationError):
-            raise LabelFileError("the labelling job is not valid: " +
-                                 describe_errors(err).replace("\n", "; ")) from None
+            raise LabelFileError(
+                "the labelling job is not valid: " + describe_errors(err).replace("\n", "; ")
+            ) from None
         raise LabelFileError(str(err)) from err
     return registry.submit_job(spec)

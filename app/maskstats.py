@@ -45,22 +45,28 @@ def mask_stacks(model: Any) -> dict[str, MaskStack]:
     with torch.no_grad():
         for bank_name, bank in model.banks.items():
             per_task = {task: bank.masks(task) for task in model.task_names}
-            starts = {task: bank.start_masks(task) for task in model.task_names} \
-                if hasattr(bank, "start_masks") else {}
+            starts = (
+                {task: bank.start_masks(task) for task in model.task_names}
+                if hasattr(bank, "start_masks")
+                else {}
+            )
             names = next(iter(per_task.values()), {}).keys()
             for name in names:
                 out[f"{bank_name}.{name}"] = MaskStack(
-                    f"{bank_name}.{name}", keep,
+                    f"{bank_name}.{name}",
+                    keep,
                     {t: m[name].detach().bool().cpu() for t, m in per_task.items()},
-                    {t: m[name].detach().bool().cpu() for t, m in starts.items()} or None)
+                    {t: m[name].detach().bool().cpu() for t, m in starts.items()} or None,
+                )
     return out
 
 
 def task_matrix(stack: MaskStack, metric: str, layer: int | None = None) -> np.ndarray:
     """Task x task Hamming distance or Jaccard overlap at `layer` (None: mean over layers)."""
     layers = range(stack.num_layers) if layer is None else [layer]
-    mats = [M.pairwise(torch.stack([stack.masks[t][i] for t in stack.tasks]), metric)
-            for i in layers]
+    mats = [
+        M.pairwise(torch.stack([stack.masks[t][i] for t in stack.tasks]), metric) for i in layers
+    ]
     return np.mean(mats, axis=0)
 
 
@@ -80,8 +86,9 @@ def hamming_per_layer(stack: MaskStack) -> np.ndarray:
     if n < 2:
         return np.full(stack.num_layers, np.nan)
     upper = np.triu_indices(n, k=1)
-    return np.array([task_matrix(stack, "hamming", i)[upper].mean()
-                     for i in range(stack.num_layers)])
+    return np.array(
+        [task_matrix(stack, "hamming", i)[upper].mean() for i in range(stack.num_layers)]
+    )
 
 
 def start_distance(stack: MaskStack, layer: int | None = None) -> dict[str, float]:

@@ -64,7 +64,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
 
 
 class JobStatus(str, enum.Enum):
@@ -130,13 +134,15 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_queue", "status", "queue"),
         CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"),
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     owner: Mapped[str] = mapped_column(String(100), default="local", index=True)
     sweep_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
+    )
     spec: Mapped[dict[str, Any]] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -185,7 +191,8 @@ class Prototype(Base):
     uid: Mapped[str] = mapped_column(String(36), unique=True)
     backbone_id: Mapped[int] = mapped_column(ForeignKey("backbones.id"))
     job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("jobs.id", ondelete="SET NULL"), unique=True)
+        ForeignKey("jobs.id", ondelete="SET NULL"), unique=True
+    )
     petl_kind: Mapped[str] = mapped_column(String(16))
     sharing: Mapped[str] = mapped_column(String(16))
     config: Mapped[dict[str, Any]] = mapped_column()
@@ -201,8 +208,11 @@ class Prototype(Base):
     #: In the order they were added: the creating job's tasks in its order, then each later
     #: add-job's tasks (`MaskSet.position`).
     mask_sets: Mapped[list[MaskSet]] = relationship(
-        back_populates="prototype", cascade="all, delete-orphan", passive_deletes=True,
-        order_by="MaskSet.position")
+        back_populates="prototype",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="MaskSet.position",
+    )
 
 
 class MaskSet(Base):
@@ -210,14 +220,17 @@ class MaskSet(Base):
     them (the prototype's creating job, or a later job that added the task onto it)."""
 
     __tablename__ = "mask_sets"
-    __table_args__ = (UniqueConstraint("prototype_id", "task_id"),
-                      UniqueConstraint("prototype_id", "position"))
+    __table_args__ = (
+        UniqueConstraint("prototype_id", "task_id"),
+        UniqueConstraint("prototype_id", "position"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     prototype_id: Mapped[int] = mapped_column(ForeignKey("prototypes.id", ondelete="CASCADE"))
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
     #: The job that trained this task's masks and head (None once that job is deleted).
     job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
     #: Order of the task on its prototype: 0, 1, ... in the order tasks were added.
     position: Mapped[int] = mapped_column(Integer, default=0)
     artifact_path: Mapped[str] = mapped_column(String(1000))

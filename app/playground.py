@@ -76,8 +76,17 @@ class Pending:
         return cls(future, prediction.mode, prediction.load_ms, prediction.tasks)
 
     def finish(self, answer: Answer) -> Prediction:
-        return Prediction(answer.results, 0.0, answer.inference_ms, self.mode, self.load_ms,
-                          self.tasks, answer.queue_ms, answer.batch_texts, answer.batch_requests)
+        return Prediction(
+            answer.results,
+            0.0,
+            answer.inference_ms,
+            self.mode,
+            self.load_ms,
+            self.tasks,
+            answer.queue_ms,
+            answer.batch_texts,
+            answer.batch_requests,
+        )
 
     def wait(self) -> Prediction:
         return self.finish(self.future.result())
@@ -86,9 +95,14 @@ class Pending:
 class PlaygroundEngine:
     """Loads prototypes from the registry's artifacts and predicts with them (thread-safe)."""
 
-    def __init__(self, registry: Callable[[], Registry] = get_registry, capacity: int = 2,
-                 serving: Serving | None = None, task_cache: int | None = None,
-                 recheck_s: float | None = None) -> None:
+    def __init__(
+        self,
+        registry: Callable[[], Registry] = get_registry,
+        capacity: int = 2,
+        serving: Serving | None = None,
+        task_cache: int | None = None,
+        recheck_s: float | None = None,
+    ) -> None:
         self._registry = registry
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, tuple[str, ...]], Loaded] = OrderedDict()
@@ -143,8 +157,9 @@ class PlaygroundEngine:
         if seen is not None and now - seen[0] < self.recheck_s and set(need) <= set(seen[1]):
             return seen[1]
         # only the task list is read (not the whole prototype)
-        tasks = tuple(name for name, path in self._registry().served_tasks(uid)
-                      if Path(path).is_dir())
+        tasks = tuple(
+            name for name, path in self._registry().served_tasks(uid) if Path(path).is_dir()
+        )
         self._tasks_seen[uid] = (now, tasks)
         return tasks
 
@@ -175,11 +190,13 @@ class PlaygroundEngine:
             tokenizer = load_tokenizer(proto.backbone.name)
             max_length = int((proto.train_config or {}).get("max_length") or 128)
             generative = model.family.generative
-            predictor = (Generator if generative else Predictor)(model, tokenizer,
-                                                                 max_length=max_length)
+            predictor = (Generator if generative else Predictor)(
+                model, tokenizer, max_length=max_length
+            )
             load_ms = (time.perf_counter() - started) * 1e3
-            loaded = Loaded(uid, proto.backbone.name, list(tasks), model, predictor, load_ms,
-                            generative)
+            loaded = Loaded(
+                uid, proto.backbone.name, list(tasks), model, predictor, load_ms, generative
+            )
             with self._lock:
                 for old in [k for k in self._cache if k[0] == uid]:
                     del self._cache[old]
@@ -198,8 +215,13 @@ class PlaygroundEngine:
         for bank in model.banks.values():
             bank.cache_limit = self._task_cache
 
-    def _batched(self, loaded: Loaded, items: list[tuple[str, tuple[str, str | None]]],
-                 mode: str, load_ms: float) -> Pending:
+    def _batched(
+        self,
+        loaded: Loaded,
+        items: list[tuple[str, tuple[str, str | None]]],
+        mode: str,
+        load_ms: float,
+    ) -> Pending:
         """Queue `items` for the prototype's next batch (with other requests' texts)."""
         batcher = self.serving.batcher(loaded.uid, loaded, loaded.predictor.predict_mixed)
         return Pending(batcher.submit(items), mode, load_ms, loaded.tasks)
@@ -224,8 +246,9 @@ class PlaygroundEngine:
     @staticmethod
     def _check(loaded: Loaded, task: str) -> None:
         if task not in loaded.tasks:
-            raise PlaygroundError(f"unknown task {task!r}; this prototype has: "
-                                  + ", ".join(loaded.tasks))
+            raise PlaygroundError(
+                f"unknown task {task!r}; this prototype has: " + ", ".join(loaded.tasks)
+            )
 
     def _generate(self, loaded: Loaded, task: str, text: str, load_ms: float) -> Prediction:
         tasks = loaded.tasks if task == ALL_TASKS else [task]
@@ -253,25 +276,30 @@ class PlaygroundEngine:
         self._check(loaded, task)
         yield from loaded.predictor.stream(task, text)  # the generator serialises its calls
 
-    def predict_mixed(self, uid: str, requests: Sequence[tuple[str, str, str | None]],
-                      load_ms: float = 0.0) -> Prediction:
+    def predict_mixed(
+        self, uid: str, requests: Sequence[tuple[str, str, str | None]], load_ms: float = 0.0
+    ) -> Prediction:
         """One batch whose examples each name their own task."""
         return self.submit_mixed(uid, requests, load_ms).wait()
 
-    def submit_mixed(self, uid: str, requests: Sequence[tuple[str, str, str | None]],
-                     load_ms: float = 0.0) -> Pending:
+    def submit_mixed(
+        self, uid: str, requests: Sequence[tuple[str, str, str | None]], load_ms: float = 0.0
+    ) -> Pending:
         """`predict_mixed` without waiting."""
         loaded, extra = self.load(uid, sorted({t for t, _, _ in requests}))
         if loaded.generative:
             raise PlaygroundError("a generative prototype answers one task at a time")
         unknown = sorted({t for t, _, _ in requests} - set(loaded.tasks))
         if unknown:
-            raise PlaygroundError(f"unknown task(s) {', '.join(unknown)}; this prototype has: "
-                                  + ", ".join(loaded.tasks))
+            raise PlaygroundError(
+                f"unknown task(s) {', '.join(unknown)}; this prototype has: "
+                + ", ".join(loaded.tasks)
+            )
         if not requests:
             raise PlaygroundError("nothing to predict")
-        return self._batched(loaded, [(t, (x, p)) for t, x, p in requests], "mixed",
-                             load_ms + extra)
+        return self._batched(
+            loaded, [(t, (x, p)) for t, x, p in requests], "mixed", load_ms + extra
+        )
 
     def model(self, uid: str) -> Any:
         """The loaded ProPETL model of a prototype (for mask statistics)."""
@@ -297,5 +325,12 @@ def get_engine() -> PlaygroundEngine:
     return _engine
 
 
-__all__ = ["ALL_TASKS", "NotFoundError", "Pending", "PlaygroundEngine", "PlaygroundError",
-           "Prediction", "get_engine"]
+__all__ = [
+    "ALL_TASKS",
+    "NotFoundError",
+    "Pending",
+    "PlaygroundEngine",
+    "PlaygroundError",
+    "Prediction",
+    "get_engine",
+]

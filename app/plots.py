@@ -15,8 +15,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 Curve = Sequence[tuple[float, float]]
-PALETTE = ["#2563eb", "#f97316", "#16a34a", "#db2777", "#7c3aed", "#0891b2", "#ca8a04",
-           "#dc2626"]
+PALETTE = ["#2563eb", "#f97316", "#16a34a", "#db2777", "#7c3aed", "#0891b2", "#ca8a04", "#dc2626"]
 OVERLAY_COLOURS = ["#f3f4f6", "#2563eb", "#f97316", "#111827"]  # neither, only A, only B, both
 
 
@@ -45,10 +44,16 @@ def message(text: str, title: str = "") -> Figure:
     return fig
 
 
-def curves(series: Mapping[str, Curve], title: str, ylabel: str = "",
-           xlabel: str = "step", reference: tuple[str, float] | None = None,
-           empty: str = "no points yet", ylim: tuple[float, float] | None = None,
-           references: Sequence[tuple[str, float]] = ()) -> Figure:
+def curves(
+    series: Mapping[str, Curve],
+    title: str,
+    ylabel: str = "",
+    xlabel: str = "step",
+    reference: tuple[str, float] | None = None,
+    empty: str = "no points yet",
+    ylim: tuple[float, float] | None = None,
+    references: Sequence[tuple[str, float]] = (),
+) -> Figure:
     """Lines of (x, y) points, one per label, with optional horizontal references (dashed,
     in the colour of the line they belong to when their label starts with its label)."""
     series = {k: v for k, v in series.items() if v}
@@ -58,16 +63,27 @@ def curves(series: Mapping[str, Curve], title: str, ylabel: str = "",
     ax = fig.add_subplot()
     for i, (label, points) in enumerate(series.items()):
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, label=label, color=PALETTE[i % len(PALETTE)], linewidth=1.8,
-                marker="o" if len(xs) < 15 else None, markersize=4)
+        ax.plot(
+            xs,
+            ys,
+            label=label,
+            color=PALETTE[i % len(PALETTE)],
+            linewidth=1.8,
+            marker="o" if len(xs) < 15 else None,
+            markersize=4,
+        )
     if reference is not None:
-        ax.axhline(reference[1], color="#6b7280", linestyle="--", linewidth=1.2,
-                   label=reference[0])
+        ax.axhline(reference[1], color="#6b7280", linestyle="--", linewidth=1.2, label=reference[0])
     labels = list(series)
     for name, value in references:
         owner = next((i for i, k in enumerate(labels) if name.startswith(k.split(" (")[0])), None)
-        ax.axhline(value, color="#6b7280" if owner is None else PALETTE[owner % len(PALETTE)],
-                   linestyle=":", linewidth=1.2, label=name)
+        ax.axhline(
+            value,
+            color="#6b7280" if owner is None else PALETTE[owner % len(PALETTE)],
+            linestyle=":",
+            linewidth=1.2,
+            label=name,
+        )
     _style(ax, title, xlabel, ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ylim is not None:
@@ -77,9 +93,17 @@ def curves(series: Mapping[str, Curve], title: str, ylabel: str = "",
     return fig
 
 
-def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, *, cmap: str = "viridis",
-            vmin: float | None = 0.0, vmax: float | None = 1.0,
-            col_labels: Sequence[str] | None = None, colorbar: str = "") -> Figure:
+def heatmap(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    *,
+    cmap: str = "viridis",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    col_labels: Sequence[str] | None = None,
+    colorbar: str = "",
+) -> Figure:
     """A square (or labelled) matrix with its values written in the cells when few."""
     cols = list(col_labels or labels)
     size = max(3.6, min(7.0, 1.6 + 0.55 * max(len(labels), len(cols))))
@@ -94,37 +118,70 @@ def heatmap(matrix: np.ndarray, labels: Sequence[str], title: str, *, cmap: str 
         hi = np.nanmax(matrix) if vmax is None else vmax
         for (r, c), value in np.ndenumerate(matrix):
             bright = (value - lo) / ((hi - lo) or 1) > 0.6
-            ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                    color="black" if bright else "white")
+            ax.text(
+                c,
+                r,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if bright else "white",
+            )
     fig.colorbar(image, ax=ax, shrink=0.8, label=colorbar)
     return fig
 
 
-def layer_lines(values: Mapping[str, np.ndarray], title: str, ylabel: str,
-                reference: tuple[str, float] | None = None,
-                ylim: tuple[float, float] | None = None) -> Figure:
+def layer_lines(
+    values: Mapping[str, np.ndarray],
+    title: str,
+    ylabel: str,
+    reference: tuple[str, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
     """One line per label over layer index 0..L-1."""
-    return curves({k: list(enumerate(np.asarray(v, dtype=float).tolist()))
-                   for k, v in values.items()}, title, ylabel, xlabel="layer",
-                  reference=reference, ylim=ylim)
+    return curves(
+        {k: list(enumerate(np.asarray(v, dtype=float).tolist())) for k, v in values.items()},
+        title,
+        ylabel,
+        xlabel="layer",
+        reference=reference,
+        ylim=ylim,
+    )
 
 
 def overlay_bitmap(codes: np.ndarray, task_a: str, task_b: str, title: str) -> Figure:
     """A two-task mask overlay: both / only A / only B / neither, with the share of each."""
     fig = _figure(7.0, 3.8)
     ax = fig.add_subplot()
-    ax.imshow(codes, cmap=ListedColormap(OVERLAY_COLOURS), vmin=0, vmax=3,
-              interpolation="nearest", aspect="auto")
+    ax.imshow(
+        codes,
+        cmap=ListedColormap(OVERLAY_COLOURS),
+        vmin=0,
+        vmax=3,
+        interpolation="nearest",
+        aspect="auto",
+    )
     ax.set_title(title, fontsize=11, loc="left", fontweight="bold")
     ax.set_xlabel("input")
     ax.set_ylabel("output")
     total = max(codes.size, 1)
     names = ["neither", f"only {task_a}", f"only {task_b}", "both"]
-    handles = [Patch(facecolor=OVERLAY_COLOURS[i], edgecolor="#9ca3af",
-                     label=f"{names[i]} ({100 * (codes == i).sum() / total:.0f}%)")
-               for i in (3, 1, 2, 0)]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4,
-              fontsize=8, frameon=False)
+    handles = [
+        Patch(
+            facecolor=OVERLAY_COLOURS[i],
+            edgecolor="#9ca3af",
+            label=f"{names[i]} ({100 * (codes == i).sum() / total:.0f}%)",
+        )
+        for i in (3, 1, 2, 0)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
     return fig
 
 
@@ -142,6 +199,7 @@ def keep_rate_bars(rows: np.ndarray, cols: np.ndarray, keep: float, title: str) 
 
 
 # --- sweeps ----------------------------------------------------------------------------
+
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats (fewer or equal bytes and a higher score, or
@@ -167,8 +225,12 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def sweep_lines(per_task: Mapping[str, Mapping[str, Curve]], xlabel: str, ylabel: str,
-                title: str = "Metric against the swept value") -> Figure:
+def sweep_lines(
+    per_task: Mapping[str, Mapping[str, Curve]],
+    xlabel: str,
+    ylabel: str,
+    title: str = "Metric against the swept value",
+) -> Figure:
     """One panel per task, one line per group: `per_task[task][group] = [(x, y), ...]`.
 
     Numeric x values share a numeric axis (logarithmic when they span a factor of 10 or
@@ -186,8 +248,15 @@ def sweep_lines(per_task: Mapping[str, Mapping[str, Curve]], xlabel: str, ylabel
         for i, (group, points) in enumerate(groups.items()):
             ordered = sorted(points, key=lambda p: p[0]) if numeric else points
             px = [x if numeric else categories.index(str(x)) for x, _ in ordered]
-            ax.plot(px, [y for _, y in ordered], marker="o", markersize=5, linewidth=1.8,
-                    color=PALETTE[i % len(PALETTE)], label=group or None)
+            ax.plot(
+                px,
+                [y for _, y in ordered],
+                marker="o",
+                markersize=5,
+                linewidth=1.8,
+                color=PALETTE[i % len(PALETTE)],
+                label=group or None,
+            )
         _style(ax, f"{title}: {task}", xlabel, ylabel)
         if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
@@ -199,9 +268,11 @@ def sweep_lines(per_task: Mapping[str, Mapping[str, Curve]], xlabel: str, ylabel
     return fig
 
 
-def pareto(per_task: Mapping[str, Sequence[tuple[float, float, str]]],
-           references: Mapping[str, Sequence[tuple[float, float, str]]] | None = None,
-           title: str = "Score against stored bytes per task") -> Figure:
+def pareto(
+    per_task: Mapping[str, Sequence[tuple[float, float, str]]],
+    references: Mapping[str, Sequence[tuple[float, float, str]]] | None = None,
+    title: str = "Score against stored bytes per task",
+) -> Figure:
     """One panel per task: each job's (bytes, score, label), the Pareto front drawn as a line,
     and reference points (measured elsewhere) as grey markers with their labels."""
     per_task = {t: list(p) for t, p in per_task.items() if p}
@@ -213,16 +284,34 @@ def pareto(per_task: Mapping[str, Sequence[tuple[float, float, str]]],
         groups = list(dict.fromkeys(g for _, _, g in points))
         for i, group in enumerate(groups):
             mine = [(b, s) for b, s, g in points if g == group]
-            ax.scatter(*zip(*mine, strict=True), s=36, color=PALETTE[i % len(PALETTE)],
-                       label=group or "jobs", zorder=3)
+            ax.scatter(
+                *zip(*mine, strict=True),
+                s=36,
+                color=PALETTE[i % len(PALETTE)],
+                label=group or "jobs",
+                zorder=3,
+            )
         front = [points[i] for i in pareto_front([(b, s) for b, s, _ in points])]
-        ax.plot([b for b, _, _ in front], [s for _, s, _ in front], drawstyle="steps-post",
-                color="#111827", linewidth=1.4, zorder=2, label="Pareto front")
-        ax.scatter([b for b, _, _ in front], [s for _, s, _ in front], s=110,
-                   facecolors="none", edgecolors="#111827", linewidths=1.4, zorder=4)
+        ax.plot(
+            [b for b, _, _ in front],
+            [s for _, s, _ in front],
+            drawstyle="steps-post",
+            color="#111827",
+            linewidth=1.4,
+            zorder=2,
+            label="Pareto front",
+        )
+        ax.scatter(
+            [b for b, _, _ in front],
+            [s for _, s, _ in front],
+            s=110,
+            facecolors="none",
+            edgecolors="#111827",
+            linewidths=1.4,
+            zorder=4,
+        )
         for j, (b, s, name) in enumerate(references.get(task, [])):
-            ax.scatter([b], [s], marker="Dxsv^"[j % 5], s=48, color="#6b7280", zorder=3,
-                       label=name)
+            ax.scatter([b], [s], marker="Dxsv^"[j % 5], s=48, color="#6b7280", zorder=3, label=name)
         ax.set_xscale("log")
         _style(ax, f"{title}: {task}", "stored bytes per task (log)", "score")
         ax.legend(fontsize=7, frameon=False, loc="lower right")

@@ -42,8 +42,9 @@ def task_name(task: str) -> str:
     return path.stem if path.suffix.lower() in DATA_SUFFIXES else task
 
 
-def rebase_spec(registry: Registry, spec: JobSpec,
-                replace_option: str = "replace_tasks") -> JobSpec:
+def rebase_spec(
+    registry: Registry, spec: JobSpec, replace_option: str = "replace_tasks"
+) -> JobSpec:
     """For a spec with `base_prototype`: refuse method fields given with another value than
     the prototype's (naming each) and task names already on it (unless in `replace_tasks`),
     then return the spec with the prototype's backbone and ProPETL config, checked against
@@ -51,8 +52,9 @@ def rebase_spec(registry: Registry, spec: JobSpec,
     they are (`replace_tasks` without a base is refused)."""
     if not spec.base_prototype:
         if spec.replace_tasks:
-            raise BaseConflictError("replace_tasks retrains tasks of a prototype: give "
-                                    "base_prototype too")
+            raise BaseConflictError(
+                "replace_tasks retrains tasks of a prototype: give base_prototype too"
+            )
         return spec
     proto = registry.get_prototype(spec.base_prototype)  # NotFoundError
     label = f"prototype {proto.uid[:8]}"
@@ -65,8 +67,9 @@ def rebase_spec(registry: Registry, spec: JobSpec,
         raise BaseConflictError(conflict_message(conflicts, label))
     existing = [m.task.name for m in proto.mask_sets]
     try:
-        check_task_names(existing, [task_name(t) for t in spec.config.tasks],
-                         spec.replace_tasks, replace_option)
+        check_task_names(
+            existing, [task_name(t) for t in spec.config.tasks], spec.replace_tasks, replace_option
+        )
     except OntoError as err:
         raise BaseConflictError(f"{label}: {err}") from err
     config = rebased_config(base, spec.config, spec.given_method)
@@ -105,10 +108,22 @@ def task_history(registry: Registry, uid: str) -> list[TaskEntry]:
     trained it, when, its bytes and metrics."""
     proto = registry.get_prototype(uid)
     names = dict(_job_names(registry, [m.job_id for m in proto.mask_sets]))
-    return [TaskEntry(m.position, m.task.name, m.id, m.job_id, names.get(m.job_id or -1),
-                      m.created_at, m.mask_bytes, m.mask_bits, dict(m.test_metrics),
-                      dict(m.dev_metrics), m.artifact_path)
-            for m in proto.mask_sets]
+    return [
+        TaskEntry(
+            m.position,
+            m.task.name,
+            m.id,
+            m.job_id,
+            names.get(m.job_id or -1),
+            m.created_at,
+            m.mask_bytes,
+            m.mask_bits,
+            dict(m.test_metrics),
+            dict(m.dev_metrics),
+            m.artifact_path,
+        )
+        for m in proto.mask_sets
+    ]
 
 
 def _job_names(registry: Registry, ids: list[int | None]) -> list[tuple[int, str]]:
@@ -121,15 +136,20 @@ def _job_names(registry: Registry, ids: list[int | None]) -> list[tuple[int, str
 
 def tasks_added_by(registry: Registry, job_id: int) -> list[str]:
     """Names of the tasks job `job_id` registered (on any prototype)."""
-    query = (select(Task.name).join(MaskSet, MaskSet.task_id == Task.id)
-             .where(MaskSet.job_id == job_id).order_by(MaskSet.position))
+    query = (
+        select(Task.name)
+        .join(MaskSet, MaskSet.task_id == Task.id)
+        .where(MaskSet.job_id == job_id)
+        .order_by(MaskSet.position)
+    )
     with registry._sessions() as s:
         return list(s.scalars(query))
 
 
 @db.retry_writes()
-def finish_add_job(registry: Registry, job_id: int, attempt: int, uid: str,
-                   outcome: RunOutcome, replace: list[str]) -> str | None:
+def finish_add_job(
+    registry: Registry, job_id: int, attempt: int, uid: str, outcome: RunOutcome, replace: list[str]
+) -> str | None:
     """Mark add-job `job_id` succeeded and append its tasks to prototype `uid`, atomically.
 
     The prototype row is locked (PostgreSQL: SELECT ... FOR UPDATE; SQLite serialises
@@ -143,13 +163,16 @@ def finish_add_job(registry: Registry, job_id: int, attempt: int, uid: str,
             return _append(registry, job_id, attempt, uid, outcome, replace)
         except IntegrityError as err:  # a concurrent append took the position: try again
             if "position" not in str(err.orig).lower():
-                raise BaseConflictError(f"prototype {uid[:8]}: a task of this job is already "
-                                        f"on it (added by another job meanwhile)") from err
+                raise BaseConflictError(
+                    f"prototype {uid[:8]}: a task of this job is already "
+                    f"on it (added by another job meanwhile)"
+                ) from err
     raise RuntimeError(f"prototype {uid[:8]}: could not take a position for job {job_id}")
 
 
-def _append(registry: Registry, job_id: int, attempt: int, uid: str, outcome: RunOutcome,
-            replace: list[str]) -> str | None:
+def _append(
+    registry: Registry, job_id: int, attempt: int, uid: str, outcome: RunOutcome, replace: list[str]
+) -> str | None:
     with registry._tx() as s:
         job = s.scalar(select(Job).where(registry._fenced(job_id, attempt)).with_for_update())
         if job is None:
@@ -159,19 +182,29 @@ def _append(registry: Registry, job_id: int, attempt: int, uid: str, outcome: Ru
             raise BaseConflictError(f"prototype {uid[:8]} was deleted while job {job_id} ran")
         if replace:
             ids = select(Task.id).where(Task.name.in_(replace))
-            s.execute(delete(MaskSet).where(MaskSet.prototype_id == proto.id,
-                                            MaskSet.task_id.in_(ids)))
-        last = s.scalar(select(func.max(MaskSet.position))
-                        .where(MaskSet.prototype_id == proto.id))
+            s.execute(
+                delete(MaskSet).where(MaskSet.prototype_id == proto.id, MaskSet.task_id.in_(ids))
+            )
+        last = s.scalar(select(func.max(MaskSet.position)).where(MaskSet.prototype_id == proto.id))
         position = 0 if last is None else last + 1
         keep = proto.config.get("keep") if proto.sharing != "none" else None
         for name, result in outcome.tasks.items():
-            s.add(MaskSet(
-                prototype_id=proto.id, task=registry._task(s, name, result.info),
-                artifact_path=result.artifact_path, keep_ratio=keep, job_id=job.id,
-                position=position, mask_bits=result.mask_bits, mask_bytes=result.mask_bytes,
-                density=list(result.density), dev_metrics=result.dev_metrics,
-                test_metrics=result.test_metrics, task_info=dict(result.info)))
+            s.add(
+                MaskSet(
+                    prototype_id=proto.id,
+                    task=registry._task(s, name, result.info),
+                    artifact_path=result.artifact_path,
+                    keep_ratio=keep,
+                    job_id=job.id,
+                    position=position,
+                    mask_bits=result.mask_bits,
+                    mask_bytes=result.mask_bytes,
+                    density=list(result.density),
+                    dev_metrics=result.dev_metrics,
+                    test_metrics=result.test_metrics,
+                    task_info=dict(result.info),
+                )
+            )
             position += 1
         job.mark_succeeded(outcome.steps)
         s.flush()

@@ -56,12 +56,18 @@ def classification_report(rows: list[dict[str, Any]], labels: list[str]) -> dict
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append({"label": name, "precision": precision, "recall": recall, "f1": f1,
-                          "support": support})
+        per_class.append(
+            {"label": name, "precision": precision, "recall": recall, "f1": f1, "support": support}
+        )
     wrong = [r for r in rows if r.get("gold") != r.get("predicted")]
     wrong.sort(key=lambda r: -float(r.get("probs", {}).get(r.get("predicted"), 0.0)))
-    return {"labels": labels, "confusion": matrix, "per_class": per_class,
-            "worst": wrong[:WORST], "examples": len(rows)}
+    return {
+        "labels": labels,
+        "confusion": matrix,
+        "per_class": per_class,
+        "worst": wrong[:WORST],
+        "examples": len(rows),
+    }
 
 
 def majority(counts: dict[str, int] | None) -> dict[str, Any] | None:
@@ -83,11 +89,13 @@ def run_view(registry: Registry, job: Job) -> dict[str, Any]:
     """Everything the run page shows; fields are None until the run has produced them."""
     run_dir = Path(job.run_dir) if job.run_dir else None
     result = (_read_json(run_dir / "result.json") if run_dir else None) or {}
-    counts = (_read_json(run_dir / "predictions" / "class_counts.json") if run_dir else None) \
-        or {}
+    counts = (_read_json(run_dir / "predictions" / "class_counts.json") if run_dir else None) or {}
     series = registry.metric_series(job.id)
-    wall = (job.finished_at - job.started_at).total_seconds() \
-        if job.started_at and job.finished_at else None
+    wall = (
+        (job.finished_at - job.started_at).total_seconds()
+        if job.started_at and job.finished_at
+        else None
+    )
     steps = result.get("steps") or job.step or 0
     train_seconds = result.get("train_seconds")
     kept = result.get("best_step")
@@ -98,24 +106,34 @@ def run_view(registry: Registry, job: Job) -> dict[str, Any]:
         best = task_best.get(name)
         at_kept = _dev_at(series, name, kept)
         entry: dict[str, Any] = {
-            "task": name, "test": test, "dev_at_kept_step": at_kept,
+            "task": name,
+            "test": test,
+            "dev_at_kept_step": at_kept,
             "best_dev_step": best["step"] if best else None,
             "best_dev": best["score"] if best else None,
-            "dev_lost_at_kept_step": (best["score"] - at_kept) if best and at_kept is not None
+            "dev_lost_at_kept_step": (best["score"] - at_kept)
+            if best and at_kept is not None
             else None,
             "majority": {split: majority(c) for split, c in (counts.get(name) or {}).items()},
-            "classification": None}
+            "classification": None,
+        }
         labels = (result.get("tasks") or {}).get(name, {}).get("info", {}).get("label_names")
         if run_dir and labels:
             rows = _predictions(run_dir, name)
             if rows:
                 entry["classification"] = classification_report(rows, list(labels))
         tasks.append(entry)
-    return {"job": job.id, "status": job.status, "wall_seconds": wall,
-            "train_seconds": train_seconds, "steps": steps,
-            "step_seconds": train_seconds / steps if train_seconds and steps else None,
-            "samples_per_second": result.get("samples_per_second") or job.samples_per_second,
-            "kept_step": kept,
-            "kept_because": "the best mean over tasks of the dev main metric"
-            if kept is not None else None,
-            "tasks": tasks}
+    return {
+        "job": job.id,
+        "status": job.status,
+        "wall_seconds": wall,
+        "train_seconds": train_seconds,
+        "steps": steps,
+        "step_seconds": train_seconds / steps if train_seconds and steps else None,
+        "samples_per_second": result.get("samples_per_second") or job.samples_per_second,
+        "kept_step": kept,
+        "kept_because": "the best mean over tasks of the dev main metric"
+        if kept is not None
+        else None,
+        "tasks": tasks,
+    }

@@ -32,10 +32,15 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
     from . import api
 
     auth = auth or get_auth()
-    app = FastAPI(title="ProPETL Studio API", version="0.1.0",
-                  description="Train many tasks over one shared prototype with binary masks; "
-                              "serve any task by swapping masks.",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="ProPETL Studio API",
+        version="0.1.0",
+        description="Train many tasks over one shared prototype with binary masks; "
+        "serve any task by swapping masks.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     throttle = api.login_throttle()
     api.install(app, auth, throttle)
 
@@ -54,10 +59,19 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
 
         demo = build_ui(auth)
         guard.install(demo, auth)  # every event runs as its user, through app/access.py
-        gr.mount_gradio_app(app, demo, path="/", auth=login, theme=THEME, css=CSS,
-                            head=HEAD, auth_message="ProPETL Studio: log in to continue",
-                            footer_links=["api"], ssr_mode=False,
-                            max_file_size=MAX_UPLOAD_BYTES)  # refused before it is stored
+        gr.mount_gradio_app(
+            app,
+            demo,
+            path="/",
+            auth=login,
+            theme=THEME,
+            css=CSS,
+            head=HEAD,
+            auth_message="ProPETL Studio: log in to continue",
+            footer_links=["api"],
+            ssr_mode=False,
+            max_file_size=MAX_UPLOAD_BYTES,
+        )  # refused before it is stored
     if auth.enabled:
         from .throttle import LoginThrottleMiddleware
 
@@ -66,9 +80,26 @@ def create_app(auth: Auth | None = None, *, ui: bool = True) -> FastAPI:
 
 
 def _worker_command(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-            "-Q", settings.default_queue, "-c", "1", "--pool", "solo", "-l", "info",
-            "-n", f"propetl-embedded-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        settings.default_queue,
+        "-c",
+        "1",
+        "--pool",
+        "solo",
+        "-l",
+        "info",
+        "-n",
+        f"propetl-embedded-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 _PR_SET_PDEATHSIG = 1
@@ -77,6 +108,7 @@ _PR_SET_PDEATHSIG = 1
 def _die_with(parent: int) -> Callable[[], None]:
     """A `preexec_fn`: on Linux the kernel sends the worker SIGTERM (a warm shutdown: a job
     running finishes first) when the server dies; elsewhere the watchdog alone does."""
+
     def preexec() -> None:
         if sys.platform.startswith("linux"):
             import ctypes
@@ -100,9 +132,15 @@ def embedded_worker(settings: Settings, enabled: bool) -> Iterator[subprocess.Po
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
     with (logs / "worker.log").open("ab") as out:
-        proc = subprocess.Popen(_worker_command(settings), cwd=REPO, stdout=out, env=env,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with(os.getpid()))
+        proc = subprocess.Popen(
+            _worker_command(settings),
+            cwd=REPO,
+            stdout=out,
+            env=env,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with(os.getpid()),
+        )
     click.echo(f"embedded worker pid {proc.pid}, log {logs / 'worker.log'}", err=True)
     try:
         yield proc
@@ -127,12 +165,21 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 @click.command()
-@click.option("--host", default=None,
-              help="address to bind (default: PROPETL_WEB_HOST, else 127.0.0.1)")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="port (default: PROPETL_WEB_PORT, else 7860)")
-@click.option("--worker/--no-worker", "worker", default=None,
-              help="start a worker process here (default: only with the embedded broker)")
+@click.option(
+    "--host", default=None, help="address to bind (default: PROPETL_WEB_HOST, else 127.0.0.1)"
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="port (default: PROPETL_WEB_PORT, else 7860)",
+)
+@click.option(
+    "--worker/--no-worker",
+    "worker",
+    default=None,
+    help="start a worker process here (default: only with the embedded broker)",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(host: str | None, port: int | None, worker: bool | None, log_level: str) -> None:
     """Start the dashboard and REST API (http://HOST:PORT, API docs at /api/docs)."""
@@ -155,5 +202,10 @@ def serve(host: str | None, port: int | None, worker: bool | None, log_level: st
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with embedded_worker(settings, settings.embedded_broker if worker is None else worker):
         click.echo(f"ProPETL Studio on http://{host}:{port}  (API docs: /api/docs)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level,
-                    timeout_keep_alive=settings.web_keepalive_s)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_keep_alive=settings.web_keepalive_s,
+        )

@@ -72,8 +72,16 @@ class Batcher:
     only ever called from the batcher's thread, so the model needs no lock of its own.
     """
 
-    def __init__(self, run: RunBatch, *, max_batch: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 256, retry_after: float = 1.0, name: str = "") -> None:
+    def __init__(
+        self,
+        run: RunBatch,
+        *,
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 256,
+        retry_after: float = 1.0,
+        name: str = "",
+    ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1, max_wait_ms >= 0")
         self._run = run
@@ -97,14 +105,16 @@ class Batcher:
         request = _Request(list(items), Future())
         with self._cond:
             if self._closing:
-                raise ServerBusyError(f"prototype {self.name} is being reloaded; try again",
-                                      self.retry_after)
+                raise ServerBusyError(
+                    f"prototype {self.name} is being reloaded; try again", self.retry_after
+                )
             if len(self._queue) >= self.max_queue:
                 self.stats.refused += 1
                 raise ServerBusyError(
                     f"prototype {self.name}: {len(self._queue)} requests already waiting "
                     f"(PROPETL_SERVE_MAX_QUEUE={self.max_queue}); try again shortly",
-                    self.retry_after)
+                    self.retry_after,
+                )
             self._queue.append(request)
             self._queued_texts += len(request.items)
             self.stats.accepted += 1
@@ -142,8 +152,9 @@ class Batcher:
                     break
                 self._cond.wait(left)
             batch, texts = [], 0
-            while self._queue and (not batch or
-                                   texts + len(self._queue[0].items) <= self.max_batch):
+            while self._queue and (
+                not batch or texts + len(self._queue[0].items) <= self.max_batch
+            ):
                 request = self._queue.popleft()
                 batch.append(request)
                 texts += len(request.items)
@@ -167,7 +178,7 @@ class Batcher:
         rows: list[dict[str, Any]] = []
         started = time.perf_counter()
         for start in range(0, len(items), self.max_batch):
-            rows += self._run(items[start:start + self.max_batch])
+            rows += self._run(items[start : start + self.max_batch])
         return rows, (time.perf_counter() - started) * 1e3
 
     def _answer(self, batch: list[_Request]) -> None:
@@ -190,11 +201,19 @@ class Batcher:
         self.stats.largest_batch = max(self.stats.largest_batch, len(items))
         offset = 0
         for request in batch:
-            mine = rows[offset:offset + len(request.items)]
+            mine = rows[offset : offset + len(request.items)]
             offset += len(request.items)
             self.stats.answered += 1
-            request.future.set_result(Answer(mine, (started - request.arrived) * 1e3,
-                                             inference_ms, len(items), len(batch), tasks))
+            request.future.set_result(
+                Answer(
+                    mine,
+                    (started - request.arrived) * 1e3,
+                    inference_ms,
+                    len(items),
+                    len(batch),
+                    tasks,
+                )
+            )
 
     def _fail(self, request: _Request, err: Exception) -> None:
         self.stats.failed += 1
@@ -205,10 +224,20 @@ class Serving:
     """One batcher per loaded prototype; a reloaded prototype gets a fresh batcher (the old
     one answers what it already accepted, then stops)."""
 
-    def __init__(self, *, max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256,
-                 retry_after: float = 1.0) -> None:
-        self.options = {"max_batch": max_batch, "max_wait_ms": max_wait_ms,
-                        "max_queue": max_queue, "retry_after": retry_after}
+    def __init__(
+        self,
+        *,
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 256,
+        retry_after: float = 1.0,
+    ) -> None:
+        self.options = {
+            "max_batch": max_batch,
+            "max_wait_ms": max_wait_ms,
+            "max_queue": max_queue,
+            "retry_after": retry_after,
+        }
         self._batchers: dict[str, tuple[object, Batcher]] = {}
         self._lock = threading.Lock()
 
@@ -217,8 +246,12 @@ class Serving:
         from .settings import get_settings
 
         s = get_settings()
-        return cls(max_batch=s.serve_max_batch, max_wait_ms=s.serve_max_wait_ms,
-                   max_queue=s.serve_max_queue, retry_after=s.serve_retry_after)
+        return cls(
+            max_batch=s.serve_max_batch,
+            max_wait_ms=s.serve_max_wait_ms,
+            max_queue=s.serve_max_queue,
+            retry_after=s.serve_retry_after,
+        )
 
     def batcher(self, key: str, owner: object, run: RunBatch) -> Batcher:
         """The batcher of `key` serving `owner` (a loaded model); a new one if `owner` changed."""

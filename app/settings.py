@@ -45,53 +45,84 @@ class Settings(BaseSettings):
     default_queue: str = "propetl"
     heartbeat_interval: float = Field(5.0, gt=0, description="seconds between job heartbeats")
     reaper_timeout: float = Field(
-        60.0, gt=0, description="a running job whose heartbeat is older than this is stale")
+        60.0, gt=0, description="a running job whose heartbeat is older than this is stale"
+    )
     reaper_interval: float = Field(30.0, gt=0, description="seconds between reaper passes")
     progress_interval: float = Field(2.0, ge=0, description="at most one train-metric write per")
     max_attempts: int = Field(3, ge=1, description="runs of a job before the reaper fails it")
     db_retry_seconds: float = Field(
-        60.0, ge=0, description="how long a worker retries a registry write while the "
-                                "database is unreachable")
+        60.0,
+        ge=0,
+        description="how long a worker retries a registry write while the database is unreachable",
+    )
     visibility_timeout: int = Field(3600, ge=1, description="Redis re-delivery of unacked jobs")
     queued_resend_after: float = Field(
-        600.0, gt=0, description="a job queued longer than this is sent to its queue again by "
-                                 "the reaper (its broker message may be lost; claims are fenced)")
-    queues: str = Field("", description="comma-separated queues jobs may name besides "
-                                        "default_queue (others are refused at submit)")
-    backbone_dirs: str = Field("", description="comma-separated server folders whose "
-                                               "sub-folders API and dashboard jobs may name as "
-                                               "backbones (the CLI may name any folder)")
-    login_max_failures: int = Field(5, ge=1, description="failed logins per user name per "
-                                                          "login_window before 429")
-    login_max_failures_per_address: int = Field(20, ge=1, description="failed logins per "
-                                                                      "address per window")
+        600.0,
+        gt=0,
+        description="a job queued longer than this is sent to its queue again by "
+        "the reaper (its broker message may be lost; claims are fenced)",
+    )
+    queues: str = Field(
+        "",
+        description="comma-separated queues jobs may name besides "
+        "default_queue (others are refused at submit)",
+    )
+    backbone_dirs: str = Field(
+        "",
+        description="comma-separated server folders whose "
+        "sub-folders API and dashboard jobs may name as "
+        "backbones (the CLI may name any folder)",
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="failed logins per user name per login_window before 429"
+    )
+    login_max_failures_per_address: int = Field(
+        20, ge=1, description="failed logins per address per window"
+    )
     login_window: float = Field(60.0, gt=0, description="seconds of the login throttle window")
     auto_migrate: bool = True
     web_host: str = Field("127.0.0.1", description="address `propetl serve` binds")
     web_port: int = Field(7860, ge=1, le=65535)
     web_keepalive_s: float = Field(
-        75.0, gt=0, description="seconds an idle HTTP keep-alive connection stays open; longer "
-                                "than clients' and proxies' own idle timeouts (5-60 s), so "
-                                "the server never closes a connection a client is reusing")
+        75.0,
+        gt=0,
+        description="seconds an idle HTTP keep-alive connection stays open; longer "
+        "than clients' and proxies' own idle timeouts (5-60 s), so "
+        "the server never closes a connection a client is reusing",
+    )
     db_pool_size: int = Field(
-        40, ge=1, le=1000, description="database connections a process keeps open (the web "
-                                       "server checks predicts on up to 40 threads at once)")
+        40,
+        ge=1,
+        le=1000,
+        description="database connections a process keeps open (the web "
+        "server checks predicts on up to 40 threads at once)",
+    )
     db_max_overflow: int = Field(
-        10, ge=0, le=1000, description="connections opened beyond db_pool_size under load")
+        10, ge=0, le=1000, description="connections opened beyond db_pool_size under load"
+    )
     # Serving (app/serving.py): concurrent predicts of one prototype run as one batch.
     serve_max_batch: int = Field(32, ge=1, description="most texts in one served batch")
     serve_max_wait_ms: float = Field(
-        5.0, ge=0, description="how long a batch waits for more requests after its first")
+        5.0, ge=0, description="how long a batch waits for more requests after its first"
+    )
     serve_max_queue: int = Field(
-        512, ge=1, description="requests waiting per prototype; more are refused with 503")
+        512, ge=1, description="requests waiting per prototype; more are refused with 503"
+    )
     serve_retry_after: float = Field(1.0, gt=0, description="Retry-After (s) of such a 503")
     serve_recheck_s: float = Field(
-        1.0, ge=0, le=3600, description="how long a server trusts a prototype's owner and task "
-                                        "list read from the registry (a request naming a task "
-                                        "it has not seen reads it again at once)")
+        1.0,
+        ge=0,
+        le=3600,
+        description="how long a server trusts a prototype's owner and task "
+        "list read from the registry (a request naming a task "
+        "it has not seen reads it again at once)",
+    )
     serve_task_cache: int = Field(
-        64, ge=1, description="tasks whose masked tensors stay materialised per prototype "
-                              "(least recently used dropped); the others stay bit-packed")
+        64,
+        ge=1,
+        description="tasks whose masked tensors stay materialised per prototype "
+        "(least recently used dropped); the others stay bit-packed",
+    )
     # Users come later; these are placeholders the web part will read.
     auth_enabled: bool = False
     default_owner: str = "local"
@@ -104,7 +135,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'registry.sqlite'}"
         if not self.broker_url:
             self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.sqlite'}"
-        self.artifacts_dir = (self.artifacts_dir or self.data_dir / "artifacts").expanduser().resolve()
+        self.artifacts_dir = (
+            (self.artifacts_dir or self.data_dir / "artifacts").expanduser().resolve()
+        )
         self.runs_dir = (self.runs_dir or self.data_dir / "runs").expanduser().resolve()
         return self
 
@@ -127,8 +160,11 @@ class Settings(BaseSettings):
     @property
     def allowed_backbone_dirs(self) -> list[Path]:
         """Folders under which API and dashboard jobs may name backbone folders."""
-        return [Path(p.strip()).expanduser().resolve()
-                for p in self.backbone_dirs.split(",") if p.strip()]
+        return [
+            Path(p.strip()).expanduser().resolve()
+            for p in self.backbone_dirs.split(",")
+            if p.strip()
+        ]
 
     @property
     def embedded_broker(self) -> bool:

@@ -60,18 +60,38 @@ DATA_SUFFIXES = uploads.DATA_SUFFIXES
 #: (lowest, highest) of every number of a config ("propetl.x" for the PETL module's), or the
 #: allowed values of a text field. The PETL sizes are bounded by the backbone too (`_sized`).
 LIMITS: dict[str, tuple[float, float] | tuple[str, ...]] = {
-    "lr": (1e-8, 10.0), "mask_lr": (1e-8, 100.0), "weight_decay": (0.0, 10.0),
-    "warmup_ratio": (0.0, 0.99), "epochs": (0.001, 1000.0), "max_steps": (1, 10_000_000),
-    "batch_size": (1, 4096), "eval_batch_size": (1, 4096), "max_length": (8, 4096),
-    "eval_every": (1, 10_000_000), "early_stopping_patience": (1, 10_000),
-    "temperature": (0.01, 1000.0), "max_examples": (4, 100_000_000), "grad_clip": (0.0, 1e4),
-    "seed": (0, 2**32 - 1), "data_seed": (0, 2**32 - 1), "save_every": (1, 10_000_000),
-    "max_target_length": (1, 1024), "label_smoothing": (0.0, 0.99), "num_beams": (1, 16),
-    "sampling": SAMPLING, "precision": PRECISIONS, "device": DEVICES,
-    "propetl.keep": (1e-6, 1.0), "propetl.bottleneck": (1, 65_536), "propetl.lora_r": (1, 65_536),
-    "propetl.lora_alpha": (1e-6, 1e6), "propetl.prefix_len": (1, 1024),
-    "propetl.prefix_hidden": (1, 65_536), "propetl.head_dropout": (0.0, 0.99),
-    "propetl.init_std": (0.0, 10.0), "propetl.seed": (0, 2**32 - 1),
+    "lr": (1e-8, 10.0),
+    "mask_lr": (1e-8, 100.0),
+    "weight_decay": (0.0, 10.0),
+    "warmup_ratio": (0.0, 0.99),
+    "epochs": (0.001, 1000.0),
+    "max_steps": (1, 10_000_000),
+    "batch_size": (1, 4096),
+    "eval_batch_size": (1, 4096),
+    "max_length": (8, 4096),
+    "eval_every": (1, 10_000_000),
+    "early_stopping_patience": (1, 10_000),
+    "temperature": (0.01, 1000.0),
+    "max_examples": (4, 100_000_000),
+    "grad_clip": (0.0, 1e4),
+    "seed": (0, 2**32 - 1),
+    "data_seed": (0, 2**32 - 1),
+    "save_every": (1, 10_000_000),
+    "max_target_length": (1, 1024),
+    "label_smoothing": (0.0, 0.99),
+    "num_beams": (1, 16),
+    "sampling": SAMPLING,
+    "precision": PRECISIONS,
+    "device": DEVICES,
+    "propetl.keep": (1e-6, 1.0),
+    "propetl.bottleneck": (1, 65_536),
+    "propetl.lora_r": (1, 65_536),
+    "propetl.lora_alpha": (1e-6, 1e6),
+    "propetl.prefix_len": (1, 1024),
+    "propetl.prefix_hidden": (1, 65_536),
+    "propetl.head_dropout": (0.0, 0.99),
+    "propetl.init_std": (0.0, 10.0),
+    "propetl.seed": (0, 2**32 - 1),
 }
 _QUEUE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
@@ -80,16 +100,21 @@ def _located(err: dict[str, Any]) -> list[InitErrorDetails]:
     """Re-locate each problem of a `ConfigError` ("lr must be > 0") at the field it names."""
     loc = tuple(err["loc"])
     if err["type"] != "value_error":
-        return [InitErrorDetails(type=err["type"], loc=loc, input=err["input"],
-                                 ctx=err.get("ctx", {}))]
+        return [
+            InitErrorDetails(type=err["type"], loc=loc, input=err["input"], ctx=err.get("ctx", {}))
+        ]
     error = err["ctx"]["error"]
     out = []
     for message in getattr(error, "problems", None) or [str(error)]:
         # "lr must be ...", "propetl.keep must be ...", "propetl: unknown config field(s)"
         path = tuple(message.split(" ", 1)[0].rstrip(":").split("."))
-        out.append(InitErrorDetails(
-            type=PydanticCustomError("config_error", "{message}", {"message": message}),
-            loc=(*loc, *path) if path[-1] in _CONFIG_FIELDS else loc, input=err["input"]))
+        out.append(
+            InitErrorDetails(
+                type=PydanticCustomError("config_error", "{message}", {"message": message}),
+                loc=(*loc, *path) if path[-1] in _CONFIG_FIELDS else loc,
+                input=err["input"],
+            )
+        )
     return out
 
 
@@ -101,16 +126,18 @@ def _engine_problems(config: Any) -> list[InitErrorDetails]:
     try:
         TrainConfig.from_dict(config)
     except ConfigError as err:
-        found = _located({"type": "value_error", "loc": (), "input": config,
-                          "ctx": {"error": err}})
+        found = _located({"type": "value_error", "loc": (), "input": config, "ctx": {"error": err}})
         # only problems of one field (unknown names: pydantic has named each of them)
         return [e for e in found if e["loc"] not in ((), ("propetl",))]
     return []
 
 
 def _custom(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError("spec_error", "{message}", {"message": message}),
-                            loc=loc, input=value)
+    return InitErrorDetails(
+        type=PydanticCustomError("spec_error", "{message}", {"message": message}),
+        loc=loc,
+        input=value,
+    )
 
 
 def _get(config: dict[str, Any], key: str) -> Any:
@@ -148,12 +175,22 @@ def type_problems(config: Any, submitted: bool = True) -> list[InitErrorDetails]
         for name, kind in numbers.items():
             value = section.get(name) if isinstance(section, dict) else None
             if isinstance(value, bool | str):
-                errors.append(_custom((*path, name), f"{name} must be {kind}, got {value!r} "
-                                      f"({type(value).__name__})", value))
+                errors.append(
+                    _custom(
+                        (*path, name),
+                        f"{name} must be {kind}, got {value!r} ({type(value).__name__})",
+                        value,
+                    )
+                )
     extra = _get(config, "propetl.extra")
     if submitted and isinstance(extra, dict) and extra:
-        errors.append(_custom(("propetl", "extra"), "extra takes no options (nothing reads "
-                              f"them), got {', '.join(map(str, extra))}", extra))
+        errors.append(
+            _custom(
+                ("propetl", "extra"),
+                f"extra takes no options (nothing reads them), got {', '.join(map(str, extra))}",
+                extra,
+            )
+        )
     return errors
 
 
@@ -168,8 +205,14 @@ def limit_problems(config: Any) -> list[InitErrorDetails]:
             continue
         if isinstance(limit[0], str):
             if isinstance(value, str) and value not in limit:
-                errors.append(_custom(_loc(key), f"{key.split('.')[-1]} must be one of "
-                                      f"{', '.join(map(str, limit))}, got {value!r}", value))
+                errors.append(
+                    _custom(
+                        _loc(key),
+                        f"{key.split('.')[-1]} must be one of "
+                        f"{', '.join(map(str, limit))}, got {value!r}",
+                        value,
+                    )
+                )
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue  # the type check names it
@@ -179,8 +222,13 @@ def limit_problems(config: Any) -> list[InitErrorDetails]:
             text = "NaN" if math.isnan(value) else f"{'-' * (value < 0)}Infinity"  # as JSON
             errors.append(_custom(_loc(key), f"{name} must be a finite number, got {text}", text))
         elif not low <= value <= high:
-            errors.append(_custom(_loc(key), f"{name} must be in [{_num(low)}, {_num(high)}], "
-                                  f"got {_num(value)}", value))
+            errors.append(
+                _custom(
+                    _loc(key),
+                    f"{name} must be in [{_num(low)}, {_num(high)}], got {_num(value)}",
+                    value,
+                )
+            )
     return errors
 
 
@@ -207,14 +255,18 @@ def backbone_size(backbone: str) -> tuple[int, int | None] | None:
             config = AutoConfig.from_pretrained(path, **hub_kwargs(path), **load_kwargs(backbone))
     except Exception:
         return None
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or \
-        getattr(config, "dim", None)
+    hidden = (
+        getattr(config, "hidden_size", None)
+        or getattr(config, "d_model", None)
+        or getattr(config, "dim", None)
+    )
     positions = getattr(config, "max_position_embeddings", None)
     return (int(hidden), int(positions) if positions else None) if hidden else None
 
 
-def _sized(config: TrainConfig,
-           size: tuple[int, int | None] | None = None) -> list[InitErrorDetails]:
+def _sized(
+    config: TrainConfig, size: tuple[int, int | None] | None = None
+) -> list[InitErrorDetails]:
     """PETL sizes against the backbone: a bottleneck up to 8 x its hidden size, a LoRA rank
     up to its hidden size, a prefix up to its positions (`size`: `backbone_size`, when the
     caller has read it already)."""
@@ -223,14 +275,23 @@ def _sized(config: TrainConfig,
         return []
     hidden, positions = size
     p = config.propetl
-    bounds = [("bottleneck", p.bottleneck, 8 * hidden, f"8 x the hidden size {hidden}"),
-              ("lora_r", p.lora_r, hidden, f"the hidden size {hidden}")]
+    bounds = [
+        ("bottleneck", p.bottleneck, 8 * hidden, f"8 x the hidden size {hidden}"),
+        ("lora_r", p.lora_r, hidden, f"the hidden size {hidden}"),
+    ]
     if positions:
-        bounds.append(("prefix_len", p.prefix_len, positions,
-                       f"the backbone's {positions} positions"))
-    return [_custom(("propetl", name), f"{name} must be at most {high} ({why} of "
-                    f"{config.backbone}), got {value}", value)
-            for name, value, high, why in bounds if value > high]
+        bounds.append(
+            ("prefix_len", p.prefix_len, positions, f"the backbone's {positions} positions")
+        )
+    return [
+        _custom(
+            ("propetl", name),
+            f"{name} must be at most {high} ({why} of {config.backbone}), got {value}",
+            value,
+        )
+        for name, value, high, why in bounds
+        if value > high
+    ]
 
 
 def is_server_path(text: str) -> bool:
@@ -257,19 +318,26 @@ def backbone_problem(backbone: str, paths: bool) -> str | None:
     allowed = get_settings().allowed_backbone_dirs
     if any(folder != root and folder.is_relative_to(root) for root in allowed):
         return None
-    return ("backbone folders on the server are allowed only under the folders listed in "
-            "PROPETL_BACKBONE_DIRS" + (f" ({', '.join(map(str, allowed))})" if allowed else
-                                      " (none are)") +
-            "; name a known backbone or a hub model instead")
+    return (
+        "backbone folders on the server are allowed only under the folders listed in "
+        "PROPETL_BACKBONE_DIRS"
+        + (f" ({', '.join(map(str, allowed))})" if allowed else " (none are)")
+        + "; name a known backbone or a hub model instead"
+    )
 
 
 def _needs_generative(i: int, task: str) -> InitErrorDetails:
-    return _custom(("tasks", i), f"{task} is a text-to-text task: it needs a generative "
-                   "backbone (T5 or Llama family, e.g. smollm2-135m)", task)
+    return _custom(
+        ("tasks", i),
+        f"{task} is a text-to-text task: it needs a generative "
+        "backbone (T5 or Llama family, e.g. smollm2-135m)",
+        task,
+    )
 
 
-def backbone_problems(config: TrainConfig,
-                      size: tuple[int, int | None] | None = None) -> list[InitErrorDetails]:
+def backbone_problems(
+    config: TrainConfig, size: tuple[int, int | None] | None = None
+) -> list[InitErrorDetails]:
     """What depends on the backbone: the PETL sizes (`_sized`) and catalog text-to-text
     tasks. For a job adding tasks onto a prototype, checked once its backbone applies."""
     from propetl.backbones import is_generative
@@ -291,7 +359,8 @@ def backbone_problems(config: TrainConfig,
 def config_invalid(problems: list[InitErrorDetails]) -> ValidationError:
     """A job spec's error for problems located in its config."""
     return ValidationError.from_exception_data(
-        "JobSpec", [{**e, "loc": ("config", *e["loc"])} for e in problems])
+        "JobSpec", [{**e, "loc": ("config", *e["loc"])} for e in problems]
+    )
 
 
 def names_tasks(data: Any) -> bool:
@@ -299,19 +368,31 @@ def names_tasks(data: Any) -> bool:
     if not isinstance(data, dict):
         return False
     config = data.get("config")
-    return isinstance(config, TrainConfig) or bool(data.get("tasks")) or \
-        (isinstance(config, dict) and bool(config.get("tasks")))
+    return (
+        isinstance(config, TrainConfig)
+        or bool(data.get("tasks"))
+        or (isinstance(config, dict) and bool(config.get("tasks")))
+    )
 
 
 def no_tasks_error() -> ValidationError:
     """A submitted job spec that names no task: a job has no default tasks (an empty spec
     would otherwise train the catalog's first task)."""
-    return config_invalid([_custom(("tasks",), "name at least one task (a catalog name or a "
-                                   "data file); a job spec has no default tasks", [])])
+    return config_invalid(
+        [
+            _custom(
+                ("tasks",),
+                "name at least one task (a catalog name or a "
+                "data file); a job spec has no default tasks",
+                [],
+            )
+        ]
+    )
 
 
-def check_resolvable(config: TrainConfig, *, owner: str | None = None, paths: bool = False,
-                     backbone: bool = True) -> list[InitErrorDetails]:
+def check_resolvable(
+    config: TrainConfig, *, owner: str | None = None, paths: bool = False, backbone: bool = True
+) -> list[InitErrorDetails]:
     """Errors for a backbone that cannot load or tasks the catalog does not know.
 
     Without `paths`, a data-file task must be an upload name (checked in `owner`'s uploads
@@ -348,9 +429,15 @@ def check_resolvable(config: TrainConfig, *, owner: str | None = None, paths: bo
                     errors.append(_custom(("tasks", i), f"{task}: " + "; ".join(problems), task))
                 continue
             if uploads.is_data_file(task) or is_server_path(task):
-                errors.append(_custom(("tasks", i), f"{task!r}: name a task from the catalog, "
-                                      "or one of your uploads by its name (e.g. reviews.csv); "
-                                      "server paths are not accepted", task))
+                errors.append(
+                    _custom(
+                        ("tasks", i),
+                        f"{task!r}: name a task from the catalog, "
+                        "or one of your uploads by its name (e.g. reviews.csv); "
+                        "server paths are not accepted",
+                        task,
+                    )
+                )
                 continue
         path = Path(task).expanduser()
         if paths and owner and uploads.is_upload_name(task) and not path.exists():
@@ -381,8 +468,9 @@ def _resolvable(config: TrainConfig, info: ValidationInfo) -> list[InitErrorDeta
         owner = info.data.get("owner")
     # onto a prototype: its backbone replaces this one (`app.prototype_tasks.rebase_spec`)
     onto = bool(info.data.get("base_prototype"))
-    return check_resolvable(config, owner=owner, paths=bool(context.get("paths")),
-                            backbone=not onto)
+    return check_resolvable(
+        config, owner=owner, paths=bool(context.get("paths")), backbone=not onto
+    )
 
 
 def _name_problems(value: Any, info: ValidationInfo) -> list[InitErrorDetails]:
@@ -422,17 +510,24 @@ class JobSpec(BaseModel):
     queue: str | None = Field(None, description="Celery queue (default: settings.default_queue)")
     # before `config`, whose backbone checks wait for the prototype's backbone when given
     base_prototype: str | None = Field(
-        None, min_length=1, max_length=36,
+        None,
+        min_length=1,
+        max_length=36,
         description="uid of a registered prototype to add the tasks onto: its backbone and "
-                    "method fields are used, only the new tasks' masks and heads train")
+        "method fields are used, only the new tasks' masks and heads train",
+    )
     config: TrainConfig = Field(default_factory=TrainConfig)
     #: Not public input (hidden from the schema): see `_label_only_from_the_label_route`.
     label: SkipJsonSchema[LabelSpec | None] = Field(
-        None, description="a batch-prediction job: label a stored upload with a prototype "
-                          "(app/labels.py) instead of training")
+        None,
+        description="a batch-prediction job: label a stored upload with a prototype "
+        "(app/labels.py) instead of training",
+    )
     replace_tasks: list[str] = Field(
-        default_factory=list, max_length=64,
-        description="with base_prototype: tasks already on it to retrain (masks and head)")
+        default_factory=list,
+        max_length=64,
+        description="with base_prototype: tasks already on it to retrain (masks and head)",
+    )
     #: The method fields the submitter gave (checked against a base prototype's).
     _given: dict[str, Any] = PrivateAttr(default_factory=dict)
     _tasks_given: bool = PrivateAttr(default=True)
@@ -480,8 +575,10 @@ class JobSpec(BaseModel):
         caller's by the label route only; a spec from anywhere else may not name them."""
         if value is not None and not (info.context or {}).get("labelling"):
             raise PydanticCustomError(
-                "spec_error", "a job spec cannot carry 'label': files are labelled through "
-                "POST /api/prototypes/<uid>/label or the Playground's \"Label a file\"")
+                "spec_error",
+                "a job spec cannot carry 'label': files are labelled through "
+                'POST /api/prototypes/<uid>/label or the Playground\'s "Label a file"',
+            )
         return value
 
     @field_validator("queue")
@@ -494,9 +591,11 @@ class JobSpec(BaseModel):
             allowed = get_settings().allowed_queues
             if value not in allowed:
                 raise PydanticCustomError(
-                    "spec_error", "no worker is known to listen on queue '{queue}'; use one "
+                    "spec_error",
+                    "no worker is known to listen on queue '{queue}'; use one "
                     "of {allowed} (the server lists its queues in PROPETL_QUEUES)",
-                    {"queue": value, "allowed": ", ".join(allowed)})
+                    {"queue": value, "allowed": ", ".join(allowed)},
+                )
         return value
 
     @field_validator("config", mode="wrap")
@@ -506,15 +605,17 @@ class JobSpec(BaseModel):
             value = value.to_dict()
         # every problem at once, one message per field: wrong types first, then the service's
         # bounds (`LIMITS`: tighter than the engine's, and naming both ends), then the engine's
-        limits = type_problems(value, (info.context or {}).get("resolve", True)) + \
-            limit_problems(value)
+        limits = type_problems(value, (info.context or {}).get("resolve", True)) + limit_problems(
+            value
+        )
         try:
             config: TrainConfig = handler(value)
         except ValidationError as err:
             found = [d for e in err.errors() for d in _located(e)]
             types = [e for e in found if isinstance(e["type"], str)]  # pydantic's own
-            errors = _merged(types, limits, found, _engine_problems(value),
-                             _name_problems(value, info))
+            errors = _merged(
+                types, limits, found, _engine_problems(value), _name_problems(value, info)
+            )
             raise ValidationError.from_exception_data("JobSpec.config", errors) from None
         if limits:
             errors = _merged(limits, _name_problems(value, info))

@@ -47,9 +47,11 @@ def field_path(key: str) -> str:
     name = key.removeprefix("propetl.")
     if name in METHOD_FIELDS:
         return f"propetl.{name}"
-    raise ValueError(f"unknown field {key!r}: sweep a training option "
-                     f"({', '.join(TRAIN_FIELDS)}) or a method option "
-                     f"({', '.join(METHOD_FIELDS)})")
+    raise ValueError(
+        f"unknown field {key!r}: sweep a training option "
+        f"({', '.join(TRAIN_FIELDS)}) or a method option "
+        f"({', '.join(METHOD_FIELDS)})"
+    )
 
 
 def parse_values(text: str) -> list[Any]:
@@ -89,15 +91,16 @@ def _set(config: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _error(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError("sweep_error", "{message}",
-                                                     {"message": message}),
-                            loc=loc, input=value)
+    return InitErrorDetails(
+        type=PydanticCustomError("sweep_error", "{message}", {"message": message}),
+        loc=loc,
+        input=value,
+    )
 
 
 def label(values: dict[str, Any]) -> str:
     """'keep=0.05 · petl=lora' for a combination (method paths without 'propetl.')."""
-    return " · ".join(f"{path.removeprefix('propetl.')}={value}"
-                      for path, value in values.items())
+    return " · ".join(f"{path.removeprefix('propetl.')}={value}" for path, value in values.items())
 
 
 class SweepSpec(BaseModel):
@@ -109,7 +112,8 @@ class SweepSpec(BaseModel):
     owner: str = Field("local", min_length=1, max_length=100)
     base: JobSpec = Field(description="the job spec every combination starts from")
     grid: dict[str, list[Any]] = Field(
-        description="field path (lr, keep, propetl.petl, ...) -> the values it takes")
+        description="field path (lr, keep, propetl.petl, ...) -> the values it takes"
+    )
     _jobs: list[JobSpec] = PrivateAttr(default_factory=list)
     _combos: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
@@ -123,24 +127,28 @@ class SweepSpec(BaseModel):
             try:
                 path = field_path(key)
             except ValueError as err:
-                raise PydanticCustomError("sweep_error", "{message}",
-                                          {"message": str(err)}) from None
+                raise PydanticCustomError(
+                    "sweep_error", "{message}", {"message": str(err)}
+                ) from None
             if path in out:
-                raise PydanticCustomError("sweep_error", "{path} is given twice",
-                                          {"path": path})
+                raise PydanticCustomError("sweep_error", "{path} is given twice", {"path": path})
             if not values:
-                raise PydanticCustomError("sweep_error", "{path}: give at least one value",
-                                          {"path": path})
+                raise PydanticCustomError(
+                    "sweep_error", "{path}: give at least one value", {"path": path}
+                )
             seen = [yaml.safe_dump(v) for v in values]
             if len(set(seen)) != len(seen):
-                raise PydanticCustomError("sweep_error", "{path}: a value is repeated",
-                                          {"path": path})
+                raise PydanticCustomError(
+                    "sweep_error", "{path}: a value is repeated", {"path": path}
+                )
             out[path] = list(values)
         size = math.prod(len(v) for v in out.values())
         if size > MAX_SWEEP_JOBS:
             raise PydanticCustomError(
-                "sweep_error", "{size} combinations; a sweep may have at most {cap} jobs",
-                {"size": size, "cap": MAX_SWEEP_JOBS})
+                "sweep_error",
+                "{size} combinations; a sweep may have at most {cap} jobs",
+                {"size": size, "cap": MAX_SWEEP_JOBS},
+            )
         return out
 
     @model_validator(mode="after")
@@ -161,7 +169,8 @@ class SweepSpec(BaseModel):
             data["name"] = f"{self.name or 'sweep'} · {label(values)}"[:200]
             try:
                 job = JobSpec.model_validate(
-                    data, context={**(info.context or {}), "resolve": resolve})
+                    data, context={**(info.context or {}), "resolve": resolve}
+                )
                 sized = backbone_problems(job.config, size) if size else []
                 if sized:
                     raise config_invalid(sized)
@@ -170,8 +179,10 @@ class SweepSpec(BaseModel):
             except ValidationError as err:
                 for e in err.errors(include_url=False):
                     problem = f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                    errors.setdefault(problem, _error(
-                        ("grid",), f"{problem} (in the job {label(values)})", list(combo)))
+                    errors.setdefault(
+                        problem,
+                        _error(("grid",), f"{problem} (in the job {label(values)})", list(combo)),
+                    )
         if errors:
             raise ValidationError.from_exception_data("SweepSpec", list(errors.values()))
         self._jobs, self._combos = jobs, combos
@@ -185,5 +196,9 @@ class SweepSpec(BaseModel):
         return [dict(c) for c in self._combos]
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "owner": self.owner, "base": self.base.to_json_dict(),
-                "grid": self.grid}
+        return {
+            "name": self.name,
+            "owner": self.owner,
+            "base": self.base.to_json_dict(),
+            "grid": self.grid,
+        }

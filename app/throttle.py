@@ -32,8 +32,13 @@ class TooManyAttempts(PermissionError):
 class LoginThrottle:
     """Failure counts per user name and per address, over a sliding window of seconds."""
 
-    def __init__(self, per_user: int = 5, per_address: int = 20, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_user: int = 5,
+        per_address: int = 20,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.per_user, self.per_address, self.window = per_user, per_address, window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
@@ -53,14 +58,18 @@ class LoginThrottle:
         """Raise `TooManyAttempts` when this user name or address may not try now."""
         now = self._clock()
         with self._lock:
-            for key, limit, what in ((f"u:{username}", self.per_user, f"user {username!r}"),
-                                     (f"a:{address}", self.per_address, f"address {address}")):
+            for key, limit, what in (
+                (f"u:{username}", self.per_user, f"user {username!r}"),
+                (f"a:{address}", self.per_address, f"address {address}"),
+            ):
                 times = self._recent(key, now)
                 if len(times) >= limit:
                     wait = self.window - (now - times[0])
                     raise TooManyAttempts(
                         f"too many failed logins for {what}: {len(times)} in the last "
-                        f"{self.window:.0f} s; try again in {math.ceil(wait)} s", wait)
+                        f"{self.window:.0f} s; try again in {math.ceil(wait)} s",
+                        wait,
+                    )
 
     def failed(self, username: str, address: str, where: str) -> None:
         """Count a failed login and log it."""
@@ -80,8 +89,9 @@ class LoginThrottleMiddleware:
     """ASGI middleware: the dashboard's `POST /login` form goes through the throttle (its
     answer 400 counts as a failure; a throttled attempt never reaches the password check)."""
 
-    def __init__(self, app: Any, throttle: LoginThrottle, paths: tuple[str, ...] = ("/login",
-                                                                                   "/login/")):
+    def __init__(
+        self, app: Any, throttle: LoginThrottle, paths: tuple[str, ...] = ("/login", "/login/")
+    ):
         self.app, self.throttle, self.paths = app, throttle, paths
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -102,9 +112,16 @@ class LoginThrottleMiddleware:
             self.throttle.check(username, address)
         except TooManyAttempts as err:
             payload = json.dumps({"detail": str(err)}).encode()
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"retry-after", str(err.retry_after).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(err.retry_after).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": payload})
             return
         sent = False

@@ -42,8 +42,10 @@ def copy_capped(stream: IO[bytes], target: Path) -> Path:
             while chunk := stream.read(1 << 20):
                 written += len(chunk)
                 if written > limit:
-                    raise UploadTooLarge(f"the file is larger than the {limit / 1e6:g} MB "
-                                         f"({limit:,} bytes) upload limit")
+                    raise UploadTooLarge(
+                        f"the file is larger than the {limit / 1e6:g} MB "
+                        f"({limit:,} bytes) upload limit"
+                    )
                 out.write(chunk)
     except BaseException:
         target.unlink(missing_ok=True)
@@ -58,8 +60,13 @@ def is_data_file(task: str) -> bool:
 
 def is_upload_name(task: str) -> bool:
     """True when `task` is a bare upload name: a data file name with no folder in it."""
-    return is_data_file(task) and "/" not in task and "\\" not in task and \
-        task not in (".", "..") and not task.startswith("~")
+    return (
+        is_data_file(task)
+        and "/" not in task
+        and "\\" not in task
+        and task not in (".", "..")
+        and not task.startswith("~")
+    )
 
 
 def task_name(task: str) -> str:
@@ -88,8 +95,11 @@ def list_uploads(owner: str, settings: Settings | None = None) -> list[Path]:
     folder = folder_for(owner, settings)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.is_symlink() and p.suffix.lower() in DATA_SUFFIXES)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.is_symlink() and p.suffix.lower() in DATA_SUFFIXES
+    )
 
 
 def resolve(owner: str, name: str, settings: Settings | None = None) -> Path:
@@ -97,10 +107,16 @@ def resolve(owner: str, name: str, settings: Settings | None = None) -> Path:
     (whoever else may have one)."""
     folder = folder_for(owner, settings)
     path = folder / name
-    if not is_upload_name(name) or not path.is_file() or path.is_symlink() or \
-            path.resolve().parent != folder.resolve():
-        raise UploadNotFound(f"you have no upload named {name!r}; upload the file first "
-                             "(Launch tab, or POST /api/uploads)")
+    if (
+        not is_upload_name(name)
+        or not path.is_file()
+        or path.is_symlink()
+        or path.resolve().parent != folder.resolve()
+    ):
+        raise UploadNotFound(
+            f"you have no upload named {name!r}; upload the file first "
+            "(Launch tab, or POST /api/uploads)"
+        )
     return path
 
 
@@ -116,8 +132,9 @@ def resolve_tasks(tasks: list[str], owner: str, settings: Settings | None = None
     return out
 
 
-def store(owner: str, source: Path, settings: Settings | None = None,
-          name: str | None = None) -> Path:
+def store(
+    owner: str, source: Path, settings: Settings | None = None, name: str | None = None
+) -> Path:
     """Keep `source` as one of `owner`'s uploads (see `store_in`)."""
     return store_in(folder_for(owner, settings), source, name)
 
@@ -156,7 +173,9 @@ def _same_content(folder: Path, data: bytes, suffix: str) -> Path | None:
     for path in sorted(folder.iterdir()):
         if path.is_symlink() or not path.is_file() or path.suffix.lower() != suffix:
             continue
-        if path.stat().st_size == len(data) and \
-                hashlib.sha256(path.read_bytes()).digest() == digest:
+        if (
+            path.stat().st_size == len(data)
+            and hashlib.sha256(path.read_bytes()).digest() == digest
+        ):
             return path
     return None

@@ -36,8 +36,11 @@ def waiting_text(job: Job, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     waited = age(job.created_at, now).removesuffix(" ago")
     text = f"waiting {waited} on queue {job.queue}"
-    if job.heartbeat_at is not None and job.created_at is not None and \
-            (job.heartbeat_at - job.created_at).total_seconds() > 1:
+    if (
+        job.heartbeat_at is not None
+        and job.created_at is not None
+        and (job.heartbeat_at - job.created_at).total_seconds() > 1
+    ):
         text += f" · last sent {age(job.heartbeat_at, now)}"
     return text
 
@@ -57,18 +60,31 @@ def job_rows(registry: Registry, jobs: list[Job]) -> list[dict[str, Any]]:
 def job_summary(job: Job, best: float | None = None) -> dict[str, Any]:
     """The fields a job list shows."""
     config = job.spec.get("config", {})
-    return {"id": job.id, "name": job.name, "owner": job.owner, "sweep_id": job.sweep_id,
-            "status": job.status,
-            "progress": round(float(job.progress or 0.0), 4), "step": job.step,
-            "total_steps": job.total_steps, "phase": job.phase,
-            "tasks": [task_name(t) for t in config.get("tasks", [])],
-            "backbone": config.get("backbone"),
-            "queue": job.queue, "attempts": job.attempts, "best_metric": best,
-            "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
-            "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
-            "eta_seconds": job.eta_seconds, "error": job.error,
-            "tags": list(job.tags or []), "note": job.note or "",
-            "waiting": waiting_text(job) if job.status == "queued" else None}
+    return {
+        "id": job.id,
+        "name": job.name,
+        "owner": job.owner,
+        "sweep_id": job.sweep_id,
+        "status": job.status,
+        "progress": round(float(job.progress or 0.0), 4),
+        "step": job.step,
+        "total_steps": job.total_steps,
+        "phase": job.phase,
+        "tasks": [task_name(t) for t in config.get("tasks", [])],
+        "backbone": config.get("backbone"),
+        "queue": job.queue,
+        "attempts": job.attempts,
+        "best_metric": best,
+        "cancel_requested": job.cancel_requested,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "eta_seconds": job.eta_seconds,
+        "error": job.error,
+        "tags": list(job.tags or []),
+        "note": job.note or "",
+        "waiting": waiting_text(job) if job.status == "queued" else None,
+    }
 
 
 def job_detail(registry: Registry, job: Job) -> dict[str, Any]:
@@ -76,9 +92,14 @@ def job_detail(registry: Registry, job: Job) -> dict[str, Any]:
     series = registry.metric_series(job.id)
     proto = registry.prototype_for_job(job.id) if job.status == "succeeded" else None
     out = job_row(registry, job)
-    out.update(spec=job.spec, prototype=proto.uid if proto else None,
-               metrics=[{"task": t, "split": s, "name": n, "points": [list(p) for p in pts]}
-                        for (t, s, n), pts in series.items()])
+    out.update(
+        spec=job.spec,
+        prototype=proto.uid if proto else None,
+        metrics=[
+            {"task": t, "split": s, "name": n, "points": [list(p) for p in pts]}
+            for (t, s, n), pts in series.items()
+        ],
+    )
     return out
 
 
@@ -105,12 +126,18 @@ def run_task_info(mask_set: MaskSet) -> dict[str, Any]:
 
 
 def mask_set_summary(mask_set: MaskSet) -> dict[str, Any]:
-    return {"id": mask_set.id, "task": mask_set.task.name, "keep_ratio": mask_set.keep_ratio,
-            "mask_bits": mask_set.mask_bits, "mask_bytes": mask_set.mask_bytes,
-            "disk_bytes": task_bytes(mask_set), "density": list(mask_set.density or []),
-            "dev_metrics": dict(mask_set.dev_metrics or {}),
-            "test_metrics": dict(mask_set.test_metrics or {}),
-            "label_names": run_task_info(mask_set).get("label_names")}
+    return {
+        "id": mask_set.id,
+        "task": mask_set.task.name,
+        "keep_ratio": mask_set.keep_ratio,
+        "mask_bits": mask_set.mask_bits,
+        "mask_bytes": mask_set.mask_bytes,
+        "disk_bytes": task_bytes(mask_set),
+        "density": list(mask_set.density or []),
+        "dev_metrics": dict(mask_set.dev_metrics or {}),
+        "test_metrics": dict(mask_set.test_metrics or {}),
+        "label_names": run_task_info(mask_set).get("label_names"),
+    }
 
 
 def current_storage(proto: Prototype) -> dict[str, Any]:
@@ -128,32 +155,48 @@ def current_storage(proto: Prototype) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError, ZeroDivisionError):  # not a storage report
         return storage
     storage.update(
-        num_tasks=len(tasks), propetl_fp32_eq=total, baseline_fp32_eq=baseline,
+        num_tasks=len(tasks),
+        propetl_fp32_eq=total,
+        baseline_fp32_eq=baseline,
         ratio_to_baseline=total / baseline if baseline else None,
         percent_of_backbone=100 * total / backbone if backbone else None,
         baseline_percent_of_backbone=100 * baseline / backbone if backbone else None,
-        head_params_per_task={t: n for t, n in (storage.get("head_params_per_task") or {}).items()
-                              if t in tasks},
-        disk_bytes={k: n for k, n in (storage.get("disk_bytes") or {}).items()
-                    if not k.startswith("task:") or k.split(":")[1] in tasks})
+        head_params_per_task={
+            t: n for t, n in (storage.get("head_params_per_task") or {}).items() if t in tasks
+        },
+        disk_bytes={
+            k: n
+            for k, n in (storage.get("disk_bytes") or {}).items()
+            if not k.startswith("task:") or k.split(":")[1] in tasks
+        },
+    )
     return storage
 
 
 def prototype_summary(proto: Prototype) -> dict[str, Any]:
     storage = current_storage(proto)
-    return {"uid": proto.uid, "backbone": proto.backbone.name, "job_id": proto.job_id,
-            "petl": proto.petl_kind, "sharing": proto.sharing,
-            "keep": (proto.config or {}).get("keep"),
-            "prototype_params": proto.prototype_params, "backbone_params": proto.backbone_params,
-            "ratio_to_baseline": storage.get("ratio_to_baseline"),
-            "tasks": [m.task.name for m in proto.mask_sets],
-            "created_at": _iso(proto.created_at)}
+    return {
+        "uid": proto.uid,
+        "backbone": proto.backbone.name,
+        "job_id": proto.job_id,
+        "petl": proto.petl_kind,
+        "sharing": proto.sharing,
+        "keep": (proto.config or {}).get("keep"),
+        "prototype_params": proto.prototype_params,
+        "backbone_params": proto.backbone_params,
+        "ratio_to_baseline": storage.get("ratio_to_baseline"),
+        "tasks": [m.task.name for m in proto.mask_sets],
+        "created_at": _iso(proto.created_at),
+    }
 
 
 def prototype_detail(proto: Prototype) -> dict[str, Any]:
     out = prototype_summary(proto)
-    out.update(config=proto.config, storage=current_storage(proto),
-               mask_sets=[mask_set_summary(m) for m in proto.mask_sets])
+    out.update(
+        config=proto.config,
+        storage=current_storage(proto),
+        mask_sets=[mask_set_summary(m) for m in proto.mask_sets],
+    )
     return out
 
 
@@ -163,8 +206,10 @@ def _log_line(event: dict[str, Any]) -> str:
     if phase == "train":
         loss = event.get("loss")
         return f"{step}  train  loss {loss:.4f}" if isinstance(loss, float) else f"{step}  train"
-    parts = [f"{task}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "main")
-             for task, values in (event.get("metrics") or {}).items()]
+    parts = [
+        f"{task}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "main")
+        for task, values in (event.get("metrics") or {}).items()
+    ]
     return f"{step}  {phase}  " + " | ".join(parts)
 
 
@@ -216,6 +261,7 @@ def config_diff(configs: dict[str, dict[str, Any]], only_differences: bool) -> l
 
 # --- sweeps ----------------------------------------------------------------------------
 
+
 def _main_metric(metrics: dict[str, Any]) -> float | None:
     value = metrics.get("main")
     return float(value) if isinstance(value, (int, float)) else None
@@ -231,20 +277,40 @@ def sweep_rows(sweep: Sweep) -> list[dict[str, Any]]:
     for job in sweep.jobs:
         config = job.spec.get("config", {})
         values = {path: value_at(config, path) for path in sweep.grid}
-        base = {"job_id": job.id, "status": job.status, "values": values,
-                "label": label(values), "petl": value_at(config, "propetl.petl"),
-                "sharing": value_at(config, "propetl.sharing")}
+        base = {
+            "job_id": job.id,
+            "status": job.status,
+            "values": values,
+            "label": label(values),
+            "petl": value_at(config, "propetl.petl"),
+            "sharing": value_at(config, "propetl.sharing"),
+        }
         proto = job.prototype
         if proto is None:
-            rows += [{**base, "task": task, "dev": None, "test": None, "stored_bytes": None,
-                      "shared_bytes": None} for task in map(task_name, config.get("tasks", []))]
+            rows += [
+                {
+                    **base,
+                    "task": task,
+                    "dev": None,
+                    "test": None,
+                    "stored_bytes": None,
+                    "shared_bytes": None,
+                }
+                for task in map(task_name, config.get("tasks", []))
+            ]
             continue
         shared = ((proto.storage or {}).get("disk_bytes") or {}).get("prototype")
         for mask_set in proto.mask_sets:
-            rows.append({**base, "task": mask_set.task.name,
-                         "dev": _main_metric(mask_set.dev_metrics or {}),
-                         "test": _main_metric(mask_set.test_metrics or {}),
-                         "stored_bytes": mask_set.mask_bytes or None, "shared_bytes": shared})
+            rows.append(
+                {
+                    **base,
+                    "task": mask_set.task.name,
+                    "dev": _main_metric(mask_set.dev_metrics or {}),
+                    "test": _main_metric(mask_set.test_metrics or {}),
+                    "stored_bytes": mask_set.mask_bytes or None,
+                    "shared_bytes": shared,
+                }
+            )
     return rows
 
 
@@ -252,31 +318,50 @@ def sweep_summary(sweep: Sweep) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for job in sweep.jobs:
         counts[job.status] = counts.get(job.status, 0) + 1
-    return {"id": sweep.id, "name": sweep.name, "owner": sweep.owner, "grid": sweep.grid,
-            "jobs": len(sweep.jobs), "statuses": counts, "created_at": _iso(sweep.created_at)}
+    return {
+        "id": sweep.id,
+        "name": sweep.name,
+        "owner": sweep.owner,
+        "grid": sweep.grid,
+        "jobs": len(sweep.jobs),
+        "statuses": counts,
+        "created_at": _iso(sweep.created_at),
+    }
 
 
 def sweep_detail(sweep: Sweep) -> dict[str, Any]:
     """A sweep with its base spec, its jobs and the results of each (job, task)."""
     out = sweep_summary(sweep)
-    out.update(base_spec=sweep.base_spec, job_ids=[j.id for j in sweep.jobs],
-               results=sweep_rows(sweep))
+    out.update(
+        base_spec=sweep.base_spec, job_ids=[j.id for j in sweep.jobs], results=sweep_rows(sweep)
+    )
     return out
 
 
 #: Reference points measured by `bench/accuracy.py` (bundled backbone, one task).
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "bench" / "results" / "accuracy.json"
 REFERENCE_TASK = "rotten_tomatoes"
-REFERENCE_NAMES = {"none_adapter": "ordinary adapter", "none_lora": "ordinary LoRA",
-                   "none_prefix": "ordinary prefix", "peft_lora_r8": "PEFT LoRA r8",
-                   "peft_lora_r32": "PEFT LoRA r32"}
+REFERENCE_NAMES = {
+    "none_adapter": "ordinary adapter",
+    "none_lora": "ordinary LoRA",
+    "none_prefix": "ordinary prefix",
+    "peft_lora_r8": "PEFT LoRA r8",
+    "peft_lora_r32": "PEFT LoRA r32",
+}
 
 
 #: PEFT methods and the head-only floor measured by `bench/pareto.py` (mean over seeds).
 PARETO_FILE = REFERENCE_FILE.parent / "pareto.json"
-PEFT_NAMES = {"lora": "LoRA", "ia3": "IA3", "vera": "VeRA", "fourierft": "FourierFT",
-              "ln_tuning": "LN tuning", "vblora": "VB-LoRA", "tinylora": "TinyLoRA",
-              "unilora": "Uni-LoRA"}
+PEFT_NAMES = {
+    "lora": "LoRA",
+    "ia3": "IA3",
+    "vera": "VeRA",
+    "fourierft": "FourierFT",
+    "ln_tuning": "LN tuning",
+    "vblora": "VB-LoRA",
+    "tinylora": "TinyLoRA",
+    "unilora": "Uni-LoRA",
+}
 
 
 def _pareto_label(row: dict[str, Any]) -> str:
@@ -307,8 +392,10 @@ def pareto_references(path: Path = PARETO_FILE) -> dict[str, list[tuple[float, f
     return out
 
 
-def reference_points(path: Path = REFERENCE_FILE, pareto_path: Path = PARETO_FILE,
-                     ) -> dict[str, list[tuple[float, float, str]]]:
+def reference_points(
+    path: Path = REFERENCE_FILE,
+    pareto_path: Path = PARETO_FILE,
+) -> dict[str, list[tuple[float, float, str]]]:
     """task -> [(stored bytes, accuracy, label)]: the PEFT methods of `bench/pareto.py`
     (mean over seeds), then the ordinary PETL modules and the PEFT LoRA ranks that it has not
     measured from `bench/accuracy.py` (one seed); all on the bundled minilm-l6 backbone (empty
@@ -318,21 +405,25 @@ def reference_points(path: Path = REFERENCE_FILE, pareto_path: Path = PARETO_FIL
         results = json.loads(path.read_text())
     except (OSError, ValueError):
         return out
-    have = {label.split(" (")[0] for label in
-            (p[2] for p in out.get(REFERENCE_TASK, []))}
-    points = [(float(row["task_bytes"]), float(row["accuracy"]),
-               f"{name} (measured, minilm-l6)")
-              for key, name in REFERENCE_NAMES.items()
-              if name not in have
-              and isinstance(row := results.get(key), dict) and "task_bytes" in row
-              and "accuracy" in row]
+    have = {label.split(" (")[0] for label in (p[2] for p in out.get(REFERENCE_TASK, []))}
+    points = [
+        (float(row["task_bytes"]), float(row["accuracy"]), f"{name} (measured, minilm-l6)")
+        for key, name in REFERENCE_NAMES.items()
+        if name not in have
+        and isinstance(row := results.get(key), dict)
+        and "task_bytes" in row
+        and "accuracy" in row
+    ]
     if points:
         out.setdefault(REFERENCE_TASK, []).extend(points)
     return out
 
 
-def sweep_plot_data(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> tuple[
-        dict[str, dict[str, list[tuple[Any, float]]]], dict[str, list[tuple[float, float, str]]]]:
+def sweep_plot_data(
+    rows: list[dict[str, Any]], grid: dict[str, list[Any]]
+) -> tuple[
+    dict[str, dict[str, list[tuple[Any, float]]]], dict[str, list[tuple[float, float, str]]]
+]:
     """From `sweep_rows`: per-task lines of score against the first swept field (one line per
     combination of the other fields), and per-task (bytes, score, group) points."""
     first, *others = list(grid)
@@ -344,7 +435,8 @@ def sweep_plot_data(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> t
             continue
         group = label({p: row["values"][p] for p in others})
         lines.setdefault(row["task"], {}).setdefault(group, []).append(
-            (row["values"][first], score))
+            (row["values"][first], score)
+        )
         if row["stored_bytes"]:
             points.setdefault(row["task"], []).append((float(row["stored_bytes"]), score, group))
     return lines, points

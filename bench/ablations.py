@@ -40,8 +40,10 @@ REUSED = {REFERENCE: "none_adapter", "learned_0.5": "propetl_adapter"}
 
 def run_names(settings: BenchSettings) -> dict[str, PropetlConfig]:
     """Every run of the part, by name ("learned_0.3", "random_0.3", the reference)."""
-    keeps, random_keeps = (SMOKE_KEEPS, SMOKE_RANDOM_KEEPS) if settings.smoke else \
-        (KEEPS, RANDOM_KEEPS)
+    keeps, random_keeps = (
+        (SMOKE_KEEPS, SMOKE_RANDOM_KEEPS) if settings.smoke else (KEEPS, RANDOM_KEEPS)
+    )
+
     def learned(k: float) -> PropetlConfig:
         return PropetlConfig(petl="adapter", bottleneck=BOTTLENECK, keep=k)
 
@@ -61,11 +63,21 @@ def describe(settings: BenchSettings, seed: int) -> dict:
     """The settings that decide the figures (a saved file with others is not resumed)."""
     sizes = load_task(TASK, seed=seed, max_examples=settings.max_examples).sizes()
     steps = max(1, math.ceil(settings.epochs * sizes["train"] / settings.batch_size))
-    return {"train_examples_seen": steps * settings.batch_size, "task": TASK, "backbone": settings.backbone, "petl": "adapter",
-            "bottleneck": BOTTLENECK, "lr": LR, "mask_lr": DEFAULT_MASK_LR["adapter"],
-            "epochs": settings.epochs, "batch_size": settings.batch_size,
-            "max_length": settings.max_length, "max_examples": settings.max_examples,
-            "seed": seed, "split_sizes": sizes}
+    return {
+        "train_examples_seen": steps * settings.batch_size,
+        "task": TASK,
+        "backbone": settings.backbone,
+        "petl": "adapter",
+        "bottleneck": BOTTLENECK,
+        "lr": LR,
+        "mask_lr": DEFAULT_MASK_LR["adapter"],
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "max_length": settings.max_length,
+        "max_examples": settings.max_examples,
+        "seed": seed,
+        "split_sizes": sizes,
+    }
 
 
 def binomial_se(accuracy: float, n: int) -> float:
@@ -92,20 +104,24 @@ def run(settings: BenchSettings, work: Path, accuracy_file: Path | None = None) 
         if config.masked and config.masks == "learned":
             row["kept_moved"] = kept_moved(work / f"{name}-{seed}" / "model", config)
         runs[name] = {**row, **_mask_fields(config)}
-        print(f"[ablations] {name}: {row['accuracy']:.4f} in {row['train_seconds']:.0f} s",
-              flush=True)
+        print(
+            f"[ablations] {name}: {row['accuracy']:.4f} in {row['train_seconds']:.0f} s", flush=True
+        )
         write_json(saved_path, _result(setup, runs, settings, complete=False))
     return _result(setup, runs, settings, complete=True)
 
 
 def _mask_fields(config: PropetlConfig) -> dict:
     """How a run's row names its masks (none for the ordinary adapter)."""
-    return {"keep": config.keep_ratio if config.masked else None,
-            "masks": config.masks if config.masked else None}
+    return {
+        "keep": config.keep_ratio if config.masked else None,
+        "masks": config.masks if config.masked else None,
+    }
 
 
-def reused_runs(accuracy: dict, planned: dict[str, PropetlConfig],
-                settings: BenchSettings) -> dict[str, dict]:
+def reused_runs(
+    accuracy: dict, planned: dict[str, PropetlConfig], settings: BenchSettings
+) -> dict[str, dict]:
     """The accuracy benchmark's runs that are exactly runs of this part (same config, its one
     seed, default settings), so they need not be trained again."""
     if replace(settings, out=RESULTS) != BenchSettings():
@@ -118,8 +134,7 @@ def reused_runs(accuracy: dict, planned: dict[str, PropetlConfig],
         if config.masked and row.get("mask_lr") != DEFAULT_MASK_LR[config.petl]:
             continue  # its masks trained at an earlier default rate
         if row.get("accuracy_per_seed") == [row["accuracy"]]:  # measured with this one seed
-            out[name] = {**row, **_mask_fields(config),
-                         "reused_from": f"accuracy.json ({source})"}
+            out[name] = {**row, **_mask_fields(config), "reused_from": f"accuracy.json ({source})"}
     return out
 
 
@@ -144,10 +159,15 @@ def kept_moved(model_dir: Path, config: PropetlConfig) -> float:
 
 def _result(setup: dict, runs: dict, settings: BenchSettings, complete: bool) -> dict:
     n = setup["split_sizes"]["test"]
-    return {"settings": setup, "machine": machine(), "complete": complete,
-            "test_examples": n,
-            "runs": runs, "comparisons": compare(runs, n),
-            "missing": [name for name in run_names(settings) if name not in runs]}
+    return {
+        "settings": setup,
+        "machine": machine(),
+        "complete": complete,
+        "test_examples": n,
+        "runs": runs,
+        "comparisons": compare(runs, n),
+        "missing": [name for name in run_names(settings) if name not in runs],
+    }
 
 
 def compare(runs: dict, n: int) -> dict:
@@ -163,6 +183,10 @@ def compare(runs: dict, n: int) -> dict:
         if learned is None:
             continue
         se = math.hypot(binomial_se(learned["accuracy"], n), binomial_se(row["accuracy"], n))
-        out[keep] = {"learned": learned["accuracy"], "random": row["accuracy"],
-                     "difference": learned["accuracy"] - row["accuracy"], "se_difference": se}
+        out[keep] = {
+            "learned": learned["accuracy"],
+            "random": row["accuracy"],
+            "difference": learned["accuracy"] - row["accuracy"],
+            "se_difference": se,
+        }
     return out

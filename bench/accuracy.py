@@ -40,12 +40,21 @@ PROPETL_RUNS: dict[str, PropetlConfig] = {
 PEFT_RUNS: dict[str, int | None] = {"peft_lora_r8": 8, "peft_lora_r32": 32, "head_only": None}
 
 
-def run_propetl(name: str, config: PropetlConfig, settings: BenchSettings, seed: int,
-                work: Path) -> dict:
-    job = TrainConfig(backbone=settings.backbone, tasks=[TASK], propetl=config, lr=LR,
-                      epochs=settings.epochs, batch_size=settings.batch_size,
-                      max_length=settings.max_length, max_examples=settings.max_examples,
-                      eval_every=10**6, seed=seed)
+def run_propetl(
+    name: str, config: PropetlConfig, settings: BenchSettings, seed: int, work: Path
+) -> dict:
+    job = TrainConfig(
+        backbone=settings.backbone,
+        tasks=[TASK],
+        propetl=config,
+        lr=LR,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        max_examples=settings.max_examples,
+        eval_every=10**6,
+        seed=seed,
+    )
     result = train(job, work / f"{name}-{seed}", resume=False)
     storage = result.storage
     model_dir = Path(result.model_dir)
@@ -77,8 +86,9 @@ def _classifier(settings: BenchSettings, num_labels: int):
         config = tiny_config(settings.backbone[5:], vocab_size=30522)
         config.num_labels = num_labels
         return AutoModelForSequenceClassification.from_config(config)
-    return AutoModelForSequenceClassification.from_pretrained(resolve_path(settings.backbone),
-                                                              num_labels=num_labels)
+    return AutoModelForSequenceClassification.from_pretrained(
+        resolve_path(settings.backbone), num_labels=num_labels
+    )
 
 
 def run_peft(name: str, rank: int | None, settings: BenchSettings, seed: int, work: Path) -> dict:
@@ -92,18 +102,35 @@ def run_peft(name: str, rank: int | None, settings: BenchSettings, seed: int, wo
         for param_name, param in model.named_parameters():
             param.requires_grad_(param_name.startswith("classifier"))
     else:
-        model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank,
-                                                 target_modules=["query", "value"],
-                                                 task_type="SEQ_CLS"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=rank, lora_alpha=2 * rank, target_modules=["query", "value"], task_type="SEQ_CLS"
+            ),
+        )
     steps = max(1, math.ceil(settings.epochs * len(splits["train"]) / settings.batch_size))
-    args = TrainingArguments(output_dir=str(work / f"{name}-{seed}"), max_steps=steps,
-                             per_device_train_batch_size=settings.batch_size, learning_rate=LR,
-                             weight_decay=0.1, warmup_steps=math.ceil(0.1 * steps),
-                             lr_scheduler_type="linear", seed=seed, report_to="none",
-                             save_strategy="no", logging_strategy="no", disable_tqdm=True,
-                             use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
-    trainer = Trainer(model=model, args=args, train_dataset=splits["train"],
-                      data_collator=MultiTaskCollator(tokenizer))
+    args = TrainingArguments(
+        output_dir=str(work / f"{name}-{seed}"),
+        max_steps=steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=LR,
+        weight_decay=0.1,
+        warmup_steps=math.ceil(0.1 * steps),
+        lr_scheduler_type="linear",
+        seed=seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        data_collator=MultiTaskCollator(tokenizer),
+    )
     started = time.monotonic()
     trainer.train()
     seconds = time.monotonic() - started
@@ -119,9 +146,14 @@ def run_peft(name: str, rank: int | None, settings: BenchSettings, seed: int, wo
         else:
             model.save_pretrained(folder)
         stored = folder_bytes(Path(folder))
-    return {"accuracy": accuracy, "trainable_params": trainable, "task_bytes": stored,
-            "fp32_eq_per_task": trainable, "train_samples_per_s": steps * settings.batch_size
-            / seconds, "train_seconds": seconds}
+    return {
+        "accuracy": accuracy,
+        "trainable_params": trainable,
+        "task_bytes": stored,
+        "fp32_eq_per_task": trainable,
+        "train_samples_per_s": steps * settings.batch_size / seconds,
+        "train_seconds": seconds,
+    }
 
 
 def run(settings: BenchSettings, work: Path, names: list[str] | None = None) -> dict:

@@ -42,15 +42,26 @@ class BenchSettings:
 
     @classmethod
     def smoke_settings(cls, out: Path) -> BenchSettings:
-        return cls(backbone="tiny-bert", max_length=32, batch_size=8, epochs=1.0, max_examples=24,
-                   multitask_examples=24, reps=5, out=out, smoke=True)
+        return cls(
+            backbone="tiny-bert",
+            max_length=32,
+            batch_size=8,
+            epochs=1.0,
+            max_examples=24,
+            multitask_examples=24,
+            reps=5,
+            out=out,
+            smoke=True,
+        )
 
 
 def machine() -> str:
     threads = torch.get_num_threads()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__} ({threads} threads), {gpu}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({threads} threads), {gpu}"
+    )
 
 
 def median_ms(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:

@@ -53,16 +53,35 @@ class ContinualSettings:
 
     @classmethod
     def smoke_settings(cls) -> ContinualSettings:
-        return cls(backbone="tiny-bert", seeds=(1, 2), max_examples=24, proto_steps=3,
-                   added_steps=3, joint_steps=3, single_steps=3, batch_size=8, max_length=32,
-                   smoke=True)
+        return cls(
+            backbone="tiny-bert",
+            seeds=(1, 2),
+            max_examples=24,
+            proto_steps=3,
+            added_steps=3,
+            joint_steps=3,
+            single_steps=3,
+            batch_size=8,
+            max_length=32,
+            smoke=True,
+        )
 
 
 def _job(tasks: list[str], steps: int, seed: int, s: ContinualSettings) -> TrainConfig:
-    return TrainConfig(backbone=s.backbone, tasks=tasks, lr=s.lr, mask_lr=s.mask_lr, seed=seed,
-                       propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5, seed=seed),
-                       max_steps=steps, batch_size=s.batch_size, max_length=s.max_length,
-                       max_examples=s.max_examples, eval_every=10**6, sampling="uniform")
+    return TrainConfig(
+        backbone=s.backbone,
+        tasks=tasks,
+        lr=s.lr,
+        mask_lr=s.mask_lr,
+        seed=seed,
+        propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5, seed=seed),
+        max_steps=steps,
+        batch_size=s.batch_size,
+        max_length=s.max_length,
+        max_examples=s.max_examples,
+        eval_every=10**6,
+        sampling="uniform",
+    )
 
 
 def mask_distances(model_dir: Path) -> dict:
@@ -87,7 +106,7 @@ def mask_distances(model_dir: Path) -> dict:
 
         for i, a in enumerate(tasks):
             start[a] = dist(masks[a], starts[a])
-            for b in tasks[i + 1:]:
+            for b in tasks[i + 1 :]:
                 pairs[f"{a}|{b}"] = dist(masks[a], masks[b])
     return {"pairs": pairs, "from_start": start}
 
@@ -135,26 +154,37 @@ def _settings_dict(settings: ContinualSettings) -> dict:
 
 def _seed(settings: ContinualSettings, seed: int, work: Path) -> dict:
     started = time.monotonic()
-    proto = train(_job(OLD, settings.proto_steps, seed, settings), work / f"proto-{seed}",
-                  resume=False)
+    proto = train(
+        _job(OLD, settings.proto_steps, seed, settings), work / f"proto-{seed}", resume=False
+    )
     base = read_base(proto.model_dir)
     before_all = file_hashes(base.directory)
     old = prototype_hashes(base.directory)
-    config = onto_config(base, {"tasks": [NEW], "lr": settings.lr, "seed": seed,
-                                "mask_lr": settings.mask_lr,
-                                "max_steps": settings.added_steps,
-                                "batch_size": settings.batch_size,
-                                "max_length": settings.max_length,
-                                "max_examples": settings.max_examples,
-                                "eval_every": 10**6})
+    config = onto_config(
+        base,
+        {
+            "tasks": [NEW],
+            "lr": settings.lr,
+            "seed": seed,
+            "mask_lr": settings.mask_lr,
+            "max_steps": settings.added_steps,
+            "batch_size": settings.batch_size,
+            "max_length": settings.max_length,
+            "max_examples": settings.max_examples,
+            "eval_every": 10**6,
+        },
+    )
     added = train(config, work / f"added-{seed}", resume=False, onto=base.directory)
     added_dir = Path(added.model_dir)
-    unchanged = (changed_files(old, added_dir) == [] and
-                 file_hashes(base.directory) == before_all)
-    joint = train(_job([*OLD, NEW], settings.joint_steps, seed, settings),
-                  work / f"joint-{seed}", resume=False)
-    single = train(_job([NEW], settings.single_steps, seed, settings),
-                   work / f"single-{seed}", resume=False)
+    unchanged = changed_files(old, added_dir) == [] and file_hashes(base.directory) == before_all
+    joint = train(
+        _job([*OLD, NEW], settings.joint_steps, seed, settings),
+        work / f"joint-{seed}",
+        resume=False,
+    )
+    single = train(
+        _job([NEW], settings.single_steps, seed, settings), work / f"single-{seed}", resume=False
+    )
     row = {
         "seed": seed,
         "added_acc": added.test_metrics[NEW]["accuracy"],
@@ -170,17 +200,23 @@ def _seed(settings: ContinualSettings, seed: int, work: Path) -> dict:
         "distances_joint": mask_distances(Path(joint.model_dir)),
         "seconds": time.monotonic() - started,
     }
-    print(f"[continual] seed {seed}: added {row['added_acc']:.4f} joint "
-          f"{row['joint_acc']:.4f} single {row['single_acc']:.4f} bytes "
-          f"{row['added_bytes']} unchanged {unchanged} ({row['seconds']:.0f} s)", flush=True)
+    print(
+        f"[continual] seed {seed}: added {row['added_acc']:.4f} joint "
+        f"{row['joint_acc']:.4f} single {row['single_acc']:.4f} bytes "
+        f"{row['added_bytes']} unchanged {unchanged} ({row['seconds']:.0f} s)",
+        flush=True,
+    )
     for name in ("proto", "added", "joint", "single"):
         shutil.rmtree(work / f"{name}-{seed}", ignore_errors=True)
     return row
 
 
 def summarise(rows: list[dict], settings: ContinualSettings) -> dict:
-    out: dict = {"settings": {**settings.__dict__, "seeds": [r["seed"] for r in rows]},
-                 "tasks": {"prototype": OLD, "added": NEW}, "runs": rows}
+    out: dict = {
+        "settings": {**settings.__dict__, "seeds": [r["seed"] for r in rows]},
+        "tasks": {"prototype": OLD, "added": NEW},
+        "runs": rows,
+    }
     for key in ("added_acc", "joint_acc", "single_acc"):
         out[key] = _stats([r[key] for r in rows])
     out["seconds"] = sum(r["seconds"] for r in rows)
@@ -189,21 +225,27 @@ def summarise(rows: list[dict], settings: ContinualSettings) -> dict:
     out["old_tasks_unchanged"] = all(r["old_tasks_unchanged"] for r in rows)
     gap = [r["joint_acc"] - r["added_acc"] for r in rows]
     out["gap_joint_minus_added"] = _stats(gap)
-    out["target_met"] = (100 * out["gap_joint_minus_added"]["mean"] <= 1.5
-                         and out["added_bytes"] < 45_000)
+    out["target_met"] = (
+        100 * out["gap_joint_minus_added"]["mean"] <= 1.5 and out["added_bytes"] < 45_000
+    )
     out["majority_acc"] = _majority(settings)
     for kind in ("added", "joint"):
         related = [_pair(r[f"distances_{kind}"]["pairs"], NEW, "tweet_sentiment") for r in rows]
         unrelated = [_pair(r[f"distances_{kind}"]["pairs"], NEW, "bbc_news") for r in rows]
-        old_pair = [_pair(r[f"distances_{kind}"]["pairs"], "tweet_sentiment", "bbc_news")
-                    for r in rows]
+        old_pair = [
+            _pair(r[f"distances_{kind}"]["pairs"], "tweet_sentiment", "bbc_news") for r in rows
+        ]
         out[f"distance_{kind}"] = {
-            "rotten_vs_tweet": _stats(related), "rotten_vs_bbc": _stats(unrelated),
+            "rotten_vs_tweet": _stats(related),
+            "rotten_vs_bbc": _stats(unrelated),
             "tweet_vs_bbc": _stats(old_pair),
-            "from_start": {t: _stats([r[f"distances_{kind}"]["from_start"][t] for r in rows])
-                           for t in [*OLD, NEW]},
-            "related_closer_in_every_seed": all(a < b for a, b in
-                                                zip(related, unrelated, strict=True)),
+            "from_start": {
+                t: _stats([r[f"distances_{kind}"]["from_start"][t] for r in rows])
+                for t in [*OLD, NEW]
+            },
+            "related_closer_in_every_seed": all(
+                a < b for a, b in zip(related, unrelated, strict=True)
+            ),
             # observed / expected if each task's moves from the start were independent
             # (P(differ) = p + q - 2pq): below 1, the two moved alike; compares pairs fairly
             # when one task moved further from the start than another

@@ -44,11 +44,20 @@ class GenSettings:
 
 def job(settings: GenSettings) -> TrainConfig:
     return TrainConfig(
-        backbone=settings.backbone, tasks=[TASK], max_steps=settings.steps,
-        batch_size=settings.batch_size, eval_batch_size=32, max_length=settings.max_length,
-        max_target_length=settings.max_target_length, max_examples=settings.max_examples,
-        eval_every=settings.steps, lr=3e-3, mask_lr=3e-2, warmup_ratio=0.1,
-        propetl={"petl": "lora", "lora_r": 16, "lora_alpha": 32.0, "keep": 0.5})
+        backbone=settings.backbone,
+        tasks=[TASK],
+        max_steps=settings.steps,
+        batch_size=settings.batch_size,
+        eval_batch_size=32,
+        max_length=settings.max_length,
+        max_target_length=settings.max_target_length,
+        max_examples=settings.max_examples,
+        eval_every=settings.steps,
+        lr=3e-3,
+        mask_lr=3e-2,
+        warmup_ratio=0.1,
+        propetl={"petl": "lora", "lora_r": 16, "lora_alpha": 32.0, "keep": 0.5},
+    )
 
 
 def untuned(config: TrainConfig) -> tuple[dict[str, float], list[str]]:
@@ -58,10 +67,25 @@ def untuned(config: TrainConfig) -> tuple[dict[str, float], list[str]]:
     data = prepare_data(config, tokenizer, "causal")
     model = ProPETLModel(backbone, config.propetl, [TaskHeadSpec(TASK, 1)]).eval()
     test = data.test[0]
-    metrics = evaluate_generative(model, test, data.collator, data.tasks[0].info, tokenizer,
-                                  32, "cpu", 1, config.max_target_length)
-    samples = generate_split(model, test.select(range(5)), data.collator, TASK, tokenizer,
-                             max_new_tokens=config.max_target_length)
+    metrics = evaluate_generative(
+        model,
+        test,
+        data.collator,
+        data.tasks[0].info,
+        tokenizer,
+        32,
+        "cpu",
+        1,
+        config.max_target_length,
+    )
+    samples = generate_split(
+        model,
+        test.select(range(5)),
+        data.collator,
+        TASK,
+        tokenizer,
+        max_new_tokens=config.max_target_length,
+    )
     return metrics, samples
 
 
@@ -69,8 +93,14 @@ def tuned_samples(model_dir: Path, config: TrainConfig) -> list[str]:
     tokenizer = load_tokenizer(config.backbone)
     model = ProPETLModel.from_pretrained(model_dir, backbone=config.backbone)
     data = prepare_data(config, tokenizer, "causal")
-    return generate_split(model, data.test[0].select(range(5)), data.collator, TASK, tokenizer,
-                          max_new_tokens=config.max_target_length)
+    return generate_split(
+        model,
+        data.test[0].select(range(5)),
+        data.collator,
+        TASK,
+        tokenizer,
+        max_new_tokens=config.max_target_length,
+    )
 
 
 def run(settings: GenSettings, work: Path) -> dict:
@@ -83,18 +113,37 @@ def run(settings: GenSettings, work: Path) -> dict:
     after = result.test_metrics[TASK]
     references = prepare_data(config, load_tokenizer(config.backbone), "causal").test[0]
     return {
-        "backbone": config.backbone, "task": TASK, "machine": machine(), "smoke": settings.smoke,
-        "config": config.to_dict(), "test_examples": len(references),
-        "untuned": before, "propetl_lora": after,
+        "backbone": config.backbone,
+        "task": TASK,
+        "machine": machine(),
+        "smoke": settings.smoke,
+        "config": config.to_dict(),
+        "test_examples": len(references),
+        "untuned": before,
+        "propetl_lora": after,
         "gain_rougeL": after["rougeL"] - before["rougeL"],
-        "train_seconds": result.train_seconds, "untuned_eval_seconds": untuned_seconds,
+        "train_seconds": result.train_seconds,
+        "untuned_eval_seconds": untuned_seconds,
         "train_samples_per_s": result.samples_per_second,
         "task_mask_bytes": result.tasks[TASK]["mask_bytes"],
-        "storage": {k: result.storage[k] for k in ("prototype_params", "mask_bits_per_task",
-                                                    "ratio_to_baseline", "percent_of_backbone")},
-        "samples": [{"reference": ref, "untuned": a, "propetl": b} for ref, a, b in zip(
-            references.select(range(5))["reference"], before_samples,
-            tuned_samples(result.model_dir, config), strict=True)],
+        "storage": {
+            k: result.storage[k]
+            for k in (
+                "prototype_params",
+                "mask_bits_per_task",
+                "ratio_to_baseline",
+                "percent_of_backbone",
+            )
+        },
+        "samples": [
+            {"reference": ref, "untuned": a, "propetl": b}
+            for ref, a, b in zip(
+                references.select(range(5))["reference"],
+                before_samples,
+                tuned_samples(result.model_dir, config),
+                strict=True,
+            )
+        ],
     }
 
 
@@ -105,8 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    settings = smoke_settings(args.out or RESULTS / "smoke") if args.smoke else \
-        GenSettings(out=args.out or RESULTS)
+    settings = (
+        smoke_settings(args.out or RESULTS / "smoke")
+        if args.smoke
+        else GenSettings(out=args.out or RESULTS)
+    )
     if args.steps:
         settings = replace(settings, steps=args.steps)
     with tempfile.TemporaryDirectory(prefix="propetl-gen-") as work:
@@ -116,8 +168,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def smoke_settings(out: Path) -> GenSettings:
-    return GenSettings(backbone="tiny-llama", steps=3, batch_size=4, max_length=32,
-                       max_target_length=8, max_examples=12, out=out, smoke=True)
+    return GenSettings(
+        backbone="tiny-llama",
+        steps=3,
+        batch_size=4,
+        max_length=32,
+        max_target_length=8,
+        max_examples=12,
+        out=out,
+        smoke=True,
+    )
 
 
 if __name__ == "__main__":

@@ -27,19 +27,42 @@ import httpx
 from .common import RESULTS, write_json
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes", "bbc_news"], "max_examples": 16,
-        "max_steps": 4, "batch_size": 8, "eval_every": 2}
-SUBMIT = {"config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_examples": 16,
-                     "max_steps": 2, "batch_size": 8}}
-TEXTS = ["a warm, funny and moving film", "dull, long and badly acted",
-         "the market fell sharply after the election", "the striker scored twice"]
+TINY = {
+    "backbone": "tiny-bert",
+    "tasks": ["rotten_tomatoes", "bbc_news"],
+    "max_examples": 16,
+    "max_steps": 4,
+    "batch_size": 8,
+    "eval_every": 2,
+}
+SUBMIT = {
+    "config": {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 16,
+        "max_steps": 2,
+        "batch_size": 8,
+    }
+}
+TEXTS = [
+    "a warm, funny and moving film",
+    "dull, long and badly acted",
+    "the market fell sharply after the election",
+    "the striker scored twice",
+]
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROPETL_")}
-    env.update(PROPETL_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
-               GRADIO_ANALYTICS_ENABLED="False", **extra)
+    env.update(
+        PROPETL_DATA_DIR=str(data_dir),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        **extra,
+    )
     return env
 
 
@@ -57,13 +80,26 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("propetl")), "serve", "--port", str(self.port),
-                "--log-level", "warning", "--worker" if self.worker else "--no-worker"]
+        return [
+            str(Path(sys.executable).with_name("propetl")),
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--worker" if self.worker else "--no-worker",
+        ]
 
     def start(self, timeout: float = 120) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(self.command(), cwd=REPO, env=self.env, stdout=self.log.open("a"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -74,7 +110,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"server did not answer in {timeout:.0f}s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"server did not answer in {timeout:.0f}s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def rss_mb(self) -> float:
         """Resident memory of the server process (its worker is a separate process)."""
@@ -106,12 +144,20 @@ def free_port() -> int:
 def train_prototype(data_dir: Path) -> str:
     """One tiny two-task prototype in the registry of `data_dir` (trained in a child process,
     so this process keeps no settings of that data dir)."""
-    code = ("from app.registry import get_registry\nfrom worker.runner import execute\n"
-            f"r = get_registry()\nj = r.submit_job({{'name': 'load', 'config': {TINY!r}}})\n"
-            "assert execute(j, registry=r) == 'succeeded', r.get_job(j).error\n"
-            "print(r.prototype_for_job(j).uid)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=server_env(data_dir),
-                          capture_output=True, text=True, timeout=600)
+    code = (
+        "from app.registry import get_registry\nfrom worker.runner import execute\n"
+        f"r = get_registry()\nj = r.submit_job({{'name': 'load', 'config': {TINY!r}}})\n"
+        "assert execute(j, registry=r) == 'succeeded', r.get_job(j).error\n"
+        "print(r.prototype_for_job(j).uid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=server_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return done.stdout.strip().splitlines()[-1]
@@ -122,8 +168,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-async def _drive(url: str, count: int, concurrency: int,
-                 request: Callable[[int], tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+async def _drive(
+    url: str, count: int, concurrency: int, request: Callable[[int], tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
     """Send `count` POSTs with at most `concurrency` in flight; every id is accounted for.
 
     The client is aiohttp: on these 2 cores the load generator shares the CPU with the
@@ -140,6 +187,7 @@ async def _drive(url: str, count: int, concurrency: int,
     timeout = aiohttp.ClientTimeout(total=120)
 
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
+
         async def one(i: int) -> None:
             path, body = request(i)
             async with gate:
@@ -162,30 +210,40 @@ async def _drive(url: str, count: int, concurrency: int,
         seconds = time.perf_counter() - started
     answered = sorted(statuses)
     lat = list(latencies.values())
-    return {"requests": count, "concurrency": concurrency, "seconds": round(seconds, 3),
-            "requests_per_s": round(count / seconds, 2),
-            "p50_ms": round(percentile(lat, 50), 2) if lat else None,
-            "p95_ms": round(percentile(lat, 95), 2) if lat else None,
-            "p99_ms": round(percentile(lat, 99), 2) if lat else None,
-            "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
-            "errors": len(failures), "error_examples": sorted(set(failures.values()))[:3],
-            "status_counts": {str(c): list(statuses.values()).count(c) for c in set(statuses.values())},
-            "lost": count - len(answered), "_bodies": bodies}
+    return {
+        "requests": count,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(count / seconds, 2),
+        "p50_ms": round(percentile(lat, 50), 2) if lat else None,
+        "p95_ms": round(percentile(lat, 95), 2) if lat else None,
+        "p99_ms": round(percentile(lat, 99), 2) if lat else None,
+        "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
+        "errors": len(failures),
+        "error_examples": sorted(set(failures.values()))[:3],
+        "status_counts": {str(c): list(statuses.values()).count(c) for c in set(statuses.values())},
+        "lost": count - len(answered),
+        "_bodies": bodies,
+    }
 
 
 def predict_load(server: Server, uid: str, count: int, concurrency: int) -> dict[str, Any]:
     tasks = ["rotten_tomatoes", "bbc_news"]
 
     def request(i: int) -> tuple[str, dict[str, Any]]:
-        return "/api/predict", {"prototype": uid, "task": tasks[i % 2],
-                                "text": f"{TEXTS[i % len(TEXTS)]} #{i}"}
+        return "/api/predict", {
+            "prototype": uid,
+            "task": tasks[i % 2],
+            "text": f"{TEXTS[i % len(TEXTS)]} #{i}",
+        }
 
     before = server.rss_mb()
     result = asyncio.run(_drive(server.url, count, concurrency, request))
     bodies = result.pop("_bodies")
     wrong = [i for i, b in bodies.items() if len(b.get("results") or []) != 1]
-    result.update(rss_before_mb=round(before, 1), rss_after_mb=round(server.rss_mb(), 1),
-                  malformed=len(wrong))
+    result.update(
+        rss_before_mb=round(before, 1), rss_after_mb=round(server.rss_mb(), 1), malformed=len(wrong)
+    )
     return result
 
 
@@ -199,11 +257,13 @@ def submit_load(server: Server, count: int, concurrency: int) -> dict[str, Any]:
     listed = httpx.get(f"{server.url}/api/jobs", params={"limit": 500}, timeout=60).json()
     names = {j["name"]: j["id"] for j in listed if j["name"].startswith("load-")}
     answered_ids = {b["id"] for b in bodies.values()}
-    result.update(rss_before_mb=round(before, 1), rss_after_mb=round(server.rss_mb(), 1),
-                  distinct_job_ids=len(answered_ids),
-                  in_registry=len(set(names.values()) & answered_ids) if count <= 500 else None,
-                  queued=sum(1 for j in listed if j["name"].startswith("load-")
-                             and j["status"] == "queued"))
+    result.update(
+        rss_before_mb=round(before, 1),
+        rss_after_mb=round(server.rss_mb(), 1),
+        distinct_job_ids=len(answered_ids),
+        in_registry=len(set(names.values()) & answered_ids) if count <= 500 else None,
+        queued=sum(1 for j in listed if j["name"].startswith("load-") and j["status"] == "queued"),
+    )
     return result
 
 
@@ -227,9 +287,12 @@ def run(smoke: bool = False, work: Path | None = None) -> dict[str, Any]:
             rss_start = server.rss_mb()
             warm = predict_load(server, uid, 8, 2)  # loads the prototype once
             assert warm["errors"] == 0, warm["error_examples"]
-            out: dict[str, Any] = {"server": "propetl serve (uvicorn, embedded SQLite registry "
-                                             "and broker, no worker), loopback",
-                                   "model": "tiny-bert, 2 tasks", "rss_start_mb": round(rss_start, 1)}
+            out: dict[str, Any] = {
+                "server": "propetl serve (uvicorn, embedded SQLite registry "
+                "and broker, no worker), loopback",
+                "model": "tiny-bert, 2 tasks",
+                "rss_start_mb": round(rss_start, 1),
+            }
             for concurrency in (8, 32):
                 out[f"predict_c{concurrency}"] = predict_load(server, uid, count, concurrency)
             out["submit_c8"] = submit_load(server, submits, 8)
@@ -250,10 +313,13 @@ def main(argv: list[str] | None = None) -> None:
     write_json(out / "load.json", result)
     for name in ("predict_c8", "predict_c32", "submit_c8"):
         row = result[name]
-        print(f"{name}: {row['requests']} requests, {row['requests_per_s']} req/s, "
-              f"p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms, "
-              f"errors {row['errors']}, lost {row['lost']}, "
-              f"RSS {row['rss_before_mb']} -> {row['rss_after_mb']} MB", flush=True)
+        print(
+            f"{name}: {row['requests']} requests, {row['requests_per_s']} req/s, "
+            f"p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms, "
+            f"errors {row['errors']}, lost {row['lost']}, "
+            f"RSS {row['rss_before_mb']} -> {row['rss_after_mb']} MB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

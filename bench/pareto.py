@@ -94,71 +94,180 @@ def _methods() -> tuple[Method, ...]:
     # adapter's went from the scripts' 3e-3 to 3e-2) does not change what a row measured
     paper = {"mask_lr": 3e-3}
     out = [
-        Method("propetl_added_adapter_b64_k0.5", "ProPETL (added task)", "propetl_added",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, paper),
+        Method(
+            "propetl_added_adapter_b64_k0.5",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            paper,
+        ),
         Method("peft_lora_r1", "PEFT", "peft", {"type": "lora", "r": 1}, lora),
         Method("peft_vera_r256", "PEFT", "peft", {"type": "vera", "r": 256}, tiny_up),
         Method("peft_ia3", "PEFT", "peft", {"type": "ia3"}, large),
-        Method("propetl_adapter_b64_k0.5", "ProPETL (single task)", "propetl",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, paper),
-        Method("peft_fourierft_n1000", "PEFT", "peft",
-               {"type": "fourierft", "n_frequency": 1000}, (1e-1, 3e-2)),
+        Method(
+            "propetl_adapter_b64_k0.5",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            paper,
+        ),
+        Method(
+            "peft_fourierft_n1000",
+            "PEFT",
+            "peft",
+            {"type": "fourierft", "n_frequency": 1000},
+            (1e-1, 3e-2),
+        ),
         Method("peft_ln_tuning", "PEFT", "peft", {"type": "ln_tuning"}, tiny),
         Method("head_only", "head only", "head", {}, large),
         Method("peft_vblora_r4", "PEFT", "peft", {"type": "vblora", "r": 4}, tiny),
-        Method("propetl_added_lora_r32_k0.1", "ProPETL (added task)", "propetl_added",
-               {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
+        Method(
+            "propetl_added_lora_r32_k0.1",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "lora", "lora_r": 32, "keep": 0.1},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
         Method("peft_lora_r8", "PEFT", "peft", {"type": "lora", "r": 8}, lora),
-        Method("propetl_lora_r32_k0.1", "ProPETL (single task)", "propetl",
-               {"petl": "lora", "lora_r": 32, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
+        Method(
+            "propetl_lora_r32_k0.1",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "lora", "lora_r": 32, "keep": 0.1},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
         Method("peft_tinylora", "PEFT", "peft", {"type": "tinylora"}, tiny),
         Method("peft_unilora", "PEFT", "peft", {"type": "unilora"}, tiny_up),
         Method("peft_lora_r2", "PEFT", "peft", {"type": "lora", "r": 2}, lora),
-        Method("propetl_added_adapter_b16_k0.5", "ProPETL (added task)", "propetl_added",
-               {"petl": "adapter", "bottleneck": 16, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
-        Method("propetl_adapter_b16_k0.5", "ProPETL (single task)", "propetl",
-               {"petl": "adapter", "bottleneck": 16, "keep": 0.5}, lora, paper),
-        Method("propetl_added_adapter_b64_k0.1", "ProPETL (added task)", "propetl_added",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora, {"mask_lr": 3e-2}),
-        Method("propetl_adapter_b64_k0.1", "ProPETL (single task)", "propetl",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.1}, lora, paper),
+        Method(
+            "propetl_added_adapter_b16_k0.5",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 16, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
+        Method(
+            "propetl_adapter_b16_k0.5",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "adapter", "bottleneck": 16, "keep": 0.5},
+            lora,
+            paper,
+        ),
+        Method(
+            "propetl_added_adapter_b64_k0.1",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.1},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
+        Method(
+            "propetl_adapter_b64_k0.1",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.1},
+            lora,
+            paper,
+        ),
         Method("peft_lora_r32", "PEFT", "peft", {"type": "lora", "r": 32}, lora),
         # a joint (single-task) run at the added task's mask rate: is 3e-2 the whole recipe?
-        Method("propetl_adapter_b64_k0.5_mlr0.03", "ProPETL (single task)", "propetl",
-               {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
+        Method(
+            "propetl_adapter_b64_k0.5_mlr0.03",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
         # the added task trains only its mask scores and head: their rate is its main knob
-        Method("propetl_added_adapter_b64_k0.5_mlr0.01", "ProPETL (added task)",
-               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
-               {"mask_lr": 1e-2}),
-        Method("propetl_added_adapter_b64_k0.5_mlr0.03", "ProPETL (added task)",
-               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
-               {"mask_lr": 3e-2}),
-        Method("propetl_added_adapter_b64_k0.5_mlr0.1", "ProPETL (added task)",
-               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
-               {"mask_lr": 1e-1}),
+        Method(
+            "propetl_added_adapter_b64_k0.5_mlr0.01",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            {"mask_lr": 1e-2},
+        ),
+        Method(
+            "propetl_added_adapter_b64_k0.5_mlr0.03",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
+        Method(
+            "propetl_added_adapter_b64_k0.5_mlr0.1",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            {"mask_lr": 1e-1},
+        ),
         # a second LoRA setting (the adapter has three): keep half of each shared A and B
-        Method("propetl_added_lora_r32_k0.5", "ProPETL (added task)", "propetl_added",
-               {"petl": "lora", "lora_r": 32, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
-        Method("propetl_lora_r32_k0.5", "ProPETL (single task)", "propetl",
-               {"petl": "lora", "lora_r": 32, "keep": 0.5}, lora, {"mask_lr": 3e-2}),
+        Method(
+            "propetl_added_lora_r32_k0.5",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "lora", "lora_r": 32, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
+        Method(
+            "propetl_lora_r32_k0.5",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "lora", "lora_r": 32, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+        ),
         # prefix: the public scripts' recipe (keep 0.1, scores at 1e-4) against keep 0.5 with
         # scores at 1e-3 (one-epoch runs on rotten_tomatoes favoured it before the scores were
         # drawn as the public code draws them)
         # (its reparameterisation MLP diverged at 4e-3 in keep 0.5 runs: 1e-3 first)
-        Method("propetl_prefix_p64_k0.1", "ProPETL (single task)", "propetl",
-               {"petl": "prefix", "prefix_len": 64, "keep": 0.1}, prefix, {"mask_lr": 1e-4}),
-        Method("propetl_prefix_p64_k0.5_mlr0.001", "ProPETL (single task)", "propetl",
-               {"petl": "prefix", "prefix_len": 64, "keep": 0.5}, prefix, {"mask_lr": 1e-3}),
+        Method(
+            "propetl_prefix_p64_k0.1",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "prefix", "prefix_len": 64, "keep": 0.1},
+            prefix,
+            {"mask_lr": 1e-4},
+        ),
+        Method(
+            "propetl_prefix_p64_k0.5_mlr0.001",
+            "ProPETL (single task)",
+            "propetl",
+            {"petl": "prefix", "prefix_len": 64, "keep": 0.5},
+            prefix,
+            {"mask_lr": 1e-3},
+        ),
         # the first prototypes train 100 steps on 2,000 examples per task at the scripts' mask
         # rate, so they barely leave their initialisation; a user's prototype has trained
         # longer, on whole splits, with the product's recipe (no text of the added task seen)
-        Method("propetl_added_adapter_b64_k0.5_mlr0.03_p400", "ProPETL (added task)",
-               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
-               {"mask_lr": 3e-2}, {"steps": 400, "mask_lr": 3e-2, "max_examples": None}),
-        Method("propetl_added_adapter_b64_k0.5_mlr0.03_p400_plr0.004", "ProPETL (added task)",
-               "propetl_added", {"petl": "adapter", "bottleneck": 64, "keep": 0.5}, lora,
-               {"mask_lr": 3e-2},
-               {"steps": 400, "lr": 4e-3, "mask_lr": 3e-2, "max_examples": None}),
+        Method(
+            "propetl_added_adapter_b64_k0.5_mlr0.03_p400",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+            {"steps": 400, "mask_lr": 3e-2, "max_examples": None},
+        ),
+        Method(
+            "propetl_added_adapter_b64_k0.5_mlr0.03_p400_plr0.004",
+            "ProPETL (added task)",
+            "propetl_added",
+            {"petl": "adapter", "bottleneck": 64, "keep": 0.5},
+            lora,
+            {"mask_lr": 3e-2},
+            {"steps": 400, "lr": 4e-3, "mask_lr": 3e-2, "max_examples": None},
+        ),
     ]
     return (*out, *_recipe_variants(out))
 
@@ -172,15 +281,25 @@ RECIPE_VARIANTS: dict[str, dict] = {
     "best4": {"eval_every": 25},
     "s300_best4": {"max_steps": 300, "eval_every": 75},
 }
-RECIPE_BASES = ("propetl_adapter_b64_k0.5_mlr0.03",
-                "propetl_added_adapter_b64_k0.5_mlr0.03_p400_plr0.004")
+RECIPE_BASES = (
+    "propetl_adapter_b64_k0.5_mlr0.03",
+    "propetl_added_adapter_b64_k0.5_mlr0.03_p400_plr0.004",
+)
 
 
 def _recipe_variants(methods: list[Method]) -> list[Method]:
     by_name = {m.name: m for m in methods}
-    return [replace(by_name[base], name=f"{base}_{suffix}", lrs=(),
-                    train={**by_name[base].train, **options}, variant_of=base)
-            for base in RECIPE_BASES for suffix, options in RECIPE_VARIANTS.items()]
+    return [
+        replace(
+            by_name[base],
+            name=f"{base}_{suffix}",
+            lrs=(),
+            train={**by_name[base].train, **options},
+            variant_of=base,
+        )
+        for base in RECIPE_BASES
+        for suffix, options in RECIPE_VARIANTS.items()
+    ]
 
 
 #: Every method, in the order the part runs them (the most informative first).
@@ -206,10 +325,20 @@ class ParetoSettings:
 
     @classmethod
     def smoke_settings(cls, out: Path) -> ParetoSettings:
-        return cls(backbone="tiny-bert", tasks=("rotten_tomatoes",), steps=2, batch_size=8,
-                   max_length=16, eval_batch_size=32, max_examples=24, seeds=(1, 2),
-                   methods=("head_only", "propetl_added_adapter_b16_k0.5"), grid=1, out=out,
-                   smoke=True)
+        return cls(
+            backbone="tiny-bert",
+            tasks=("rotten_tomatoes",),
+            steps=2,
+            batch_size=8,
+            max_length=16,
+            eval_batch_size=32,
+            max_examples=24,
+            seeds=(1, 2),
+            methods=("head_only", "propetl_added_adapter_b16_k0.5"),
+            grid=1,
+            out=out,
+            smoke=True,
+        )
 
     def lrs(self, method: Method) -> tuple[float, ...]:
         return method.lrs[: self.grid] if self.grid else method.lrs
@@ -217,8 +346,10 @@ class ParetoSettings:
     @property
     def tag(self) -> str:
         cap = f"-n{self.max_examples}" if self.max_examples else ""
-        return (f"{Path(self.backbone).name}-steps{self.steps}-b{self.batch_size}"
-                f"-len{self.max_length}-data{DATA_SEED}{cap}")
+        return (
+            f"{Path(self.backbone).name}-steps{self.steps}-b{self.batch_size}"
+            f"-len{self.max_length}-data{DATA_SEED}{cap}"
+        )
 
     @property
     def runs_dir(self) -> Path:
@@ -240,6 +371,7 @@ class ParetoSettings:
 
 
 # ------------------------------------------------------------------ data
+
 
 class _Data:
     """One task's tokenised splits on the fixed split, shared by every run of the task."""
@@ -276,6 +408,7 @@ def _accuracy(pred: list[int], labels: list[int]) -> float:
 
 # ------------------------------------------------------------------ PEFT and head only
 
+
 def _classifier(settings: ParetoSettings, num_labels: int):
     from transformers import AutoModelForSequenceClassification
 
@@ -287,7 +420,8 @@ def _classifier(settings: ParetoSettings, num_labels: int):
         config.num_labels = num_labels
         return AutoModelForSequenceClassification.from_config(config)
     return AutoModelForSequenceClassification.from_pretrained(
-        resolve_path(settings.backbone), num_labels=num_labels)
+        resolve_path(settings.backbone), num_labels=num_labels
+    )
 
 
 def peft_config(spec: dict, hidden: int = 384):
@@ -298,22 +432,30 @@ def peft_config(spec: dict, hidden: int = 384):
     kind, qv = spec["type"], ["query", "value"]
     common = {"task_type": "SEQ_CLS"}
     if kind == "lora":
-        return peft.LoraConfig(r=spec["r"], lora_alpha=2 * spec["r"], target_modules=qv,
-                               **common)
+        return peft.LoraConfig(r=spec["r"], lora_alpha=2 * spec["r"], target_modules=qv, **common)
     if kind == "ia3":
-        return peft.IA3Config(target_modules=["key", "value", "output.dense"],
-                              feedforward_modules=["output.dense"], **common)
+        return peft.IA3Config(
+            target_modules=["key", "value", "output.dense"],
+            feedforward_modules=["output.dense"],
+            **common,
+        )
     if kind == "vera":  # the frozen random projections are regenerated from their PRNG key
         return peft.VeraConfig(r=spec["r"], target_modules=qv, save_projection=False, **common)
     if kind == "fourierft":
-        return peft.FourierFTConfig(n_frequency=spec["n_frequency"], scaling=150.0,
-                                    target_modules=qv, **common)
+        return peft.FourierFTConfig(
+            n_frequency=spec["n_frequency"], scaling=150.0, target_modules=qv, **common
+        )
     if kind == "ln_tuning":
         return peft.LNTuningConfig(target_modules=["LayerNorm"], **common)
     if kind == "vblora":  # inference files keep only each vector's top-k logits
-        return peft.VBLoRAConfig(r=spec["r"], num_vectors=256,
-                                 vector_length=math.gcd(128, hidden),
-                                 target_modules=qv, save_only_topk_weights=True, **common)
+        return peft.VBLoRAConfig(
+            r=spec["r"],
+            num_vectors=256,
+            vector_length=math.gcd(128, hidden),
+            target_modules=qv,
+            save_only_topk_weights=True,
+            **common,
+        )
     if kind == "tinylora":
         return peft.TinyLoraConfig(target_modules=qv, save_projection=False, **common)
     if kind == "unilora":
@@ -325,8 +467,9 @@ def _head_names(model) -> set[str]:
     return {n for n, _ in model.named_parameters() if "classifier" in n or ".score." in n}
 
 
-def run_peft(method: Method, task_data: _Data, settings: ParetoSettings, lr: float,
-             seed: int) -> dict:
+def run_peft(
+    method: Method, task_data: _Data, settings: ParetoSettings, lr: float, seed: int
+) -> dict:
     from transformers import Trainer, TrainingArguments, set_seed
 
     from propetl.data import MultiTaskCollator
@@ -344,14 +487,25 @@ def run_peft(method: Method, task_data: _Data, settings: ParetoSettings, lr: flo
     collator = MultiTaskCollator(task_data.tokenizer)
     with tempfile.TemporaryDirectory(prefix="pareto-peft-") as work:
         args = TrainingArguments(
-            output_dir=work, max_steps=settings.steps,
-            per_device_train_batch_size=settings.batch_size, learning_rate=lr,
-            weight_decay=0.1, warmup_steps=math.ceil(0.1 * settings.steps),
-            lr_scheduler_type="linear", seed=seed, data_seed=seed, report_to="none",
-            save_strategy="no", logging_strategy="no", disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
-        trainer = Trainer(model=model, args=args, train_dataset=splits["train"],
-                          data_collator=collator)
+            output_dir=work,
+            max_steps=settings.steps,
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=lr,
+            weight_decay=0.1,
+            warmup_steps=math.ceil(0.1 * settings.steps),
+            lr_scheduler_type="linear",
+            seed=seed,
+            data_seed=seed,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=splits["train"], data_collator=collator
+        )
         started = time.monotonic()
         trainer.train()
         seconds = time.monotonic() - started
@@ -362,8 +516,10 @@ def run_peft(method: Method, task_data: _Data, settings: ParetoSettings, lr: flo
             batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
             return model(**batch).logits
 
-        preds = {s: _predict(forward, splits[s], collator, settings.eval_batch_size)
-                 for s in ("dev", "test")}
+        preds = {
+            s: _predict(forward, splits[s], collator, settings.eval_batch_size)
+            for s in ("dev", "test")
+        }
         head = _head_names(model)
         trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
         head_params = sum(v for n, v in trainable.items() if n in head)
@@ -378,12 +534,18 @@ def run_peft(method: Method, task_data: _Data, settings: ParetoSettings, lr: flo
         else:
             model.save_pretrained(str(files))
             kept = {name: (files / name).stat().st_size for name in PEFT_FILES}
-    return {"preds": preds, "train_seconds": seconds, "files": kept,
-            "bytes_per_task": sum(kept.values()),
-            "params_per_task": sum(trainable.values()) - head_params, "head_params": head_params}
+    return {
+        "preds": preds,
+        "train_seconds": seconds,
+        "files": kept,
+        "bytes_per_task": sum(kept.values()),
+        "params_per_task": sum(trainable.values()) - head_params,
+        "head_params": head_params,
+    }
 
 
 # ------------------------------------------------------------------ ProPETL
+
 
 def _propetl_config(method: Method):
     from propetl.config import PropetlConfig
@@ -391,16 +553,26 @@ def _propetl_config(method: Method):
     return PropetlConfig(**method.settings)
 
 
-def _train_config(settings: ParetoSettings, tasks: list[str], method: Method, lr: float,
-                  seed: int):
+def _train_config(settings: ParetoSettings, tasks: list[str], method: Method, lr: float, seed: int):
     from propetl.config import TrainConfig
 
-    return TrainConfig(**{
-        "backbone": settings.backbone, "tasks": tasks, "propetl": _propetl_config(method),
-        "lr": lr, "max_steps": settings.steps, "batch_size": settings.batch_size,
-        "eval_batch_size": settings.eval_batch_size, "max_length": settings.max_length,
-        "max_examples": settings.max_examples, "eval_every": 10**6, "seed": seed,
-        "data_seed": DATA_SEED, **method.train})
+    return TrainConfig(
+        **{
+            "backbone": settings.backbone,
+            "tasks": tasks,
+            "propetl": _propetl_config(method),
+            "lr": lr,
+            "max_steps": settings.steps,
+            "batch_size": settings.batch_size,
+            "eval_batch_size": settings.eval_batch_size,
+            "max_length": settings.max_length,
+            "max_examples": settings.max_examples,
+            "eval_every": 10**6,
+            "seed": seed,
+            "data_seed": DATA_SEED,
+            **method.train,
+        }
+    )
 
 
 def _prototype_name(method: Method) -> str:
@@ -426,14 +598,15 @@ def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Pat
         return model
     others = [t for t in OTHER_TASKS[task] if not settings.smoke or t == "bbc_news"]
     own = dict(method.prototype)
-    plain = replace(method, train={
-        "mask_lr": own.pop("mask_lr", PROTOTYPE_MASK_LR[method.settings["petl"]])})
-    caps = [v for v in (settings.max_examples, own.pop("max_examples", PROTOTYPE_EXAMPLES))
-            if v]
-    config = replace(_train_config(settings, others, plain, own.pop("lr", PROTOTYPE_LR),
-                                   settings.seeds[0]),
-                     max_examples=min(caps) if caps else None,
-                     max_steps=own.pop("steps", settings.steps))
+    plain = replace(
+        method, train={"mask_lr": own.pop("mask_lr", PROTOTYPE_MASK_LR[method.settings["petl"]])}
+    )
+    caps = [v for v in (settings.max_examples, own.pop("max_examples", PROTOTYPE_EXAMPLES)) if v]
+    config = replace(
+        _train_config(settings, others, plain, own.pop("lr", PROTOTYPE_LR), settings.seeds[0]),
+        max_examples=min(caps) if caps else None,
+        max_steps=own.pop("steps", settings.steps),
+    )
     if own:
         raise ValueError(f"{method.name}: unknown prototype option(s) {sorted(own)}")
     result = train(config, folder / "run", resume=False)
@@ -445,8 +618,9 @@ def prototype_folder(method: Method, task: str, settings: ParetoSettings) -> Pat
     return model
 
 
-def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSettings,
-                lr: float, seed: int) -> dict:
+def run_propetl(
+    method: Method, task: str, task_data: _Data, settings: ParetoSettings, lr: float, seed: int
+) -> dict:
     from propetl.checkpoint import read_manifest
     from propetl.continual import changed_files, onto_config, prototype_hashes, read_base
     from propetl.data import MultiTaskCollator
@@ -456,11 +630,22 @@ def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSet
     with tempfile.TemporaryDirectory(prefix="pareto-propetl-") as work:
         if method.marginal:
             base = read_base(prototype_folder(method, task, settings))
-            config = onto_config(base, {
-                "tasks": [task], "lr": lr, "max_steps": settings.steps,
-                "batch_size": settings.batch_size, "eval_batch_size": settings.eval_batch_size,
-                "max_length": settings.max_length, "max_examples": settings.max_examples,
-                "eval_every": 10**6, "seed": seed, "data_seed": DATA_SEED, **method.train})
+            config = onto_config(
+                base,
+                {
+                    "tasks": [task],
+                    "lr": lr,
+                    "max_steps": settings.steps,
+                    "batch_size": settings.batch_size,
+                    "eval_batch_size": settings.eval_batch_size,
+                    "max_length": settings.max_length,
+                    "max_examples": settings.max_examples,
+                    "eval_every": 10**6,
+                    "seed": seed,
+                    "data_seed": DATA_SEED,
+                    **method.train,
+                },
+            )
             before = prototype_hashes(base.directory)
             result = train(config, Path(work) / "run", resume=False, onto=base.directory)
             untouched = changed_files(before, result.model_dir) == []
@@ -473,8 +658,11 @@ def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSet
         if method.marginal:
             kept = {f"tasks/{task}/{p.name}": p.stat().st_size for p in task_dir.iterdir()}
         else:
-            kept = {str(p.relative_to(model_dir)): p.stat().st_size
-                    for p in model_dir.rglob("*") if p.is_file()}
+            kept = {
+                str(p.relative_to(model_dir)): p.stat().st_size
+                for p in model_dir.rglob("*")
+                if p.is_file()
+            }
         storage = result.storage
         manifest = read_manifest(model_dir)
         # predictions from the saved files, as a user who keeps them would get
@@ -484,31 +672,49 @@ def run_propetl(method: Method, task: str, task_data: _Data, settings: ParetoSet
         splits = task_data.splits.remove_columns("task_ids")
 
         def forward(batch: dict) -> torch.Tensor:
-            return model(batch["input_ids"], batch.get("attention_mask"),
-                         batch.get("token_type_ids"), task=task).logits
+            return model(
+                batch["input_ids"],
+                batch.get("attention_mask"),
+                batch.get("token_type_ids"),
+                task=task,
+            ).logits
 
         # the engine's final dev evaluation serves the grid; test predictions come from the files
         preds = {"test": _predict(forward, splits["test"], collator, settings.eval_batch_size)}
         head_params = sum(p.numel() for p in model.heads[task].parameters())
     mask_eq = storage["per_task_fp32_eq"]  # mask bits / 32, heads apart (the paper's count)
     params = mask_eq if method.marginal else storage["prototype_params"] + mask_eq
-    return {"preds": preds, "dev_acc": result.dev_metrics[task]["accuracy"],
-            "test_acc_engine": result.test_metrics[task]["accuracy"],
-            "train_seconds": result.train_seconds, "best_step": result.best_step,
-            "steps": result.steps, "files": kept,
-            "bytes_per_task": sum(kept.values()), "params_per_task": params,
-            "head_params": head_params, "prototype_files_unchanged": untouched,
-            "adapter_placement": manifest["config"].get("adapter_placement")}
+    return {
+        "preds": preds,
+        "dev_acc": result.dev_metrics[task]["accuracy"],
+        "test_acc_engine": result.test_metrics[task]["accuracy"],
+        "train_seconds": result.train_seconds,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "files": kept,
+        "bytes_per_task": sum(kept.values()),
+        "params_per_task": params,
+        "head_params": head_params,
+        "prototype_files_unchanged": untouched,
+        "adapter_placement": manifest["config"].get("adapter_placement"),
+    }
 
 
 # ------------------------------------------------------------------ runs, resumable
+
 
 def run_path(settings: ParetoSettings, task: str, method: Method, lr: float, seed: int) -> Path:
     return settings.runs_dir / task / method.name / f"lr{lr:g}-seed{seed}.json"
 
 
-def one_run(method: Method, task: str, data: Callable[[], _Data], settings: ParetoSettings,
-            lr: float, seed: int) -> dict | None:
+def one_run(
+    method: Method,
+    task: str,
+    data: Callable[[], _Data],
+    settings: ParetoSettings,
+    lr: float,
+    seed: int,
+) -> dict | None:
     """The run's saved JSON, or train it now (None when the deadline has passed)."""
     path = run_path(settings, task, method, lr, seed)
     if path.is_file():
@@ -521,28 +727,42 @@ def one_run(method: Method, task: str, data: Callable[[], _Data], settings: Pare
         out = run_peft(method, task_data, settings, lr, seed)
     else:
         out = run_propetl(method, task, task_data, settings, lr, seed)
-    record = {"method": method.name, "family": method.family, "kind": method.kind,
-              "settings": {**method.settings, **method.train}, "task": task, "lr": lr,
-              **({"prototype": method.prototype} if method.prototype else {}),
-              "seed": seed,
-              "data_seed": DATA_SEED, "bench": {k: v for k, v in asdict(settings).items()
-                                               if k in ("backbone", "steps", "batch_size",
-                                                        "max_length", "max_examples")},
-              "dev_acc": out["dev_acc"] if "dev_acc" in out else
-              _accuracy(out["preds"]["dev"], task_data.labels("dev")),
-              "test_acc": _accuracy(out["preds"]["test"], task_data.labels("test")),
-              "test_pred": out["preds"]["test"],
-              "seconds": time.monotonic() - started,
-              **{k: v for k, v in out.items() if k not in ("preds", "dev_acc")}}
+    record = {
+        "method": method.name,
+        "family": method.family,
+        "kind": method.kind,
+        "settings": {**method.settings, **method.train},
+        "task": task,
+        "lr": lr,
+        **({"prototype": method.prototype} if method.prototype else {}),
+        "seed": seed,
+        "data_seed": DATA_SEED,
+        "bench": {
+            k: v
+            for k, v in asdict(settings).items()
+            if k in ("backbone", "steps", "batch_size", "max_length", "max_examples")
+        },
+        "dev_acc": out["dev_acc"]
+        if "dev_acc" in out
+        else _accuracy(out["preds"]["dev"], task_data.labels("dev")),
+        "test_acc": _accuracy(out["preds"]["test"], task_data.labels("test")),
+        "test_pred": out["preds"]["test"],
+        "seconds": time.monotonic() - started,
+        **{k: v for k, v in out.items() if k not in ("preds", "dev_acc")},
+    }
     write_json(path, record)
-    print(f"[pareto] {task} {method.name} lr {lr:g} seed {seed}: dev {record['dev_acc']:.4f} "
-          f"test {record['test_acc']:.4f} ({record['seconds']:.0f} s, "
-          f"{record['bytes_per_task']} B)", flush=True)
+    print(
+        f"[pareto] {task} {method.name} lr {lr:g} seed {seed}: dev {record['dev_acc']:.4f} "
+        f"test {record['test_acc']:.4f} ({record['seconds']:.0f} s, "
+        f"{record['bytes_per_task']} B)",
+        flush=True,
+    )
     return record
 
 
-def method_runs(method: Method, task: str, data: Callable[[], _Data],
-                settings: ParetoSettings) -> dict:
+def method_runs(
+    method: Method, task: str, data: Callable[[], _Data], settings: ParetoSettings
+) -> dict:
     """The grid with the first seed, then every seed at the best dev learning rate (a recipe
     variant: its row's rate, once that row has chosen it)."""
     if method.variant_of:
@@ -552,8 +772,11 @@ def method_runs(method: Method, task: str, data: Callable[[], _Data],
         method = replace(method, lrs=(chosen,))
     lrs = settings.lrs(method)
     # a trimmed grid still chooses (on dev) among the grid's further rates already run
-    lrs += tuple(lr for lr in method.lrs[len(lrs):]
-                 if run_path(settings, task, method, lr, settings.seeds[0]).is_file())
+    lrs += tuple(
+        lr
+        for lr in method.lrs[len(lrs) :]
+        if run_path(settings, task, method, lr, settings.seeds[0]).is_file()
+    )
     grid = {lr: one_run(method, task, data, settings, lr, settings.seeds[0]) for lr in lrs}
     done = {lr: r for lr, r in grid.items() if r is not None}
     if len(done) < len(lrs):
@@ -574,19 +797,27 @@ def row(method: Method, task: str, result: dict) -> dict | None:
     accs = [r["test_acc"] for r in runs]
     se = statistics.stdev(accs) / math.sqrt(len(accs)) if len(accs) > 1 else None
     first = runs[0]
-    return {"method": method.name, "family": method.family,
-            "settings": {**method.settings, **method.train},
-            **({"prototype": method.prototype} if method.prototype else {}),
-            **({"variant_of": method.variant_of} if method.variant_of else {}),
-            "task": task, "marginal": method.marginal,
-            "bytes_per_task": first["bytes_per_task"],
-            "params_per_task": first["params_per_task"], "head_params": first["head_params"],
-            "lr": result["lr"], "seeds": [r["seed"] for r in runs],
-            "acc_mean": float(np.mean(accs)), "acc_se": se, "acc_per_seed": accs,
-            "dev_mean": float(np.mean([r["dev_acc"] for r in runs])),
-            "test_examples": len(first["test_pred"]),
-            "dev_acc_by_lr": {f"{lr:g}": r["dev_acc"] for lr, r in result["grid"].items()},
-            "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs]))}
+    return {
+        "method": method.name,
+        "family": method.family,
+        "settings": {**method.settings, **method.train},
+        **({"prototype": method.prototype} if method.prototype else {}),
+        **({"variant_of": method.variant_of} if method.variant_of else {}),
+        "task": task,
+        "marginal": method.marginal,
+        "bytes_per_task": first["bytes_per_task"],
+        "params_per_task": first["params_per_task"],
+        "head_params": first["head_params"],
+        "lr": result["lr"],
+        "seeds": [r["seed"] for r in runs],
+        "acc_mean": float(np.mean(accs)),
+        "acc_se": se,
+        "acc_per_seed": accs,
+        "dev_mean": float(np.mean([r["dev_acc"] for r in runs])),
+        "test_examples": len(first["test_pred"]),
+        "dev_acc_by_lr": {f"{lr:g}": r["dev_acc"] for lr, r in result["grid"].items()},
+        "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs])),
+    }
 
 
 # ------------------------------------------------------------------ statistics
@@ -608,6 +839,7 @@ def row_se(r: dict) -> float:
 def _se_diff(a: dict, b: dict) -> float:
     return math.sqrt(row_se(a) ** 2 + row_se(b) ** 2)
 
+
 def mcnemar_p(b: int, c: int) -> float:
     """Exact two-sided McNemar test: discordant pairs b (only A right) and c (only B right)."""
     n = b + c
@@ -624,18 +856,24 @@ RECIPE_OPTIONS = frozenset({"mask_lr"})
 def recipe_pair(a: dict, b: dict) -> bool:
     """Two ProPETL rows of one family and module that differ only in training options (their
     own or, for added tasks, their prototype's)."""
+
     def module(r: dict) -> dict:
         return {k: v for k, v in r["settings"].items() if k not in RECIPE_OPTIONS}
 
     def training(r: dict) -> tuple:
         return r["settings"], r.get("prototype") or {}
 
-    return (a["family"] == b["family"] and a["family"].startswith("ProPETL")
-            and module(a) == module(b) and training(a) != training(b))
+    return (
+        a["family"] == b["family"]
+        and a["family"].startswith("ProPETL")
+        and module(a) == module(b)
+        and training(a) != training(b)
+    )
 
 
-def paired_tests(rows: list[dict], runs_of: dict[tuple[str, str], list[dict]],
-                 labels: dict[str, list[int]]) -> list[dict]:
+def paired_tests(
+    rows: list[dict], runs_of: dict[tuple[str, str], list[dict]], labels: dict[str, list[int]]
+) -> list[dict]:
     """McNemar (discordant pairs summed over the seeds both have) for close pairs: a ProPETL
     row against a PEFT / head row of the same task whose means differ by less than two
     standard errors of the difference (`row_se`: a one-seed row's is binomial); and every
@@ -658,8 +896,9 @@ def paired_tests(rows: list[dict], runs_of: dict[tuple[str, str], list[dict]],
     return out
 
 
-def paired_test(a: dict, b: dict, runs_of: dict[tuple[str, str], list[dict]],
-                labels: dict[str, list[int]]) -> dict | None:
+def paired_test(
+    a: dict, b: dict, runs_of: dict[tuple[str, str], list[dict]], labels: dict[str, list[int]]
+) -> dict | None:
     """McNemar on the test examples of the seeds both rows have (None: no common seed)."""
     y = np.array(labels[a["task"]])
     runs_a = {r["seed"]: r for r in runs_of[(a["task"], a["method"])]}
@@ -673,34 +912,61 @@ def paired_test(a: dict, b: dict, runs_of: dict[tuple[str, str], list[dict]],
         ok_b = np.array(runs_b[seed]["test_pred"]) == y
         only_a += int((ok_a & ~ok_b).sum())
         only_b += int((ok_b & ~ok_a).sum())
-    return {"task": a["task"], "a": a["method"], "b": b["method"], "seeds": seeds,
-            "diff": a["acc_mean"] - b["acc_mean"], "se_diff": _se_diff(a, b) or None,
-            "only_a_right": only_a, "only_b_right": only_b,
-            "mcnemar_p": mcnemar_p(only_a, only_b)}
+    return {
+        "task": a["task"],
+        "a": a["method"],
+        "b": b["method"],
+        "seeds": seeds,
+        "diff": a["acc_mean"] - b["acc_mean"],
+        "se_diff": _se_diff(a, b) or None,
+        "only_a_right": only_a,
+        "only_b_right": only_b,
+        "mcnemar_p": mcnemar_p(only_a, only_b),
+    }
 
 
-def recipe_study(rows: list[dict], runs_of: dict[tuple[str, str], list[dict]],
-                 labels: dict[str, list[int]]) -> list[dict]:
+def recipe_study(
+    rows: list[dict], runs_of: dict[tuple[str, str], list[dict]], labels: dict[str, list[int]]
+) -> list[dict]:
     """Each recipe variant against its row, paired, with both splits' means: a change is
     kept only where it helps on every task."""
     out = []
     for v in rows:
-        base = next((r for r in rows if r["method"] == v.get("variant_of")
-                     and r["task"] == v["task"]), None)
+        base = next(
+            (r for r in rows if r["method"] == v.get("variant_of") and r["task"] == v["task"]), None
+        )
         test = base and paired_test(v, base, runs_of, labels)
         if test is not None:
-            out.append({**test, "variant": v["method"], "options": {
-                k: val for k, val in v["settings"].items() if base["settings"].get(k) != val},
-                "acc": v["acc_mean"], "base_acc": base["acc_mean"],
-                "dev_diff": v["dev_mean"] - base["dev_mean"]})
+            out.append(
+                {
+                    **test,
+                    "variant": v["method"],
+                    "options": {
+                        k: val for k, val in v["settings"].items() if base["settings"].get(k) != val
+                    },
+                    "acc": v["acc_mean"],
+                    "base_acc": base["acc_mean"],
+                    "dev_diff": v["dev_mean"] - base["dev_mean"],
+                }
+            )
     return out
 
 
 def front(rows: list[dict]) -> list[dict]:
     """Rows no other row beats on both bytes (fewer or equal) and mean accuracy (higher)."""
-    return sorted((r for r in rows if not any(
-        o is not r and o["bytes_per_task"] <= r["bytes_per_task"]
-        and o["acc_mean"] > r["acc_mean"] for o in rows)), key=lambda r: r["bytes_per_task"])
+    return sorted(
+        (
+            r
+            for r in rows
+            if not any(
+                o is not r
+                and o["bytes_per_task"] <= r["bytes_per_task"]
+                and o["acc_mean"] > r["acc_mean"]
+                for o in rows
+            )
+        ),
+        key=lambda r: r["bytes_per_task"],
+    )
 
 
 def dominated_beyond_noise(target: dict, rows: list[dict]) -> list[str]:
@@ -711,8 +977,11 @@ def dominated_beyond_noise(target: dict, rows: list[dict]) -> list[str]:
         if o["family"].startswith("ProPETL") or o["task"] != target["task"]:
             continue
         se = _se_diff(o, target)
-        if o["bytes_per_task"] < target["bytes_per_task"] and se and \
-                o["acc_mean"] - target["acc_mean"] > 2 * se:
+        if (
+            o["bytes_per_task"] < target["bytes_per_task"]
+            and se
+            and o["acc_mean"] - target["acc_mean"] > 2 * se
+        ):
             out.append(o["method"])
     return out
 
@@ -729,10 +998,15 @@ def targets(rows: list[dict], task: str) -> dict:
     mine = [r for r in rows if r["task"] == task]
     added = [r for r in mine if r.get("marginal")]
     peft = [r for r in mine if r["family"] == "PEFT"]
-    out: dict = {"task": task,
-                 "on_front": [r["method"] for r in added if not dominated_beyond_noise(r, mine)],
-                 "beaten": {r["method"]: dominated_beyond_noise(r, mine) for r in added
-                            if dominated_beyond_noise(r, mine)}}
+    out: dict = {
+        "task": task,
+        "on_front": [r["method"] for r in added if not dominated_beyond_noise(r, mine)],
+        "beaten": {
+            r["method"]: dominated_beyond_noise(r, mine)
+            for r in added
+            if dominated_beyond_noise(r, mine)
+        },
+    }
     small_added = [r for r in added if r["bytes_per_task"] <= SMALL_BYTES]
     small_peft = [r for r in peft if r["bytes_per_task"] <= SMALL_BYTES]
     best = max(small_added, key=lambda r: r.get("dev_mean", r["acc_mean"]), default=None)
@@ -742,17 +1016,22 @@ def targets(rows: list[dict], task: str) -> dict:
     out["best_small_peft"] = rival and rival["method"]
     out["small_peft_measured"] = [r["method"] for r in small_peft]
     if best and rival:
-        out["vs_small_peft"] = {"diff": best["acc_mean"] - rival["acc_mean"],
-                                "se_diff": _se_diff(best, rival),
-                                "met": best["acc_mean"] >= rival["acc_mean"]}
+        out["vs_small_peft"] = {
+            "diff": best["acc_mean"] - rival["acc_mean"],
+            "se_diff": _se_diff(best, rival),
+            "met": best["acc_mean"] >= rival["acc_mean"],
+        }
     if best and r32:
-        out["vs_lora_r32"] = {"diff": best["acc_mean"] - r32["acc_mean"],
-                              "se_diff": _se_diff(best, r32),
-                              "met": best["acc_mean"] >= r32["acc_mean"] - 0.01}
+        out["vs_lora_r32"] = {
+            "diff": best["acc_mean"] - r32["acc_mean"],
+            "se_diff": _se_diff(best, r32),
+            "met": best["acc_mean"] >= r32["acc_mean"] - 0.01,
+        }
     return out
 
 
 # ------------------------------------------------------------------ the part
+
 
 def run(settings: ParetoSettings) -> dict:
     """Every selected method on every task, resuming from the saved runs."""
@@ -777,8 +1056,13 @@ def run(settings: ParetoSettings) -> dict:
             made = row(method, task, result)
             if made is not None:
                 rows.append(made)
-            missing = len(result["lrs"]) + len(settings.seeds) - 1 - len(result["grid"]) \
+            missing = (
+                len(result["lrs"])
+                + len(settings.seeds)
+                - 1
+                - len(result["grid"])
                 - max(0, len(result["runs"]) - 1)
+            )
             if result.get("waiting"):
                 pending.append(f"{task}/{method.name}: waits for {method.variant_of}")
             elif missing > 0:
@@ -786,8 +1070,9 @@ def run(settings: ParetoSettings) -> dict:
             untried = [lr for lr in method.lrs if lr not in result["lrs"]]
             if untried:  # rates of the whole grid a trimmed sitting did not try
                 untried_rates[f"{task}/{method.name}"] = untried
-            if made is not None and len(result["grid"]) > 1 and \
-                    made["lr"] == max(method.lrs):  # dev's best is the largest rate there is
+            if (
+                made is not None and len(result["grid"]) > 1 and made["lr"] == max(method.lrs)
+            ):  # dev's best is the largest rate there is
                 top_of_grid.append(f"{task}/{method.name}")
         if any(r["task"] == task for r in rows):
             labels[task] = data().labels("test")
@@ -797,17 +1082,26 @@ def run(settings: ParetoSettings) -> dict:
         if r["family"].startswith("ProPETL"):
             r["beaten_beyond_2se_by"] = dominated_beyond_noise(r, rows)
     by_task = {t: front([r for r in rows if r["task"] == t]) for t in settings.tasks}
-    stats = {"settings": {**{k: v for k, v in asdict(settings).items()
-                            if k not in ("out", "deadline", "methods")}, "data_seed": DATA_SEED,
-                          "tag": settings.tag},
-             "front": {t: [r["method"] for r in f] for t, f in by_task.items()},
-             "paired": paired_tests(rows, runs_of, labels),
-             "recipe": recipe_study([*rows, *variants], runs_of, labels),
-             "targets": {t: targets(rows, t) for t in settings.tasks
-                         if any(r["task"] == t for r in rows)},
-             "pending": pending, "untried_rates": untried_rates, "top_of_grid": top_of_grid,
-             "seconds_this_sitting": time.monotonic() - started,
-             **_saved_runs(settings)}
+    stats = {
+        "settings": {
+            **{
+                k: v for k, v in asdict(settings).items() if k not in ("out", "deadline", "methods")
+            },
+            "data_seed": DATA_SEED,
+            "tag": settings.tag,
+        },
+        "front": {t: [r["method"] for r in f] for t, f in by_task.items()},
+        "paired": paired_tests(rows, runs_of, labels),
+        "recipe": recipe_study([*rows, *variants], runs_of, labels),
+        "targets": {
+            t: targets(rows, t) for t in settings.tasks if any(r["task"] == t for r in rows)
+        },
+        "pending": pending,
+        "untried_rates": untried_rates,
+        "top_of_grid": top_of_grid,
+        "seconds_this_sitting": time.monotonic() - started,
+        **_saved_runs(settings),
+    }
     write_json(settings.out / "pareto.json", rows)
     write_json(settings.out / "pareto_recipe.json", variants)
     write_json(settings.out / "pareto_stats.json", stats)
@@ -838,24 +1132,43 @@ def plot(rows: list[dict], path: Path) -> None:
     if not tasks:
         return
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.6), squeeze=False)
-    colors = {"PEFT": "tab:blue", "ProPETL (single task)": "tab:orange",
-              "ProPETL (added task)": "tab:red", "head only": "tab:gray"}
+    colors = {
+        "PEFT": "tab:blue",
+        "ProPETL (single task)": "tab:orange",
+        "ProPETL (added task)": "tab:red",
+        "head only": "tab:gray",
+    }
     for ax, task in zip(axes[0], tasks, strict=True):
         mine = [r for r in rows if r["task"] == task]
         for family in sorted({r["family"] for r in mine}):
             pts = [r for r in mine if r["family"] == family]
             color = colors.get(family, "black")
-            ax.errorbar([r["bytes_per_task"] for r in pts], [100 * r["acc_mean"] for r in pts],
-                        yerr=[100 * (r["acc_se"] or 0) for r in pts], fmt="o", color=color,
-                        label=family, capsize=2)
+            ax.errorbar(
+                [r["bytes_per_task"] for r in pts],
+                [100 * r["acc_mean"] for r in pts],
+                yerr=[100 * (r["acc_se"] or 0) for r in pts],
+                fmt="o",
+                color=color,
+                label=family,
+                capsize=2,
+            )
             for r in pts:
-                ax.annotate(r["method"].replace("peft_", "").replace("propetl_", ""),
-                            (r["bytes_per_task"], 100 * r["acc_mean"]), fontsize=6,
-                            xytext=(3, 3), textcoords="offset points")
+                ax.annotate(
+                    r["method"].replace("peft_", "").replace("propetl_", ""),
+                    (r["bytes_per_task"], 100 * r["acc_mean"]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
             best = front(pts)
             if len(best) > 1:
-                ax.step([r["bytes_per_task"] for r in best], [100 * r["acc_mean"] for r in best],
-                        where="post", color=color, alpha=0.6)
+                ax.step(
+                    [r["bytes_per_task"] for r in best],
+                    [100 * r["acc_mean"] for r in best],
+                    where="post",
+                    color=color,
+                    alpha=0.6,
+                )
         ax.set_xscale("log")
         ax.set_xlabel("bytes per task (files kept, log scale)")
         ax.set_ylabel("test accuracy, mean over seeds (%)")
@@ -877,18 +1190,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--tasks", default="")
     parser.add_argument("--methods", default="")
-    parser.add_argument("--hours", type=float, default=None,
-                        help="start no new run after this many hours (the part resumes); "
-                             "0: only rebuild pareto.json, the stats and the plot")
-    parser.add_argument("--grid", type=int, default=None,
-                        help="try only the first N learning rates of each method's grid")
-    parser.add_argument("--docs", type=Path, default=None,
-                        help="also write the section into this Markdown file")
-    parser.add_argument("--seeds", default="",
-                        help="comma-separated training seeds (default 1,2,3; the first one "
-                             "also runs the grid): a probe may run one")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads (1: two sittings of disjoint --methods side by side)")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=None,
+        help="start no new run after this many hours (the part resumes); "
+        "0: only rebuild pareto.json, the stats and the plot",
+    )
+    parser.add_argument(
+        "--grid",
+        type=int,
+        default=None,
+        help="try only the first N learning rates of each method's grid",
+    )
+    parser.add_argument(
+        "--docs", type=Path, default=None, help="also write the section into this Markdown file"
+    )
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated training seeds (default 1,2,3; the first one "
+        "also runs the grid): a probe may run one",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (1: two sittings of disjoint --methods side by side)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     out = args.out or (RESULTS / "smoke" if args.smoke else RESULTS)
@@ -909,8 +1238,10 @@ def main(argv: list[str] | None = None) -> None:
     result = run(replace(settings, **changes))
     for r in [*result["rows"], *result["variants"]]:
         se = f" +- {100 * r['acc_se']:.2f}" if r["acc_se"] is not None else ""
-        print(f"{r['task']:16s} {r['method']:34s} {r['bytes_per_task']:>9d} B "
-              f"{100 * r['acc_mean']:.2f}{se} (lr {r['lr']:g}, {len(r['seeds'])} seeds)")
+        print(
+            f"{r['task']:16s} {r['method']:34s} {r['bytes_per_task']:>9d} B "
+            f"{100 * r['acc_mean']:.2f}{se} (lr {r['lr']:g}, {len(r['seeds'])} seeds)"
+        )
     print("pending:", result["stats"]["pending"] or "none")
     if args.docs:
         from .report_pareto import pareto_lines, replace_section

@@ -19,7 +19,8 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
     many = result["many_tasks"]
     mem5, mem_many = result["mem_5_tasks"], result[f"mem_{many}_tasks"]
     lines = [
-        "## Serving many tasks to many users (batching across tasks)", "",
+        "## Serving many tasks to many users (batching across tasks)",
+        "",
         f"`python -m bench.serve_load`: {result['backbone']} adapter prototype (bottleneck 64, "
         "keep 0.5, random masks and heads), max length 64, one text per request, requests "
         "spread over the tasks, through a real `propetl serve` over loopback HTTP "
@@ -36,20 +37,28 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
         f"{result['settings'].get('serve_task_cache', 64)} tasks materialised "
         "(`PROPETL_SERVE_TASK_CACHE`, above the 100-task working set; with the default 64 a "
         "cycle over 100 tasks misses the LRU cache on every batch and an earlier run measured "
-        "a 100-task ratio of 0.376); the memory rows use the default, 64.", "",
-        "| load | ProPETL batched: req/s | p50 ms | p99 ms | PEFT one at a time: req/s | "
-        "p99 ms |", "|---|---|---|---|---|---|"]
+        "a 100-task ratio of 0.376); the memory rows use the default, 64.",
+        "",
+        "| load | ProPETL batched: req/s | p50 ms | p99 ms | PEFT one at a time: req/s | p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in (1, 8, 32, 128):
         ours, peft = result[f"c{c}"], result["peft"][f"c{c}"]
-        lines.append(f"| {c} clients, 5 tasks | {_f(ours['rps'])} | {_f(ours['p50_ms'])} | "
-                     f"{_f(ours['p99_ms'])} | {_f(peft['rps'])} | {_f(peft['p99_ms'])} |")
+        lines.append(
+            f"| {c} clients, 5 tasks | {_f(ours['rps'])} | {_f(ours['p50_ms'])} | "
+            f"{_f(ours['p99_ms'])} | {_f(peft['rps'])} | {_f(peft['p99_ms'])} |"
+        )
     hundred = result["c32_100_tasks"]
-    lines += [f"| 32 clients, 100 tasks | {_f(hundred['rps'])} | {_f(hundred['p50_ms'])} | "
-              f"{_f(hundred['p99_ms'])} | | |", ""]
+    lines += [
+        f"| 32 clients, 100 tasks | {_f(hundred['rps'])} | {_f(hundred['p50_ms'])} | "
+        f"{_f(hundred['p99_ms'])} | | |",
+        "",
+    ]
     rows = [result[f"c{c}"] for c in (1, 8, 32, 128)] + [hundred]
     errors = sum(r["errors"] - r["refused_503"] for r in rows)
     lines += [
-        "| figure | value | target |", "|---|---|---|",
+        "| figure | value | target |",
+        "|---|---|---|",
         f"| offline samples/s (mixed batches of 32, 5 tasks, in-process) | "
         f"{_f(result['offline_sps'])} | |",
         f"| `serve.c32_ratio` (c32 req/s / offline samples/s) | {result['c32_ratio']:.3f} | "
@@ -72,17 +81,26 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
         f"{sum(r['errors'] for r in result['peft'].values())} / "
         f"{sum(r['lost'] for r in result['peft'].values())} | 0 |",
         f"| 503 (queue bound {512} per prototype) | {sum(r['refused_503'] for r in rows)} | "
-        "only above the bound |", ""]
+        "only above the bound |",
+        "",
+    ]
     ours, peft = result["c32"]["rps"], result["peft"]["c32"]["rps"]
     lead = "batched ProPETL" if ours >= peft else "the PEFT reference"
     lost = sum(r["lost"] for r in rows) + errors
     examples = sorted({e for r in rows for e in r.get("error_examples", [])})
-    fate = ("No request was lost or answered with an error, at any concurrency." if not lost
-            else f"{lost} request(s) were lost or failed ({'; '.join(examples[:2])}).")
+    fate = (
+        "No request was lost or answered with an error, at any concurrency."
+        if not lost
+        else f"{lost} request(s) were lost or failed ({'; '.join(examples[:2])})."
+    )
     extra = mem_many["rss_mb"] - mem5["rss_mb"]
-    tensors = (result["packed_extra_mb"]
-               + (mem_many.get("heads_mb") or 0) - (mem5.get("heads_mb") or 0)
-               + (mem_many.get("materialised_mb") or 0) - (mem5.get("materialised_mb") or 0))
+    tensors = (
+        result["packed_extra_mb"]
+        + (mem_many.get("heads_mb") or 0)
+        - (mem5.get("heads_mb") or 0)
+        + (mem_many.get("materialised_mb") or 0)
+        - (mem5.get("materialised_mb") or 0)
+    )
     per_task_kb = (extra - tensors) * 1024 / max(many - 5, 1)
     lines += [
         f"At 32 clients {lead} answered more requests/s ({ours} against {peft}); batched "
@@ -97,5 +115,7 @@ def serve_load_lines(result: dict[str, Any]) -> list[str]:
         "what the row shows is that 100 tasks do not cost a materialised prototype each. "
         f"{fate} The memory difference beyond the tensors is the Python objects of the tasks' "
         f"mask modules and heads, about {per_task_kb:.0f} KB a task "
-        f"({extra:.1f} MB in all against {tensors:.1f} MB of tensors).", ""]
+        f"({extra:.1f} MB in all against {tensors:.1f} MB of tensors).",
+        "",
+    ]
     return lines

@@ -1,7 +1,7 @@
 """Run every benchmark, save JSON and plots, and regenerate docs/BENCHMARKS.md.
 
-    python -m bench.run_all            # full run (make bench), about 80 minutes on 2 CPU cores
-    python -m bench.run_all --smoke    # a tiny model and a few examples: checks the scripts
+python -m bench.run_all            # full run (make bench), about 80 minutes on 2 CPU cores
+python -m bench.run_all --smoke    # a tiny model and a few examples: checks the scripts
 """
 
 from __future__ import annotations
@@ -29,14 +29,27 @@ from . import (
 from .common import RESULTS, BenchSettings, machine, write_json
 from .report import plot_all, write_markdown
 
-PARTS = ("storage", "serving", "accuracy", "multitask", "ablations", "load", "generative",
-         "continual", "pareto", "serve_load")
+PARTS = (
+    "storage",
+    "serving",
+    "accuracy",
+    "multitask",
+    "ablations",
+    "load",
+    "generative",
+    "continual",
+    "pareto",
+    "serve_load",
+)
 
 
 def summary(results: dict, settings: BenchSettings) -> dict:
     """The flat figures the README and the issue's table refer to."""
-    out: dict[str, object] = {"seeds": list(settings.seeds), "machine": machine(),
-                              "smoke": settings.smoke}
+    out: dict[str, object] = {
+        "seeds": list(settings.seeds),
+        "machine": machine(),
+        "smoke": settings.smoke,
+    }
     acc = results.get("accuracy", {})
     for name, row in acc.items():
         out[f"rt_acc.{name}"] = row["accuracy"]
@@ -99,12 +112,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--only", default=",".join(PARTS))
-    parser.add_argument("--runs", default="",
-                        help="accuracy part: rerun only these methods (comma-separated), "
-                             "keeping the others' saved figures")
+    parser.add_argument(
+        "--runs",
+        default="",
+        help="accuracy part: rerun only these methods (comma-separated), "
+        "keeping the others' saved figures",
+    )
     parser.add_argument("--docs", type=Path, default=Path("docs/BENCHMARKS.md"))
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads (1: another benchmark can run side by side)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (1: another benchmark can run side by side)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     out = args.out or (RESULTS if not args.smoke else RESULTS / "smoke")
@@ -119,10 +139,12 @@ def main(argv: list[str] | None = None) -> None:
             if part == "storage":
                 results[part] = storage_paper.run()
             elif part == "serving":
-                results[part] = {"throughput": serving.throughput(settings),
-                                 "switching": serving.switching(settings),
-                                 "mixed": serving.mixed_batch(settings),
-                                 "training": serving.training_speed(settings)}
+                results[part] = {
+                    "throughput": serving.throughput(settings),
+                    "switching": serving.switching(settings),
+                    "mixed": serving.mixed_batch(settings),
+                    "training": serving.training_speed(settings),
+                }
             elif part == "accuracy":
                 names = [n.strip() for n in args.runs.split(",") if n.strip()] or None
                 saved = out / "accuracy.json"
@@ -132,24 +154,33 @@ def main(argv: list[str] | None = None) -> None:
             elif part == "multitask":
                 results[part] = multitask.run(settings, Path(work) / "multitask")
             elif part == "ablations":
-                results[part] = ablations.run(settings, Path(work) / "ablations",
-                                              out / "accuracy.json")
+                results[part] = ablations.run(
+                    settings, Path(work) / "ablations", out / "accuracy.json"
+                )
             elif part == "load":
                 results[part] = load.run(settings.smoke)
             elif part == "serve_load":
                 results[part] = serve_load.run(settings.smoke)
             elif part == "continual":
                 results[part] = continual.run(
-                    continual.ContinualSettings.smoke_settings() if args.smoke else
-                    continual.ContinualSettings(), Path(work) / "continual",
-                    None if args.smoke else out / "continual_runs")
+                    continual.ContinualSettings.smoke_settings()
+                    if args.smoke
+                    else continual.ContinualSettings(),
+                    Path(work) / "continual",
+                    None if args.smoke else out / "continual_runs",
+                )
             elif part == "pareto":  # resumable: runs saved under out/pareto_runs are reused
                 results[part] = pareto.run(
-                    pareto.ParetoSettings.smoke_settings(out) if args.smoke else
-                    pareto.ParetoSettings(out=out))["rows"]  # pareto.json: the rows
+                    pareto.ParetoSettings.smoke_settings(out)
+                    if args.smoke
+                    else pareto.ParetoSettings(out=out)
+                )["rows"]  # pareto.json: the rows
             elif part == "generative":
-                gen = generative.smoke_settings(out) if args.smoke else \
-                    generative.GenSettings(out=out)
+                gen = (
+                    generative.smoke_settings(out)
+                    if args.smoke
+                    else generative.GenSettings(out=out)
+                )
                 results[part] = generative.run(gen, Path(work) / "generative")
             else:
                 raise SystemExit(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
@@ -161,8 +192,9 @@ def main(argv: list[str] | None = None) -> None:
             results[part] = json.loads(saved.read_text())
     flat = summary(results, settings)
     saved_summary = out / "summary.json"
-    earlier = json.loads(saved_summary.read_text()).get("seconds", {}) \
-        if saved_summary.is_file() else {}
+    earlier = (
+        json.loads(saved_summary.read_text()).get("seconds", {}) if saved_summary.is_file() else {}
+    )
     flat["seconds"] = {**earlier, **timings}  # parts not rerun keep their timings
     write_json(out / "summary.json", flat)
     plots = plot_all(results, out)

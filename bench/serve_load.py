@@ -46,22 +46,28 @@ THREADS = 1
 #: (with the default 64, a cycle over 100 tasks misses the LRU cache on every batch). The
 #: memory figures use the default, 64.
 SERVER_TASK_CACHE = 128
-TEXTS = ["a warm, funny and moving film", "dull, long and badly acted",
-         "the market fell sharply after the election", "the striker scored twice",
-         "an uneven but often charming comedy about growing old",
-         "shares in the bank rose after profits beat forecasts",
-         "the new phone has a faster chip and a better camera",
-         "parliament voted on the bill late on tuesday night"]
+TEXTS = [
+    "a warm, funny and moving film",
+    "dull, long and badly acted",
+    "the market fell sharply after the election",
+    "the striker scored twice",
+    "an uneven but often charming comedy about growing old",
+    "shares in the bank rose after profits beat forecasts",
+    "the new phone has a faster chip and a better camera",
+    "parliament voted on the bill late on tuesday night",
+]
 
 
 # --------------------------------------------------------------- a prototype with many tasks
+
 
 def task_names(count: int) -> list[str]:
     return [f"t{i:04d}" for i in range(count)]
 
 
-def write_many_task_model(folder: Path, backbone: str, count: int, *, seed: int = 0,
-                          bottleneck: int = 64, labels: int = 2) -> list[str]:
+def write_many_task_model(
+    folder: Path, backbone: str, count: int, *, seed: int = 0, bottleneck: int = 64, labels: int = 2
+) -> list[str]:
     """A ProPETL model folder over `backbone` with `count` tasks whose masks (keep 0.5) and
     heads are random, so that every task answers differently. Label names carry the task's
     name (`t0003:a`), so an answer shows whose it is. Returns the task names."""
@@ -74,8 +80,12 @@ def write_many_task_model(folder: Path, backbone: str, count: int, *, seed: int 
 
     torch.manual_seed(seed)
     config = PropetlConfig(petl="adapter", bottleneck=bottleneck, keep=0.5)
-    model = ProPETLModel(load_backbone_model(backbone), config, [TaskHeadSpec("seed", labels)],
-                         backbone_name=backbone)
+    model = ProPETLModel(
+        load_backbone_model(backbone),
+        config,
+        [TaskHeadSpec("seed", labels)],
+        backbone_name=backbone,
+    )
     with torch.no_grad():
         for bank in model.banks.values():
             for value in bank.prototype.parameters():  # type: ignore[union-attr]
@@ -91,11 +101,22 @@ def write_many_task_model(folder: Path, backbone: str, count: int, *, seed: int 
     for name in names:
         out = folder / "tasks" / name
         out.mkdir(parents=True)
-        save_file({k: torch.from_numpy(rng.integers(0, 256, n, dtype=np.uint8))
-                   for k, n in sizes.items()}, str(out / "masks.safetensors"), metadata=metadata)
-        save_file({k: torch.from_numpy(rng.normal(0, 0.5, tuple(v.shape)).astype(np.float32))
-                   for k, v in head.items()}, str(out / "head.safetensors"),
-                  metadata={"format": "pt"})
+        save_file(
+            {
+                k: torch.from_numpy(rng.integers(0, 256, n, dtype=np.uint8))
+                for k, n in sizes.items()
+            },
+            str(out / "masks.safetensors"),
+            metadata=metadata,
+        )
+        save_file(
+            {
+                k: torch.from_numpy(rng.normal(0, 0.5, tuple(v.shape)).astype(np.float32))
+                for k, v in head.items()
+            },
+            str(out / "head.safetensors"),
+            metadata={"format": "pt"},
+        )
         spec = TaskHeadSpec(name, labels, tuple(f"{name}:{c}" for c in "abcdefgh"[:labels]))
         (out / "task.json").write_text(json.dumps({"task": spec.to_dict(), "keep": 0.5}))
     shutil.rmtree(template)
@@ -105,27 +126,49 @@ def write_many_task_model(folder: Path, backbone: str, count: int, *, seed: int 
     return names
 
 
-def register_many_task_prototype(registry: Any, backbone: str, count: int, *, seed: int = 0,
-                                 max_length: int = 64) -> str:
+def register_many_task_prototype(
+    registry: Any, backbone: str, count: int, *, seed: int = 0, max_length: int = 64
+) -> str:
     """Write a `count`-task model folder into the artifacts and register it as the result of
     a job (as a worker would); returns the prototype's uid."""
     import uuid
 
     from app.registry import RunOutcome, TaskOutcome
 
-    job_id = registry.submit_job({"name": f"{count} tasks", "config": {
-        "backbone": backbone, "tasks": ["rotten_tomatoes"], "max_length": max_length}})
+    job_id = registry.submit_job(
+        {
+            "name": f"{count} tasks",
+            "config": {
+                "backbone": backbone,
+                "tasks": ["rotten_tomatoes"],
+                "max_length": max_length,
+            },
+        }
+    )
     claim = registry.claim_job(job_id, host="bench")
     assert claim is not None
     uid = str(uuid.uuid4())
     folder = Path(registry.settings.artifacts_dir) / uid
     names = write_many_task_model(folder, backbone, count, seed=seed)
     bits = (folder / "tasks" / names[0] / "masks.safetensors").stat().st_size
-    outcome = RunOutcome(artifact_path=str(folder), storage={}, uid=uid, tasks={
-        name: TaskOutcome(info={"source": "synthetic", "label_names": [f"{name}:a", f"{name}:b"],
-                                "metrics": ["accuracy"], "main_metric": "accuracy"},
-                          artifact_path=str(folder / "tasks" / name), mask_bytes=bits)
-        for name in names})
+    outcome = RunOutcome(
+        artifact_path=str(folder),
+        storage={},
+        uid=uid,
+        tasks={
+            name: TaskOutcome(
+                info={
+                    "source": "synthetic",
+                    "label_names": [f"{name}:a", f"{name}:b"],
+                    "metrics": ["accuracy"],
+                    "main_metric": "accuracy",
+                },
+                artifact_path=str(folder / "tasks" / name),
+                mask_bytes=bits,
+            )
+            for name in names
+        },
+    )
     assert registry.finish_job(job_id, claim.attempt, outcome) == uid
     return uid
 
@@ -133,18 +176,27 @@ def register_many_task_prototype(registry: Any, backbone: str, count: int, *, se
 def make_prototypes(data_dir: Path, backbone: str, counts: Sequence[int]) -> dict[int, str]:
     """Prototypes of each task count in the registry of `data_dir` (in a child process, so
     this process keeps no settings of that data dir)."""
-    code = ("import json\nfrom app.registry import get_registry\n"
-            "from bench.serve_load import register_many_task_prototype as reg\n"
-            f"r = get_registry()\nprint(json.dumps({{n: reg(r, {backbone!r}, n, seed=n) "
-            f"for n in {list(counts)!r}}}))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=server_env(data_dir),
-                          capture_output=True, text=True, timeout=900)
+    code = (
+        "import json\nfrom app.registry import get_registry\n"
+        "from bench.serve_load import register_many_task_prototype as reg\n"
+        f"r = get_registry()\nprint(json.dumps({{n: reg(r, {backbone!r}, n, seed=n) "
+        f"for n in {list(counts)!r}}}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=server_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
 
 
 # --------------------------------------------------------------- measurements
+
 
 def memory_mb(data_dir: Path, uid: str) -> dict[str, float]:
     """RSS of a process that loaded the prototype through the engine and answered requests
@@ -180,25 +232,36 @@ print(json.dumps({{"rss_mb": rss(), "rss_untrimmed_mb": before_trim, "load_ms": 
 
 
 def _child(data_dir: Path, code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=server_env(data_dir),
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=server_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return done.stdout.strip().splitlines()[-1]
 
 
-def http_load(url: str, uid: str | None, tasks: Sequence[str], count: int,
-              concurrency: int) -> dict[str, Any]:
+def http_load(
+    url: str, uid: str | None, tasks: Sequence[str], count: int, concurrency: int
+) -> dict[str, Any]:
     """`count` one-text predicts, request i for task i mod len(tasks); checks that each
     answer is its own task's (its label names carry the task)."""
+
     def request(i: int) -> tuple[str, dict[str, Any]]:
         body = {"task": tasks[i % len(tasks)], "text": f"{TEXTS[i % len(TEXTS)]} #{i}"}
         return "/api/predict", ({"prototype": uid, **body} if uid else body)
 
     result = asyncio.run(_drive(url, count, concurrency, request))
     bodies = result.pop("_bodies")
-    wrong = [i for i, b in bodies.items()
-             if [r.get("task") for r in b.get("results") or []] != [tasks[i % len(tasks)]]]
+    wrong = [
+        i
+        for i, b in bodies.items()
+        if [r.get("task") for r in b.get("results") or []] != [tasks[i % len(tasks)]]
+    ]
     result["wrong_task"] = len(wrong)
     result["refused_503"] = result.pop("status_counts").get("503", 0)
     result.pop("requests_per_s")
@@ -207,6 +270,7 @@ def http_load(url: str, uid: str | None, tasks: Sequence[str], count: int,
 
 
 # --------------------------------------------------------------- the PEFT reference server
+
 
 class PeftBody(BaseModel):
     """A predict request of the reference server (module level, so FastAPI reads it as the
@@ -232,10 +296,12 @@ def peft_app(backbone: str, tasks: int):
         config.num_labels = 2
         base = AutoModelForSequenceClassification.from_config(config)
     else:
-        base = AutoModelForSequenceClassification.from_pretrained(resolve_path(backbone),
-                                                                  num_labels=2)
-    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"],
-                      init_lora_weights=False)
+        base = AutoModelForSequenceClassification.from_pretrained(
+            resolve_path(backbone), num_labels=2
+        )
+    lora = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False
+    )
     model = get_peft_model(base, lora, adapter_name="t0000")
     for name in task_names(tasks)[1:]:
         model.add_adapter(name, lora)
@@ -267,14 +333,24 @@ class PeftServer(Server):
         self.backbone, self.tasks = backbone, tasks
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "bench.serve_load", "--peft-server", str(self.port),
-                "--backbone", self.backbone, "--tasks", str(self.tasks)]
+        return [
+            sys.executable,
+            "-m",
+            "bench.serve_load",
+            "--peft-server",
+            str(self.port),
+            "--backbone",
+            self.backbone,
+            "--tasks",
+            str(self.tasks),
+        ]
 
     def start(self, timeout: float = 180) -> Server:
         return super().start(timeout)
 
 
 # --------------------------------------------------------------- the run
+
 
 class Offline:
     """The 5-task prototype loaded in this process: samples/s in mixed batches of 32."""
@@ -287,8 +363,9 @@ class Offline:
         model = ProPETLModel.from_pretrained(folder)
         self.predictor = Predictor(model, load_tokenizer(backbone), max_length=max_length)
         names = model.task_names
-        self.batch = [(names[i % len(names)], (f"{TEXTS[i % len(TEXTS)]} #{i}", None))
-                      for i in range(32)]
+        self.batch = [
+            (names[i % len(names)], (f"{TEXTS[i % len(TEXTS)]} #{i}", None)) for i in range(32)
+        ]
         self.predictor.predict_mixed(self.batch)
 
     def sps(self, seconds: float) -> float:
@@ -316,13 +393,21 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
     rounds = rounds or (1 if smoke else 3)
     counts = {1: 4, 8: 8, 32: 32, 128: 128} if smoke else {1: 40, 8: 160, 32: 256, 128: 384}
     seconds = 1.0 if smoke else 4.0
-    out: dict[str, Any] = {"load_average": round(os.getloadavg()[0], 2),
-                           "backbone": backbone, "prototype": "adapter, bottleneck 64, keep 0.5",
-                           "max_length": 64, "rounds": rounds, "torch_threads": THREADS,
-                           "requests": {f"c{c}": n for c, n in counts.items()},
-                           "settings": {"serve_max_batch": 32, "serve_max_wait_ms": 5,
-                                        "serve_task_cache": SERVER_TASK_CACHE,
-                                        "memory_task_cache": 64}}
+    out: dict[str, Any] = {
+        "load_average": round(os.getloadavg()[0], 2),
+        "backbone": backbone,
+        "prototype": "adapter, bottleneck 64, keep 0.5",
+        "max_length": 64,
+        "rounds": rounds,
+        "torch_threads": THREADS,
+        "requests": {f"c{c}": n for c, n in counts.items()},
+        "settings": {
+            "serve_max_batch": 32,
+            "serve_max_wait_ms": 5,
+            "serve_task_cache": SERVER_TASK_CACHE,
+            "memory_task_cache": 64,
+        },
+    }
     with tempfile.TemporaryDirectory(prefix="propetl-serve-load-") as tmp:
         root = work or Path(tmp)
         data_dir = root / "data"
@@ -332,9 +417,12 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
         mem5, mem_many = memory_mb(data_dir, uids[5]), memory_mb(data_dir, uids[many])
         out["mem_5_tasks"], out[f"mem_{many}_tasks"], out["many_tasks"] = mem5, mem_many, many
         offline = Offline(data_dir / "artifacts" / uids[5], backbone)
-        settings = {"PROPETL_SERVE_MAX_BATCH": "32", "PROPETL_SERVE_MAX_WAIT_MS": "5",
-                    "PROPETL_SERVE_TASK_CACHE": str(SERVER_TASK_CACHE),
-                    "OMP_NUM_THREADS": str(THREADS)}
+        settings = {
+            "PROPETL_SERVE_MAX_BATCH": "32",
+            "PROPETL_SERVE_MAX_WAIT_MS": "5",
+            "PROPETL_SERVE_TASK_CACHE": str(SERVER_TASK_CACHE),
+            "OMP_NUM_THREADS": str(THREADS),
+        }
         server = Server(data_dir, free_port(), worker=False, **settings).start()
         peft = PeftServer(root / "peft", free_port(), backbone, 5)
         try:
@@ -348,28 +436,36 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
             for _ in range(rounds):
                 row: dict[str, Any] = {"offline_sps": round(offline.sps(seconds), 2)}
                 for concurrency, count in counts.items():
-                    row[f"c{concurrency}"] = http_load(server.url, uids[5], task_names(5),
-                                                       count, concurrency)
-                row["c32_100_tasks"] = http_load(server.url, uids[100], task_names(100),
-                                                 counts[32], 32)
+                    row[f"c{concurrency}"] = http_load(
+                        server.url, uids[5], task_names(5), count, concurrency
+                    )
+                row["c32_100_tasks"] = http_load(
+                    server.url, uids[100], task_names(100), counts[32], 32
+                )
                 row["offline_sps_after"] = round(offline.sps(seconds), 2)
-                row["peft"] = {f"c{c}": http_load(peft.url, None, task_names(5), n, c)
-                               for c, n in counts.items()}
+                row["peft"] = {
+                    f"c{c}": http_load(peft.url, None, task_names(5), n, c)
+                    for c, n in counts.items()
+                }
                 offline_mean = (row["offline_sps"] + row["offline_sps_after"]) / 2
                 row["c32_ratio"] = round(row["c32"]["rps"] / offline_mean, 3)
                 row["c32_ratio_100_tasks"] = round(row["c32_100_tasks"]["rps"] / offline_mean, 3)
                 out["per_round"].append(row)
-                print(f"round: offline {offline_mean:.1f} sps, c32 {row['c32']['rps']} rps "
-                      f"(ratio {row['c32_ratio']}), 100 tasks {row['c32_100_tasks']['rps']} rps "
-                      f"(ratio {row['c32_ratio_100_tasks']}), PEFT c32 "
-                      f"{row['peft']['c32']['rps']} rps", flush=True)
+                print(
+                    f"round: offline {offline_mean:.1f} sps, c32 {row['c32']['rps']} rps "
+                    f"(ratio {row['c32_ratio']}), 100 tasks {row['c32_100_tasks']['rps']} rps "
+                    f"(ratio {row['c32_ratio_100_tasks']}), PEFT c32 "
+                    f"{row['peft']['c32']['rps']} rps",
+                    flush=True,
+                )
             out["server_rss_mb"] = round(server.rss_mb(), 1)
         finally:
             server.stop()
             peft.stop()
     per = out["per_round"]
-    out["offline_sps"] = round(_median([(r["offline_sps"] + r["offline_sps_after"]) / 2
-                                        for r in per]), 2)
+    out["offline_sps"] = round(
+        _median([(r["offline_sps"] + r["offline_sps_after"]) / 2 for r in per]), 2
+    )
     for key in [f"c{c}" for c in counts] + ["c32_100_tasks"]:
         out[key] = _summary([r[key] for r in per])
     out["peft"] = {f"c{c}": _summary([r["peft"][f"c{c}"] for r in per]) for c in counts}
@@ -382,14 +478,17 @@ def run(smoke: bool = False, work: Path | None = None, rounds: int | None = None
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over rounds of rate and latency; sums of errors, lost, wrong and 503s."""
-    return {"rps": round(_median([r["rps"] for r in rows]), 2),
-            "p50_ms": round(_median([r["p50_ms"] or 0 for r in rows]), 1),
-            "p99_ms": round(_median([r["p99_ms"] or 0 for r in rows]), 1),
-            "requests": sum(r["requests"] for r in rows),
-            "errors": sum(r["errors"] for r in rows), "lost": sum(r["lost"] for r in rows),
-            "wrong_task": sum(r["wrong_task"] for r in rows),
-            "refused_503": sum(r["refused_503"] for r in rows),
-            "error_examples": sorted({e for r in rows for e in r["error_examples"]})[:3]}
+    return {
+        "rps": round(_median([r["rps"] for r in rows]), 2),
+        "p50_ms": round(_median([r["p50_ms"] or 0 for r in rows]), 1),
+        "p99_ms": round(_median([r["p99_ms"] or 0 for r in rows]), 1),
+        "requests": sum(r["requests"] for r in rows),
+        "errors": sum(r["errors"] for r in rows),
+        "lost": sum(r["lost"] for r in rows),
+        "wrong_task": sum(r["wrong_task"] for r in rows),
+        "refused_503": sum(r["refused_503"] for r in rows),
+        "error_examples": sorted({e for r in rows for e in r["error_examples"]})[:3],
+    }
 
 
 def flat(result: dict[str, Any]) -> dict[str, Any]:
@@ -413,8 +512,9 @@ def flat(result: dict[str, Any]) -> dict[str, Any]:
     out["serve.lost"] = sum(r["lost"] for r in rows)
     out["serve.wrong_task"] = sum(r["wrong_task"] for r in rows)
     out["serve.refused_503"] = sum(r["refused_503"] for r in rows)
-    out["serve.peft_errors_and_lost"] = sum(r["errors"] + r["lost"]
-                                            for r in result["peft"].values())
+    out["serve.peft_errors_and_lost"] = sum(
+        r["errors"] + r["lost"] for r in result["peft"].values()
+    )
     return out
 
 
@@ -430,8 +530,12 @@ def main(argv: list[str] | None = None) -> None:
         import uvicorn
 
         torch.set_num_threads(THREADS)
-        uvicorn.run(peft_app(args.backbone, args.tasks), host="127.0.0.1",
-                    port=args.peft_server, log_level="warning")
+        uvicorn.run(
+            peft_app(args.backbone, args.tasks),
+            host="127.0.0.1",
+            port=args.peft_server,
+            log_level="warning",
+        )
         return
     out = args.out or (RESULTS if not args.smoke else RESULTS / "smoke")
     result = run(args.smoke)

@@ -30,15 +30,23 @@ def _inputs(settings: BenchSettings) -> dict[str, torch.Tensor]:
     tokenizer = load_tokenizer(settings.backbone)
     texts = list(load_task_data("rotten_tomatoes", max_examples=64).splits["test"]["text"])
     texts = (texts * 4)[: settings.batch_size]
-    return dict(tokenizer(texts, truncation=True, max_length=settings.max_length,
-                          padding="max_length", return_tensors="pt"))
+    return dict(
+        tokenizer(
+            texts,
+            truncation=True,
+            max_length=settings.max_length,
+            padding="max_length",
+            return_tensors="pt",
+        )
+    )
 
 
 def _propetl(settings: BenchSettings, tasks: int = NUM_TASKS) -> ProPETLModel:
     config = PropetlConfig(petl="adapter", bottleneck=64, keep=0.5)
     specs = [TaskHeadSpec(f"task{i}", 2) for i in range(tasks)]
-    model = ProPETLModel(load_backbone_model(settings.backbone), config, specs,
-                         backbone_name=settings.backbone)
+    model = ProPETLModel(
+        load_backbone_model(settings.backbone), config, specs, backbone_name=settings.backbone
+    )
     with torch.no_grad():
         for name, param in model.banks.named_parameters():
             if ".scores." not in name:
@@ -49,8 +57,9 @@ def _propetl(settings: BenchSettings, tasks: int = NUM_TASKS) -> ProPETLModel:
 def _peft(settings: BenchSettings, tasks: int = NUM_TASKS, folder: Path | None = None):
     base = _classifier(settings, 2)
     # no modules_to_save: PEFT hotswap cannot swap a classifier (its task head)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"],
-                        init_lora_weights=False)
+    config = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False
+    )
     model = get_peft_model(base, config, adapter_name="task0")
     for i in range(1, tasks):
         model.add_adapter(f"task{i}", config)
@@ -82,7 +91,8 @@ def throughput(settings: BenchSettings) -> dict:
     return {
         "samples_per_s": {k.removesuffix("_ms"): batch / (v / 1e3) for k, v in best.items()},
         "ratio_vs_bare": {k.removesuffix("_ms"): best["bare_ms"] / v for k, v in best.items()},
-        "batch": batch, "max_length": settings.max_length,
+        "batch": batch,
+        "max_length": settings.max_length,
     }
 
 
@@ -102,8 +112,9 @@ def switching(settings: BenchSettings) -> dict:
 
         propetl_switch = median_ms(switch, reps)
         model.save_pretrained(folder / "propetl")
-        served = ProPETLModel.from_pretrained(folder / "propetl", backbone=model.backbone,
-                                              tasks=names[:1])
+        served = ProPETLModel.from_pretrained(
+            folder / "propetl", backbone=model.backbone, tasks=names[:1]
+        )
 
         def load_one_more() -> None:
             load_task(served, folder / "propetl", "task1")
@@ -119,8 +130,9 @@ def switching(settings: BenchSettings) -> dict:
 
         peft_switch = median_ms(peft_set, reps)
         peft_dir = folder / "peft" / "task1"
-        fresh = PeftModel.from_pretrained(_classifier(settings, 2), folder / "peft" / "task0",
-                                          adapter_name="task0").eval()
+        fresh = PeftModel.from_pretrained(
+            _classifier(settings, 2), folder / "peft" / "task0", adapter_name="task0"
+        ).eval()
 
         def peft_load() -> None:
             fresh.load_adapter(str(peft_dir), adapter_name="extra")
@@ -128,11 +140,15 @@ def switching(settings: BenchSettings) -> dict:
 
         peft_load_ms = median_ms(peft_load, max(5, reps // 4))
         peft_hotswap_ms = median_ms(
-            lambda: hotswap_adapter(fresh, str(peft_dir), adapter_name="task0"),
-            max(5, reps // 4))
-    return {"propetl_switch_ms": propetl_switch, "propetl_load_ms": propetl_load,
-            "peft_set_adapter_ms": peft_switch, "peft_load_adapter_ms": peft_load_ms,
-            "peft_hotswap_ms": peft_hotswap_ms}
+            lambda: hotswap_adapter(fresh, str(peft_dir), adapter_name="task0"), max(5, reps // 4)
+        )
+    return {
+        "propetl_switch_ms": propetl_switch,
+        "propetl_load_ms": propetl_load,
+        "peft_set_adapter_ms": peft_switch,
+        "peft_load_adapter_ms": peft_load_ms,
+        "peft_hotswap_ms": peft_hotswap_ms,
+    }
 
 
 @torch.no_grad()
@@ -150,16 +166,25 @@ def mixed_batch(settings: BenchSettings) -> dict:
     out: dict[str, list[float]] = {}
     for _ in range(2):
         out.setdefault("propetl_single", []).append(
-            median_ms(lambda: model(**inputs, task_ids=single), reps))
+            median_ms(lambda: model(**inputs, task_ids=single), reps)
+        )
         out.setdefault("propetl_mixed", []).append(
-            median_ms(lambda: model(**inputs, task_ids=task_ids), reps))
+            median_ms(lambda: model(**inputs, task_ids=task_ids), reps)
+        )
         out.setdefault("peft_single", []).append(median_ms(lambda: peft(**inputs), reps))
         out.setdefault("peft_mixed", []).append(
-            median_ms(lambda: peft(**inputs, adapter_names=names), reps))
+            median_ms(lambda: peft(**inputs, adapter_names=names), reps)
+        )
     best = {k: min(v) for k, v in out.items()}
-    return {"ms": best, "tasks_in_batch": NUM_TASKS, "batch": batch,
-            "ratio": {"propetl": best["propetl_mixed"] / best["propetl_single"],
-                      "peft": best["peft_mixed"] / best["peft_single"]}}
+    return {
+        "ms": best,
+        "tasks_in_batch": NUM_TASKS,
+        "batch": batch,
+        "ratio": {
+            "propetl": best["propetl_mixed"] / best["propetl_single"],
+            "peft": best["peft_mixed"] / best["peft_single"],
+        },
+    }
 
 
 def training_speed(settings: BenchSettings) -> dict:
@@ -169,11 +194,17 @@ def training_speed(settings: BenchSettings) -> dict:
     labels = torch.arange(settings.batch_size) % 2
     propetl = _propetl(settings, tasks=1).train()
     groups = propetl.parameter_groups()
-    propetl_opt = torch.optim.AdamW([{"params": groups["scores"], "lr": 3e-3},
-                                     {"params": groups["weights"] + groups["no_decay"]}], lr=1e-3)
+    propetl_opt = torch.optim.AdamW(
+        [
+            {"params": groups["scores"], "lr": 3e-3},
+            {"params": groups["weights"] + groups["no_decay"]},
+        ],
+        lr=1e-3,
+    )
     base = _classifier(settings, 2)
-    peft = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"],
-                                           task_type="SEQ_CLS")).train()
+    peft = get_peft_model(
+        base, LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"], task_type="SEQ_CLS")
+    ).train()
     peft_opt = torch.optim.AdamW([p for p in peft.parameters() if p.requires_grad], lr=1e-3)
 
     def step(model, optimizer) -> None:
@@ -188,5 +219,7 @@ def training_speed(settings: BenchSettings) -> dict:
         times["propetl_adapter"].append(median_ms(lambda: step(propetl, propetl_opt), reps, 1))
         times["peft_lora_r8"].append(median_ms(lambda: step(peft, peft_opt), reps, 1))
     best = {k: min(v) for k, v in times.items()}
-    return {"step_ms": best,
-            "samples_per_s": {k: settings.batch_size / (v / 1e3) for k, v in best.items()}}
+    return {
+        "step_ms": best,
+        "samples_per_s": {k: settings.batch_size / (v / 1e3) for k, v in best.items()},
+    }

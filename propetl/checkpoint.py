@@ -43,15 +43,19 @@ class CheckpointError(ValueError):
     """A model folder is missing, incomplete, tampered with or of another format."""
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path,
-                 metadata: dict[str, str] | None = None) -> None:
+def _atomic_save(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
         # Always some metadata: safetensors writes an unreadable header for {} tensors + {} metadata.
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"format": "pt", **(metadata or {})})
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()},
+            tmp,
+            metadata={"format": "pt", **(metadata or {})},
+        )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -102,11 +106,13 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             metadata = handle.metadata() or {}
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file "
-                              f"(truncated or tampered?): {err}") from err
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated or tampered?): {err}"
+        ) from err
 
 
 # ------------------------------------------------------------------ save
+
 
 def model_manifest(model) -> dict:
     return {
@@ -118,8 +124,10 @@ def model_manifest(model) -> dict:
         "hidden_size": model.hidden_size,
         "config": model.config.to_dict(),
         "tasks": model.task_names,
-        "banks": {name: {"masked": {k: list(v) for k, v in bank.masked.items()}}
-                  for name, bank in model.banks.items()},
+        "banks": {
+            name: {"masked": {k: list(v) for k, v in bank.masked.items()}}
+            for name, bank in model.banks.items()
+        },
     }
 
 
@@ -164,8 +172,12 @@ def save_task(model, task: str, directory: Path, extra: dict | None = None) -> P
     _atomic_save(masks, folder / "masks.safetensors", metadata)
     head = {k: v.float().cpu() for k, v in model.heads[task].state_dict().items()}
     _atomic_save(head, folder / "head.safetensors")
-    _atomic_write_text(json.dumps({"task": spec.to_dict(), "keep": model.config.keep_ratio,
-                                   **(extra or {})}, indent=2), folder / "task.json")
+    _atomic_write_text(
+        json.dumps(
+            {"task": spec.to_dict(), "keep": model.config.keep_ratio, **(extra or {})}, indent=2
+        ),
+        folder / "task.json",
+    )
     return folder
 
 
@@ -222,12 +234,16 @@ def export_tasks(source: Path, tasks: Sequence[str], target: Path) -> Path:
     kept: list[str] = []
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not (target / PROTOTYPE_FILE).is_file() or not (target / CONFIG_FILE).is_file():
-            raise CheckpointError(f"{target} is not empty and holds no model folder: export "
-                                  "into a new or empty folder")
+            raise CheckpointError(
+                f"{target} is not empty and holds no model folder: export "
+                "into a new or empty folder"
+            )
         if _sha256(target / PROTOTYPE_FILE) != _sha256(source / PROTOTYPE_FILE):
-            raise CheckpointError(f"{target} holds a model of another prototype: its task "
-                                  "folders and these would not fit one prototype; export into "
-                                  "a new or empty folder")
+            raise CheckpointError(
+                f"{target} holds a model of another prototype: its task "
+                "folders and these would not fit one prototype; export into "
+                "a new or empty folder"
+            )
         kept = [t for t in saved_tasks(target) if t not in folders]
     token = uuid.uuid4().hex[:8]
     target.mkdir(parents=True, exist_ok=True)
@@ -251,16 +267,19 @@ def export_tasks(source: Path, tasks: Sequence[str], target: Path) -> Path:
 
 # ------------------------------------------------------------------ load
 
+
 def read_manifest(directory: Path) -> dict:
     if not directory.is_dir():
         raise CheckpointError(f"model folder {directory} does not exist")
     manifest = _read_json(directory / CONFIG_FILE)
     if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{directory} is not a ProPETL model folder (format "
-                              f"{manifest.get('format')!r})")
+        raise CheckpointError(
+            f"{directory} is not a ProPETL model folder (format {manifest.get('format')!r})"
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{directory}: unsupported format version "
-                              f"{manifest.get('format_version')!r}")
+        raise CheckpointError(
+            f"{directory}: unsupported format version {manifest.get('format_version')!r}"
+        )
     if isinstance(manifest.get("config"), dict):  # saved before a field existed: as it was then
         manifest["config"] = saved_propetl_dict(manifest["config"])
     return manifest
@@ -277,8 +296,11 @@ def manifest_config(manifest: dict, directory: Path) -> PropetlConfig:
         raise CheckpointError(f"{directory / CONFIG_FILE}: bad config: {err}") from err
 
 
-def load_model(directory: Path, backbone: PreTrainedModel | str | None = None,
-               tasks: Iterable[str] | None = None):
+def load_model(
+    directory: Path,
+    backbone: PreTrainedModel | str | None = None,
+    tasks: Iterable[str] | None = None,
+):
     """Rebuild a ProPETL model for inference: backbone, prototype, then each task's folder."""
     from .backbones import BackboneError, load_backbone_model
     from .model import ProPETLModel
@@ -297,20 +319,28 @@ def load_model(directory: Path, backbone: PreTrainedModel | str | None = None,
     else:
         backbone_name = manifest.get("backbone") or ""
     model = ProPETLModel(backbone, config, backbone_name=backbone_name)
-    if model.num_layers != manifest.get("num_layers") or \
-            model.hidden_size != manifest.get("hidden_size"):
-        raise CheckpointError(f"{directory} was trained for {manifest.get('num_layers')} layers of "
-                              f"width {manifest.get('hidden_size')}, the backbone has "
-                              f"{model.num_layers} x {model.hidden_size}")
+    if model.num_layers != manifest.get("num_layers") or model.hidden_size != manifest.get(
+        "hidden_size"
+    ):
+        raise CheckpointError(
+            f"{directory} was trained for {manifest.get('num_layers')} layers of "
+            f"width {manifest.get('hidden_size')}, the backbone has "
+            f"{model.num_layers} x {model.hidden_size}"
+        )
     _load_prototype(model, directory)
-    for task in (list(tasks) if tasks is not None else saved_tasks(directory)):
+    for task in list(tasks) if tasks is not None else saved_tasks(directory):
         load_task(model, directory, task)
     model.eval()
     return model
 
 
-def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str,
-            expected: tuple[int, ...], source: Path) -> torch.Tensor:
+def _unpack(
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    key: str,
+    expected: tuple[int, ...],
+    source: Path,
+) -> torch.Tensor:
     """A saved mask as a binary tensor of shape `expected` (checked as `_packed` does)."""
     packed, shape = _packed(tensors, metadata, key, expected, source)
     try:
@@ -319,8 +349,13 @@ def _unpack(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str
         raise CheckpointError(f"{source}: {err}") from err
 
 
-def _packed(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str,
-            expected: tuple[int, ...], source: Path) -> tuple[torch.Tensor, tuple[int, ...]]:
+def _packed(
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    key: str,
+    expected: tuple[int, ...],
+    source: Path,
+) -> tuple[torch.Tensor, tuple[int, ...]]:
     """A saved mask as its packed bytes and shape, after checking both against `expected`."""
     if key not in tensors or key not in metadata:
         raise CheckpointError(f"{source}: missing mask {key!r}")
@@ -333,8 +368,10 @@ def _packed(tensors: dict[str, torch.Tensor], metadata: dict[str, str], key: str
     packed = tensors[key]
     size = (math.prod(shape) + 7) // 8
     if packed.dim() != 1 or packed.numel() != size or packed.dtype != torch.uint8:
-        raise CheckpointError(f"{source}: mask {key!r} has {packed.numel()} bytes of "
-                              f"{packed.dtype}, expected {size} uint8 for shape {shape}")
+        raise CheckpointError(
+            f"{source}: mask {key!r} has {packed.numel()} bytes of "
+            f"{packed.dtype}, expected {size} uint8 for shape {shape}"
+        )
     return packed, expected
 
 
@@ -349,14 +386,22 @@ def _load_prototype(model, directory: Path) -> None:
         for name, shape in expected.items():
             value = tensors.get(f"{bank_name}.{name}")
             if value is None or tuple(value.shape) != shape:
-                raise CheckpointError(f"{path}: prototype tensor {bank_name}.{name} missing or "
-                                      f"not of shape {shape}")
+                raise CheckpointError(
+                    f"{path}: prototype tensor {bank_name}.{name} missing or not of shape {shape}"
+                )
             loaded[name] = value
         bank.prototype = Prototype.from_tensors(loaded)
         if bank.layer_masks is not None:
-            fixed = {name: _unpack(tensors, metadata, f"layer_mask.{bank_name}.{name}",
-                                   (bank.num_layers, *shape), path)
-                     for name, shape in bank.masked.items()}
+            fixed = {
+                name: _unpack(
+                    tensors,
+                    metadata,
+                    f"layer_mask.{bank_name}.{name}",
+                    (bank.num_layers, *shape),
+                    path,
+                )
+                for name, shape in bank.masked.items()
+            }
             bank.layer_masks.set_fixed(fixed)
 
 
@@ -364,8 +409,9 @@ def load_task(model, directory: Path, task: str) -> None:
     """Add one saved task (masks + head) to a loaded model."""
     folder = _task_folder(directory, task)
     if not folder.is_dir():
-        raise CheckpointError(f"no task {task!r} in {directory} (have: "
-                              f"{', '.join(saved_tasks(directory)) or 'none'})")
+        raise CheckpointError(
+            f"no task {task!r} in {directory} (have: {', '.join(saved_tasks(directory)) or 'none'})"
+        )
     info = _read_json(folder / "task.json")
     try:
         spec = TaskHeadSpec.from_dict(info["task"])
@@ -384,22 +430,29 @@ def load_task(model, directory: Path, task: str) -> None:
                 for name, value in bank.stored_task_tensors(task).items():
                     saved = tensors.get(f"{bank_name}.{name}")
                     if saved is None or saved.shape != value.shape:
-                        raise CheckpointError(f"{masks_path}: {bank_name}.{name} missing or "
-                                              f"not of shape {tuple(value.shape)}")
+                        raise CheckpointError(
+                            f"{masks_path}: {bank_name}.{name} missing or "
+                            f"not of shape {tuple(value.shape)}"
+                        )
                     own[name] = saved
                 bank.tasks[task] = Prototype.from_tensors(own)
                 continue
             rows = 1 if bank.sharing == "propetl-or" else bank.num_layers
-            bank.tasks[task].set_packed({  # kept packed: 1 bit per entry in memory too
-                name: _packed(tensors, metadata, f"{bank_name}.{name}", (rows, *shape),
-                              masks_path)
-                for name, shape in bank.masked.items()})
+            bank.tasks[task].set_packed(
+                {  # kept packed: 1 bit per entry in memory too
+                    name: _packed(
+                        tensors, metadata, f"{bank_name}.{name}", (rows, *shape), masks_path
+                    )
+                    for name, shape in bank.masked.items()
+                }
+            )
             bank.forget(task)
         try:
             model.heads[task].load_state_dict(head)
         except RuntimeError as err:
-            raise CheckpointError(f"{folder / 'head.safetensors'}: does not fit the head: {err}") \
-                from err
+            raise CheckpointError(
+                f"{folder / 'head.safetensors'}: does not fit the head: {err}"
+            ) from err
     except BaseException:
         model.remove_task(task)
         raise
@@ -408,8 +461,10 @@ def load_task(model, directory: Path, task: str) -> None:
 
 def file_sizes(directory: Path) -> dict[str, int]:
     """Bytes on disk: the shared files and each task's folder."""
-    out = {"config": (directory / CONFIG_FILE).stat().st_size,
-           "prototype": (directory / PROTOTYPE_FILE).stat().st_size}
+    out = {
+        "config": (directory / CONFIG_FILE).stat().st_size,
+        "prototype": (directory / PROTOTYPE_FILE).stat().st_size,
+    }
     for task in saved_tasks(directory):
         folder = directory / TASKS_DIR / task
         out[f"task:{task}:masks"] = (folder / "masks.safetensors").stat().st_size

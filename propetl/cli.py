@@ -53,9 +53,11 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--backbone", required=True,
-              help="bundled name (minilm-l6), tiny-<family>, hub id, or a folder (a "
-                   "config.json is enough)")
+@click.option(
+    "--backbone",
+    required=True,
+    help="bundled name (minilm-l6), tiny-<family>, hub id, or a folder (a config.json is enough)",
+)
 @click.option("--petl", type=click.Choice(["adapter", "lora", "prefix"]), default="adapter")
 @click.option("--sharing", type=click.Choice(["propetl", "propetl-or", "none"]), default="propetl")
 @click.option("--keep", type=float, default=None, help="fraction of each mask kept")
@@ -64,21 +66,42 @@ def cli() -> None:
 @click.option("--lora-alpha", type=float, default=48.0)
 @click.option("--prefix-len", type=int, default=64)
 @click.option("--tasks", "num_tasks", type=int, default=1, help="number of tasks")
-@click.option("--model-dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="a saved ProPETL model folder: add its bytes on disk")
+@click.option(
+    "--model-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="a saved ProPETL model folder: add its bytes on disk",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @fail_cleanly
-def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottleneck: int,
-            lora_r: int, lora_alpha: float, prefix_len: int, num_tasks: int,
-            model_dir: str | None, as_json: bool) -> None:
+def storage(
+    backbone: str,
+    petl: str,
+    sharing: str,
+    keep: float | None,
+    bottleneck: int,
+    lora_r: int,
+    lora_alpha: float,
+    prefix_len: int,
+    num_tasks: int,
+    model_dir: str | None,
+    as_json: bool,
+) -> None:
     """The paper's storage accounting for a backbone shape (no weights needed)."""
     from .storage import storage_report_for_config
 
     if num_tasks < 1:
         raise CliError("--tasks must be >= 1")
     try:
-        config = PropetlConfig(petl=petl, sharing=sharing, keep=keep, bottleneck=bottleneck,
-                               lora_r=lora_r, lora_alpha=lora_alpha, prefix_len=prefix_len)
+        config = PropetlConfig(
+            petl=petl,
+            sharing=sharing,
+            keep=keep,
+            bottleneck=bottleneck,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            prefix_len=prefix_len,
+        )
     except ConfigError as err:
         raise CliError(str(err)) from err
     report = storage_report_for_config(backbone, config, num_tasks)
@@ -91,11 +114,38 @@ def storage(backbone: str, petl: str, sharing: str, keep: float | None, bottlene
 
 # ------------------------------------------------------------------ training and inference
 
-PROPETL_FLAGS = ("petl", "sharing", "keep", "masks", "bottleneck", "lora_r", "lora_alpha",
-                 "prefix_len", "head", "pooling")
-TRAIN_FLAGS = ("backbone", "lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_length",
-               "eval_every", "max_examples", "sampling", "seed", "data_seed", "device", "precision",
-               "early_stopping_patience", "max_target_length", "label_smoothing", "num_beams")
+PROPETL_FLAGS = (
+    "petl",
+    "sharing",
+    "keep",
+    "masks",
+    "bottleneck",
+    "lora_r",
+    "lora_alpha",
+    "prefix_len",
+    "head",
+    "pooling",
+)
+TRAIN_FLAGS = (
+    "backbone",
+    "lr",
+    "mask_lr",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "max_length",
+    "eval_every",
+    "max_examples",
+    "sampling",
+    "seed",
+    "data_seed",
+    "device",
+    "precision",
+    "early_stopping_patience",
+    "max_target_length",
+    "label_smoothing",
+    "num_beams",
+)
 
 
 def build_train_config(config_file: str | None, overrides: dict) -> TrainConfig:
@@ -151,8 +201,9 @@ def train_fields(config_file: str | None, overrides: dict) -> dict:
     return {**data, "propetl": propetl}
 
 
-def build_onto_config(onto: str, config_file: str | None, overrides: dict,
-                      replace: tuple[str, ...]):
+def build_onto_config(
+    onto: str, config_file: str | None, overrides: dict, replace: tuple[str, ...]
+):
     """(base, TrainConfig) for adding the given tasks onto the prototype in folder `onto`."""
     from .continual import check_task_names, onto_config, read_base
 
@@ -160,8 +211,10 @@ def build_onto_config(onto: str, config_file: str | None, overrides: dict,
     data = train_fields(config_file, overrides)
     if not data.get("tasks"):
         raise CliError("--onto: name the new task(s) with --tasks")
-    names = [Path(t).stem if Path(t).suffix.lower() in (".csv", ".tsv", ".jsonl") else t
-             for t in data["tasks"]]
+    names = [
+        Path(t).stem if Path(t).suffix.lower() in (".csv", ".tsv", ".jsonl") else t
+        for t in data["tasks"]
+    ]
     try:
         check_task_names(base.tasks, names, replace, option="--replace TASK")
         return base, onto_config(base, data)
@@ -176,8 +229,11 @@ def build_onto_config(onto: str, config_file: str | None, overrides: dict,
 @click.option("--petl", type=click.Choice(["adapter", "lora", "prefix"]))
 @click.option("--sharing", type=click.Choice(["propetl", "propetl-or", "none"]))
 @click.option("--keep", type=float)
-@click.option("--masks", type=click.Choice(["learned", "random"]),
-              help="random: masks drawn once and never trained (ablation)")
+@click.option(
+    "--masks",
+    type=click.Choice(["learned", "random"]),
+    help="random: masks drawn once and never trained (ablation)",
+)
 @click.option("--bottleneck", type=int)
 @click.option("--lora-r", type=int)
 @click.option("--lora-alpha", type=float)
@@ -201,18 +257,37 @@ def build_onto_config(onto: str, config_file: str | None, overrides: dict,
 @click.option("--data-seed", type=int, help="seed of the train / dev / test split (default 42)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="run folder (default runs/<backbone>-<petl>-<tasks>)")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="run folder (default runs/<backbone>-<petl>-<tasks>)",
+)
 @click.option("--fresh", is_flag=True, help="ignore checkpoints in the run folder")
-@click.option("--onto", type=click.Path(exists=True, file_okay=False), default=None,
-              help="a saved model folder: add --tasks onto its frozen prototype (backbone and "
-                   "method come from it; its files are never changed)")
-@click.option("--replace", "replace", multiple=True,
-              help="with --onto: retrain this existing task (repeatable; list it in --tasks)")
+@click.option(
+    "--onto",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="a saved model folder: add --tasks onto its frozen prototype (backbone and "
+    "method come from it; its files are never changed)",
+)
+@click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    help="with --onto: retrain this existing task (repeatable; list it in --tasks)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @fail_cleanly
-def train(config_file: str | None, run_dir: str | None, fresh: bool, onto: str | None,
-          replace: tuple[str, ...], as_json: bool, **overrides) -> None:
+def train(
+    config_file: str | None,
+    run_dir: str | None,
+    fresh: bool,
+    onto: str | None,
+    replace: tuple[str, ...],
+    as_json: bool,
+    **overrides,
+) -> None:
     """Train ProPETL (resumes from the run folder's last checkpoint); with --onto, add tasks
     to a trained prototype, writing a new model folder."""
     from .training import train as run_training
@@ -228,13 +303,16 @@ def train(config_file: str | None, run_dir: str | None, fresh: bool, onto: str |
         run_dir = f"runs/{Path(config.backbone).name}-{config.propetl.petl}-{label}"
         if onto is not None:
             run_dir = f"runs/{Path(onto).resolve().parent.name}-plus-{label}"
-    result = run_training(config, Path(run_dir), resume=not fresh, show_progress=True,
-                          onto=onto, replace=replace)
+    result = run_training(
+        config, Path(run_dir), resume=not fresh, show_progress=True, onto=onto, replace=replace
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    click.echo(f"{result.status} after {result.steps}/{result.total_steps} steps "
-               f"in {result.train_seconds:.0f} s; run folder {result.run_dir}")
+    click.echo(
+        f"{result.status} after {result.steps}/{result.total_steps} steps "
+        f"in {result.train_seconds:.0f} s; run folder {result.run_dir}"
+    )
     for task, metrics in result.test_metrics.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         click.echo(f"  test {task}: {shown}")
@@ -256,12 +334,25 @@ def _load_for_inference(model_dir: str):
 @click.option("--split", type=click.Choice(["dev", "test"]), default="test")
 @click.option("--max-length", type=int, default=64)
 @click.option("--max-examples", type=int, default=None)
-@click.option("--data-seed", "--seed", "seed", type=int, default=42,
-              help="the split seed (data_seed) used in training")
+@click.option(
+    "--data-seed",
+    "--seed",
+    "seed",
+    type=int,
+    default=42,
+    help="the split seed (data_seed) used in training",
+)
 @click.option("--json", "as_json", is_flag=True)
 @fail_cleanly
-def evaluate(model_dir: str, task: str, split: str, max_length: int, max_examples: int | None,
-             seed: int, as_json: bool) -> None:
+def evaluate(
+    model_dir: str,
+    task: str,
+    split: str,
+    max_length: int,
+    max_examples: int | None,
+    seed: int,
+    as_json: bool,
+) -> None:
     """Evaluate a trained task on its dev or test split."""
     from .backbones import load_tokenizer
     from .data import MultiTaskCollator, load_task, tokenize_task
@@ -278,13 +369,17 @@ def evaluate(model_dir: str, task: str, split: str, max_length: int, max_example
 
         causal = model.family.kind == "causal"
         dataset = tokenize_text2text(data, tokenizer, max_length, 64, index, causal)[split]
-        metrics = evaluate_generative(model, dataset, Text2TextCollator(tokenizer, causal),
-                                      data.info, tokenizer)
+        metrics = evaluate_generative(
+            model, dataset, Text2TextCollator(tokenizer, causal), data.info, tokenizer
+        )
     else:
         dataset = tokenize_task(data, tokenizer, max_length, index)[split]
         metrics = evaluate_task(model, dataset, MultiTaskCollator(tokenizer), data.info)
-    click.echo(json.dumps(metrics, indent=2) if as_json else
-               ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    click.echo(
+        json.dumps(metrics, indent=2)
+        if as_json
+        else ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    )
 
 
 @cli.command()
@@ -329,21 +424,36 @@ def tasks(as_json: bool) -> None:
         return
     for info in infos:
         sizes = info.sizes or {}
-        size = "/".join(str(sizes.get(k, "?")) for k in ("train", "dev", "test")) \
-            if sizes else "hub"
-        labels = "text2text" if info.generative else \
-            "regression" if info.is_regression else f"{info.num_labels} labels"
-        click.echo(f"{info.name:<18} {info.source:<8} {labels:<11} {size:<18} "
-                   f"{', '.join(info.metrics)}")
+        size = (
+            "/".join(str(sizes.get(k, "?")) for k in ("train", "dev", "test")) if sizes else "hub"
+        )
+        labels = (
+            "text2text"
+            if info.generative
+            else "regression"
+            if info.is_regression
+            else f"{info.num_labels} labels"
+        )
+        click.echo(
+            f"{info.name:<18} {info.source:<8} {labels:<11} {size:<18} {', '.join(info.metrics)}"
+        )
 
 
 @cli.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--task", "task_names", multiple=True,
-              help="task to export (propetl: repeatable, default all; peft / merged: one)")
-@click.option("--format", "fmt", type=click.Choice(["propetl", "peft", "merged"]),
-              default="propetl", help="propetl: model folder; peft: PEFT LoRA adapter; "
-                                      "merged: plain HF model")
+@click.option(
+    "--task",
+    "task_names",
+    multiple=True,
+    help="task to export (propetl: repeatable, default all; peft / merged: one)",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["propetl", "peft", "merged"]),
+    default="propetl",
+    help="propetl: model folder; peft: PEFT LoRA adapter; merged: plain HF model",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @fail_cleanly
 def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> None:
@@ -363,8 +473,10 @@ def export(model_dir: str, task_names: tuple[str, ...], fmt: str, out: str) -> N
         from .model import ProPETLModel
 
         if len(chosen) != 1:
-            raise CliError(f"--format {fmt} exports one task: pass --task NAME (the model has: "
-                           f"{', '.join(available) or 'none'})")
+            raise CliError(
+                f"--format {fmt} exports one task: pass --task NAME (the model has: "
+                f"{', '.join(available) or 'none'})"
+            )
         try:  # refuse what the format cannot hold before loading the backbone
             config = PropetlConfig.from_dict(manifest["config"])
             family = family_for(str(manifest.get("model_type"))).name
@@ -387,10 +499,17 @@ DEMO_TEXTS = ("a warm, funny and beautifully acted film", "a dull, lifeless mess
 
 def demo_config(steps: int = DEMO_STEPS) -> TrainConfig:
     """The demo's job: batch 32 of reviews cut at 48 tokens, one evaluation at the end."""
-    return TrainConfig(backbone="minilm-l6", tasks=["rotten_tomatoes"],
-                       propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
-                       lr=2e-3, max_steps=steps, batch_size=32, max_length=48,
-                       max_examples=3200, eval_every=steps)
+    return TrainConfig(
+        backbone="minilm-l6",
+        tasks=["rotten_tomatoes"],
+        propetl=PropetlConfig(petl="adapter", bottleneck=64, keep=0.5),
+        lr=2e-3,
+        max_steps=steps,
+        batch_size=32,
+        max_length=48,
+        max_examples=3200,
+        eval_every=steps,
+    )
 
 
 @cli.command()
@@ -408,16 +527,20 @@ def demo(steps: int, run_dir: str) -> None:
     from .training import train as run_training
 
     config = demo_config(steps)
-    click.echo(f"training a ProPETL adapter for {steps} steps of {config.batch_size} on "
-               f"{config.max_examples:,} rotten_tomatoes reviews ...")
+    click.echo(
+        f"training a ProPETL adapter for {steps} steps of {config.batch_size} on "
+        f"{config.max_examples:,} rotten_tomatoes reviews ..."
+    )
     started = time.monotonic()
     result = run_training(config, Path(run_dir), resume=False, show_progress=True)
     counts = json.loads((Path(run_dir) / "predictions" / "class_counts.json").read_text())
     test = counts["rotten_tomatoes"]["test"]
-    click.echo(f"test accuracy: {result.test_metrics['rotten_tomatoes']['accuracy']:.3f} on "
-               f"{sum(test.values()):,} reviews (always answering the majority class: "
-               f"{max(test.values()) / sum(test.values()):.3f}); "
-               f"{time.monotonic() - started:.0f} s")
+    click.echo(
+        f"test accuracy: {result.test_metrics['rotten_tomatoes']['accuracy']:.3f} on "
+        f"{sum(test.values()):,} reviews (always answering the majority class: "
+        f"{max(test.values()) / sum(test.values()):.3f}); "
+        f"{time.monotonic() - started:.0f} s"
+    )
     model = ProPETLModel.from_pretrained(result.model_dir)
     predictor = Predictor(model, load_tokenizer("minilm-l6"))
     for text in DEMO_TEXTS:

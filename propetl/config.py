@@ -87,8 +87,10 @@ def _type_problems(obj: Any) -> list[str]:
     for f in fields(obj):
         value = getattr(obj, f.name)
         if not _conforms(value, hints[f.name]):
-            out.append(f"{f.name} must be {_describe(hints[f.name])}, "
-                       f"got {_short(value)} ({type(value).__name__})")
+            out.append(
+                f"{f.name} must be {_describe(hints[f.name])}, "
+                f"got {_short(value)} ({type(value).__name__})"
+            )
         elif isinstance(value, float) and not math.isfinite(value):
             out.append(f"{f.name} must be a finite number, got {value}")
     return out
@@ -198,28 +200,41 @@ class PropetlConfig:
                 out.append(message)
 
         need(self.petl in PETL_KINDS, f"petl must be one of {PETL_KINDS}, got {self.petl!r}")
-        need(self.sharing in SHARING_MODES,
-             f"sharing must be one of {SHARING_MODES}, got {self.sharing!r}")
+        need(
+            self.sharing in SHARING_MODES,
+            f"sharing must be one of {SHARING_MODES}, got {self.sharing!r}",
+        )
         need(self.head in HEAD_KINDS, f"head must be one of {HEAD_KINDS}, got {self.head!r}")
         need(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         need(0.0 < self.keep_ratio <= 1.0, f"keep must be in (0, 1], got {self.keep}")
         need(self.masks in MASK_MODES, f"masks must be one of {MASK_MODES}, got {self.masks!r}")
-        need(self.mask_init in MASK_INITS,
-             f"mask_init must be one of {MASK_INITS}, got {self.mask_init!r}")
-        need(self.masks == "learned" or self.masked,
-             f"masks {self.masks!r} needs sharing 'propetl' or 'propetl-or': sharing 'none' "
-             "trains ordinary modules and has no masks")
+        need(
+            self.mask_init in MASK_INITS,
+            f"mask_init must be one of {MASK_INITS}, got {self.mask_init!r}",
+        )
+        need(
+            self.masks == "learned" or self.masked,
+            f"masks {self.masks!r} needs sharing 'propetl' or 'propetl-or': sharing 'none' "
+            "trains ordinary modules and has no masks",
+        )
         need(self.bottleneck >= 1, f"bottleneck must be >= 1, got {self.bottleneck}")
-        need(self.adapter_placement in ADAPTER_PLACEMENTS,
-             f"adapter_placement must be one of {ADAPTER_PLACEMENTS}, "
-             f"got {self.adapter_placement!r}")
+        need(
+            self.adapter_placement in ADAPTER_PLACEMENTS,
+            f"adapter_placement must be one of {ADAPTER_PLACEMENTS}, "
+            f"got {self.adapter_placement!r}",
+        )
         need(self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}")
         need(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
-        need(len(self.lora_targets) > 0 and set(self.lora_targets) <= {"query", "value"},
-             f"lora_targets must be a non-empty subset of ('query', 'value'), got {self.lora_targets}")
+        need(
+            len(self.lora_targets) > 0 and set(self.lora_targets) <= {"query", "value"},
+            f"lora_targets must be a non-empty subset of ('query', 'value'), got {self.lora_targets}",
+        )
         need(self.prefix_len >= 1, f"prefix_len must be >= 1, got {self.prefix_len}")
         need(self.prefix_hidden >= 1, f"prefix_hidden must be >= 1, got {self.prefix_hidden}")
-        need(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        need(
+            0.0 <= self.head_dropout < 1.0,
+            f"head_dropout must be in [0, 1), got {self.head_dropout}",
+        )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,21 +277,29 @@ class TaskHeadSpec:
         if self.label_names is not None:
             self.label_names = tuple(self.label_names)
             if len(self.label_names) != self.num_labels:
-                raise ConfigError(f"task {self.name!r}: {len(self.label_names)} label names "
-                                  f"for {self.num_labels} labels")
+                raise ConfigError(
+                    f"task {self.name!r}: {len(self.label_names)} label names "
+                    f"for {self.num_labels} labels"
+                )
 
     @property
     def is_regression(self) -> bool:
         return self.num_labels == 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "num_labels": self.num_labels,
-                "label_names": list(self.label_names) if self.label_names else None}
+        return {
+            "name": self.name,
+            "num_labels": self.num_labels,
+            "label_names": list(self.label_names) if self.label_names else None,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskHeadSpec:
-        return cls(name=data["name"], num_labels=int(data["num_labels"]),
-                   label_names=tuple(data["label_names"]) if data.get("label_names") else None)
+        return cls(
+            name=data["name"],
+            num_labels=int(data["num_labels"]),
+            label_names=tuple(data["label_names"]) if data.get("label_names") else None,
+        )
 
 
 #: Mask learning rates of the public ProPETL scripts, by PETL kind.
@@ -357,29 +380,56 @@ class TrainConfig:
         need(len(self.tasks) > 0, "tasks: give at least one task")
         need(len(set(self.tasks)) == len(self.tasks), f"tasks: duplicates in {self.tasks}")
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        need(self.mask_lr is not None and self.mask_lr > 0, f"mask_lr must be > 0, got {self.mask_lr}")
+        need(
+            self.mask_lr is not None and self.mask_lr > 0,
+            f"mask_lr must be > 0, got {self.mask_lr}",
+        )
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         need(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
-        need(self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
+        need(
+            self.max_steps is None or self.max_steps >= 1,
+            f"max_steps must be >= 1, got {self.max_steps}",
+        )
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        need(8 <= self.max_length <= 4096, f"max_length must be in [8, 4096], got {self.max_length}")
-        need(self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
-        need(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
-             f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
-        need(self.sampling in SAMPLING, f"sampling must be one of {SAMPLING}, got {self.sampling!r}")
+        need(
+            8 <= self.max_length <= 4096, f"max_length must be in [8, 4096], got {self.max_length}"
+        )
+        need(
+            self.eval_every is None or self.eval_every >= 1,
+            f"eval_every must be >= 1, got {self.eval_every}",
+        )
+        need(
+            self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+            f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}",
+        )
+        need(
+            self.sampling in SAMPLING, f"sampling must be one of {SAMPLING}, got {self.sampling!r}"
+        )
         need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        need(self.max_examples is None or self.max_examples >= 4,
-             f"max_examples must be >= 4, got {self.max_examples}")
+        need(
+            self.max_examples is None or self.max_examples >= 4,
+            f"max_examples must be >= 4, got {self.max_examples}",
+        )
         need(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
-        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        need(
+            self.precision in PRECISIONS,
+            f"precision must be one of {PRECISIONS}, got {self.precision!r}",
+        )
         need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
-        need(self.save_every is None or self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}")
-        need(1 <= self.max_target_length <= 1024,
-             f"max_target_length must be in [1, 1024], got {self.max_target_length}")
-        need(0.0 <= self.label_smoothing < 1.0,
-             f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        need(
+            self.save_every is None or self.save_every >= 1,
+            f"save_every must be >= 1, got {self.save_every}",
+        )
+        need(
+            1 <= self.max_target_length <= 1024,
+            f"max_target_length must be in [1, 1024], got {self.max_target_length}",
+        )
+        need(
+            0.0 <= self.label_smoothing < 1.0,
+            f"label_smoothing must be in [0, 1), got {self.label_smoothing}",
+        )
         need(1 <= self.num_beams <= 16, f"num_beams must be in [1, 16], got {self.num_beams}")
         return out
 
@@ -423,7 +473,9 @@ class _ConfigLoader(yaml.SafeLoader):
 
 _ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
 
 
 def load_yaml(text: str) -> Any:

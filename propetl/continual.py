@@ -83,8 +83,11 @@ def read_base(directory: str | Path) -> Base:
 def _same(given: Any, theirs: Any) -> bool:
     if isinstance(given, (list, tuple)) and isinstance(theirs, (list, tuple)):
         return list(given) == list(theirs)
-    if isinstance(given, (int, float)) and isinstance(theirs, (int, float)) \
-            and not isinstance(given, bool):
+    if (
+        isinstance(given, (int, float))
+        and isinstance(theirs, (int, float))
+        and not isinstance(given, bool)
+    ):
         return float(given) == float(theirs)
     return given == theirs
 
@@ -115,8 +118,10 @@ def method_conflicts(base: Base | dict[str, Any], given: dict[str, Any]) -> list
 
 
 def conflict_message(conflicts: Sequence[str], where: str = "the prototype") -> str:
-    return (f"adding tasks onto {where}: these method fields come from the prototype and cannot "
-            "be changed (leave them out): " + "; ".join(conflicts))
+    return (
+        f"adding tasks onto {where}: these method fields come from the prototype and cannot "
+        "be changed (leave them out): " + "; ".join(conflicts)
+    )
 
 
 def onto_config(base: Base, given: dict[str, Any]) -> TrainConfig:
@@ -129,24 +134,37 @@ def onto_config(base: Base, given: dict[str, Any]) -> TrainConfig:
         raise OntoError(conflict_message(conflicts, str(base.directory)))
     data = {k: v for k, v in given.items() if k not in ("backbone", "propetl")}
     data["mask_lr"] = added_task_mask_lr(base.config.petl, data.get("mask_lr"))
-    return TrainConfig.from_dict({**data, "backbone": base.backbone,
-                                  "propetl": PropetlConfig.from_dict(base.config.to_dict())})
+    return TrainConfig.from_dict(
+        {
+            **data,
+            "backbone": base.backbone,
+            "propetl": PropetlConfig.from_dict(base.config.to_dict()),
+        }
+    )
 
 
-def check_task_names(existing: Sequence[str], names: Sequence[str],
-                     replace: Sequence[str] = (), option: str = "replace") -> None:
+def check_task_names(
+    existing: Sequence[str],
+    names: Sequence[str],
+    replace: Sequence[str] = (),
+    option: str = "replace",
+) -> None:
     """New task names must be new on the prototype, unless listed in `replace` (which then
     retrains that task's masks and head). `option`: how the caller's user names `replace`
     (the CLI's `--replace TASK`, a job spec's `replace_tasks`, ...)."""
     taken = [n for n in names if n in existing and n not in replace]
     if taken:
-        raise OntoError(f"task(s) {', '.join(taken)} already on the prototype (it has: "
-                        f"{', '.join(existing)}); use new names, or retrain a task explicitly "
-                        f"with {option}")
+        raise OntoError(
+            f"task(s) {', '.join(taken)} already on the prototype (it has: "
+            f"{', '.join(existing)}); use new names, or retrain a task explicitly "
+            f"with {option}"
+        )
     unknown = [r for r in replace if r not in existing]
     if unknown:
-        raise OntoError(f"cannot replace {', '.join(unknown)}: not a task of the prototype "
-                        f"(it has: {', '.join(existing) or 'none'})")
+        raise OntoError(
+            f"cannot replace {', '.join(unknown)}: not a task of the prototype "
+            f"(it has: {', '.join(existing) or 'none'})"
+        )
     unlisted = [r for r in replace if r not in names]
     if unlisted:
         raise OntoError(f"replace {', '.join(unlisted)}: list the task among the tasks to train")
@@ -154,16 +172,19 @@ def check_task_names(existing: Sequence[str], names: Sequence[str],
 
 def check_same_method(base: Base, config: TrainConfig) -> None:
     """Refuse a job config whose backbone or ProPETL config is not the prototype's."""
-    conflicts = method_conflicts(base, {"backbone": config.backbone,
-                                        "propetl": config.propetl.to_dict()})
+    conflicts = method_conflicts(
+        base, {"backbone": config.backbone, "propetl": config.propetl.to_dict()}
+    )
     if conflicts:
         raise OntoError(conflict_message(conflicts, str(base.directory)))
 
 
 # ------------------------------------------------------------------ the model
 
-def build_onto_model(base: Base, backbone: Any, specs: Sequence[TaskHeadSpec],
-                     replace: Sequence[str] = ()):
+
+def build_onto_model(
+    base: Base, backbone: Any, specs: Sequence[TaskHeadSpec], replace: Sequence[str] = ()
+):
     """The prototype with its old tasks loaded frozen (fixed masks, frozen heads) and the new
     tasks added trainable (their scores start as `mask_init` says)."""
     keep = [t for t in base.tasks if t not in replace]
@@ -208,6 +229,7 @@ def save_onto(model, base: Base, new_tasks: Sequence[str], out: Path) -> Path:
 
 
 # ------------------------------------------------------------------ files
+
 
 def file_hashes(directory: str | Path, skip: Iterable[str] = ()) -> dict[str, str]:
     """sha256 of every file under `directory`, by relative path (`skip`: relative paths)."""
@@ -267,8 +289,9 @@ class TaskPlacement:
         self.placed, self.retired = [], []
 
 
-def add_task_folders(source: str | Path, tasks: Sequence[str], target: str | Path,
-                     replace: Sequence[str] = ()) -> TaskPlacement:
+def add_task_folders(
+    source: str | Path, tasks: Sequence[str], target: str | Path, replace: Sequence[str] = ()
+) -> TaskPlacement:
     """Copy the folders of `tasks` from model folder `source` into the prototype folder
     `target`, touching nothing else there.
 
@@ -289,8 +312,10 @@ def add_task_folders(source: str | Path, tasks: Sequence[str], target: str | Pat
         for task in tasks:
             final = _task_folder(target, task)
             if final.exists() and task not in replace:
-                raise CheckpointError(f"task {task!r} is already in {target}; adding tasks "
-                                      "never overwrites one (replace it explicitly)")
+                raise CheckpointError(
+                    f"task {task!r} is already in {target}; adding tasks "
+                    "never overwrites one (replace it explicitly)"
+                )
             staged[task] = root / f".tmp-{task}-{token}"
             shutil.copytree(_task_folder(source, task), staged[task])
         for task, tmp in staged.items():
@@ -302,8 +327,10 @@ def add_task_folders(source: str | Path, tasks: Sequence[str], target: str | Pat
             try:
                 os.rename(tmp, final)
             except OSError as err:
-                raise CheckpointError(f"task {task!r} appeared in {target} meanwhile (another "
-                                      f"job added it): {err.strerror or err}") from err
+                raise CheckpointError(
+                    f"task {task!r} appeared in {target} meanwhile (another "
+                    f"job added it): {err.strerror or err}"
+                ) from err
             placement.placed.append(final)
     except BaseException:
         placement.rollback()
@@ -321,10 +348,13 @@ def given_method_fields(data: Any) -> dict[str, Any]:
     config = data.get("config")
     if isinstance(config, TrainConfig):
         config = config.to_dict()
-    merged = {**{k: v for k, v in data.items() if k in ("backbone", "mask_lr", "propetl")},
-              **(config if isinstance(config, dict) else {})}
-    out: dict[str, Any] = {k: merged[k] for k in ("backbone", "mask_lr")
-                           if merged.get(k) is not None}
+    merged = {
+        **{k: v for k, v in data.items() if k in ("backbone", "mask_lr", "propetl")},
+        **(config if isinstance(config, dict) else {}),
+    }
+    out: dict[str, Any] = {
+        k: merged[k] for k in ("backbone", "mask_lr") if merged.get(k) is not None
+    }
     propetl = merged.get("propetl")
     if isinstance(propetl, PropetlConfig):
         propetl = propetl.to_dict()
@@ -338,6 +368,9 @@ def rebased_config(base: Base, config: TrainConfig, given: dict[str, Any]) -> Tr
     found none); the mask lr is the added-task one of the prototype's PETL kind unless it
     was given."""
     data = config.to_dict()
-    data.update(backbone=base.backbone, propetl=base.config.to_dict(),
-                mask_lr=added_task_mask_lr(base.config.petl, given.get("mask_lr")))
+    data.update(
+        backbone=base.backbone,
+        propetl=base.config.to_dict(),
+        mask_lr=added_task_mask_lr(base.config.petl, given.get("mask_lr")),
+    )
     return TrainConfig.from_dict({**data, "propetl": PropetlConfig.from_dict(data["propetl"])})

@@ -84,12 +84,21 @@ class HFTarget:
 
 
 HF_TARGETS: dict[str, HFTarget] = {
-    "encoder": HFTarget("SEQ_CLS", "AutoModelForSequenceClassification",
-                        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING, "sequence-classification"),
-    "seq2seq": HFTarget("SEQ_2_SEQ_LM", "AutoModelForSeq2SeqLM",
-                        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING, "sequence-to-sequence LM"),
-    "causal": HFTarget("CAUSAL_LM", "AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING,
-                       "causal LM"),
+    "encoder": HFTarget(
+        "SEQ_CLS",
+        "AutoModelForSequenceClassification",
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+        "sequence-classification",
+    ),
+    "seq2seq": HFTarget(
+        "SEQ_2_SEQ_LM",
+        "AutoModelForSeq2SeqLM",
+        MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING,
+        "sequence-to-sequence LM",
+    ),
+    "causal": HFTarget(
+        "CAUSAL_LM", "AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING, "causal LM"
+    ),
 }
 
 
@@ -107,12 +116,14 @@ HEAD_LAYOUTS: dict[str, HeadLayout] = {
     "bert": HeadLayout("{base}.pooler.dense", "tanh", "classifier", ("pooler", "classifier")),
     "roberta": HeadLayout("classifier.dense", "tanh", "classifier.out_proj", ("classifier",)),
     "electra": HeadLayout("classifier.dense", "gelu", "classifier.out_proj", ("classifier",)),
-    "distilbert": HeadLayout("pre_classifier", "relu", "classifier",
-                             ("pre_classifier", "classifier")),
+    "distilbert": HeadLayout(
+        "pre_classifier", "relu", "classifier", ("pre_classifier", "classifier")
+    ),
 }
 
 
 # ------------------------------------------------------------------ checks
+
 
 def is_generative(family: str) -> bool:
     """Whether `family` (a family name or model type) answers with its own LM head."""
@@ -123,7 +134,7 @@ def is_generative(family: str) -> bool:
 REFUSALS: dict[tuple[str, str], str] = {
     ("peft", "adapter"): "PEFT has no bottleneck-adapter type",
     ("peft", "prefix"): "PEFT's prefix tuning moves every token's position by the prefix "
-                        "length, and finds no past_key_values argument on transformers 5 encoders",
+    "length, and finds no past_key_values argument on transformers 5 encoders",
     ("merged", "adapter"): "an adapter is an extra nonlinear layer",
     ("merged", "prefix"): "prefix keys / values are not weights",
 }
@@ -136,12 +147,16 @@ def check_config(config: PropetlConfig, task: str, fmt: str, family: str) -> Non
     if config.petl != "lora":
         where = "a PEFT adapter" if fmt == "peft" else f"a standard {family} model"
         why = REFUSALS[(fmt, config.petl)]
-        raise ExportError(f"cannot export {config.petl} task {task!r} as {fmt}: only LoRA tasks "
-                          f"fit {where} ({why}); use the propetl format")
+        raise ExportError(
+            f"cannot export {config.petl} task {task!r} as {fmt}: only LoRA tasks "
+            f"fit {where} ({why}); use the propetl format"
+        )
     if config.pooling != "cls" and not is_generative(family):
-        raise ExportError(f"cannot export task {task!r} as {fmt}: its head uses "
-                          f"{config.pooling} pooling, and HF sequence classifiers pool the "
-                          "first token; use the propetl format")
+        raise ExportError(
+            f"cannot export task {task!r} as {fmt}: its head uses "
+            f"{config.pooling} pooling, and HF sequence classifiers pool the "
+            "first token; use the propetl format"
+        )
 
 
 def _check(model: ProPETLModel, task: str, fmt: str) -> None:
@@ -162,16 +177,20 @@ def _head_layout(model: ProPETLModel, task: str) -> HeadLayout:
         raise ExportError(
             f"cannot export task {task!r}: its 'roberta' head (dense, tanh, out) has no exact "
             f"equivalent in {family}'s HF head, which uses {layout.activation}; use the propetl "
-            "format (or a 'linear' head)")
+            "format (or a 'linear' head)"
+        )
     need = labels if layout.activation == "tanh" else 2 * labels
     if kind == "linear" and need > model.hidden_size:
-        raise ExportError(f"cannot export task {task!r}: mapping a linear head of {labels} labels "
-                          f"into {family}'s HF head needs {need} <= hidden size "
-                          f"{model.hidden_size}")
+        raise ExportError(
+            f"cannot export task {task!r}: mapping a linear head of {labels} labels "
+            f"into {family}'s HF head needs {need} <= hidden size "
+            f"{model.hidden_size}"
+        )
     return layout
 
 
 # ------------------------------------------------------------------ tensors
+
 
 def _target(model: ProPETLModel) -> HFTarget:
     return HF_TARGETS[model.family.kind]
@@ -183,8 +202,9 @@ def _hf_class(model: ProPETLModel, config: PretrainedConfig) -> type[PreTrainedM
     try:
         return target.mapping[type(config)]
     except KeyError as err:
-        raise ExportError(f"transformers has no {target.what} model for "
-                          f"{config.model_type!r}") from err
+        raise ExportError(
+            f"transformers has no {target.what} model for {config.model_type!r}"
+        ) from err
 
 
 def _base_prefix(model: ProPETLModel) -> str:
@@ -213,16 +233,20 @@ def head_tensors(model: ProPETLModel, task: str) -> Tensors:
             out_w, out_b = torch.zeros(labels, d), torch.zeros(labels)
             eye = torch.eye(labels)
             if layout.activation == "tanh":
-                scale = 2.0 ** -TANH_SHIFT
+                scale = 2.0**-TANH_SHIFT
                 dense_w[:labels], dense_b[:labels] = w * scale, b * scale
                 out_w[:, :labels] = eye / scale
             else:  # act(z) - act(-z) = z
                 dense_w[:labels], dense_b[:labels] = w, b
-                dense_w[labels:2 * labels], dense_b[labels:2 * labels] = -w, -b
-                out_w[:, :labels], out_w[:, labels:2 * labels] = eye, -eye
+                dense_w[labels : 2 * labels], dense_b[labels : 2 * labels] = -w, -b
+                out_w[:, :labels], out_w[:, labels : 2 * labels] = eye, -eye
     dense_path, out_path = layout.dense.format(base=base), layout.out.format(base=base)
-    return {f"{dense_path}.weight": dense_w, f"{dense_path}.bias": dense_b,
-            f"{out_path}.weight": out_w, f"{out_path}.bias": out_b}
+    return {
+        f"{dense_path}.weight": dense_w,
+        f"{dense_path}.bias": dense_b,
+        f"{out_path}.weight": out_w,
+        f"{out_path}.bias": out_b,
+    }
 
 
 def layer_paths(model: ProPETLModel) -> list[str]:
@@ -230,8 +254,9 @@ def layer_paths(model: ProPETLModel) -> list[str]:
     the encoder's blocks, then the decoder's)."""
     family = model.family
     stacks = [family.layers] + ([family.decoder_layers] if family.decoder_layers else [])
-    paths = [f"{stack}.{i}" for stack in stacks
-             for i in range(len(get_path(model.backbone, stack)))]  # type: ignore[arg-type]
+    paths = [
+        f"{stack}.{i}" for stack in stacks for i in range(len(get_path(model.backbone, stack)))
+    ]  # type: ignore[arg-type]
     assert len(paths) == model.num_layers, (paths, model.num_layers)
     return paths
 
@@ -248,8 +273,11 @@ def peft_targets(model: ProPETLModel) -> list[str]:
         wanted = {f"{layer}.{path}" for layer in layers}
         parts = path.split(".")
         suffixes = (".".join(parts[i:]) for i in range(len(parts) - 1, -1, -1))
-        out.add(next(s for s in suffixes
-                     if {n for n in names if n == s or n.endswith(f".{s}")} == wanted))
+        out.add(
+            next(
+                s for s in suffixes if {n for n in names if n == s or n.endswith(f".{s}")} == wanted
+            )
+        )
     return sorted(out)
 
 
@@ -263,8 +291,10 @@ def lora_tensors(model: ProPETLModel, task: str) -> dict[str, tuple[torch.Tensor
         weights = model.banks[f"lora_{target}"].materialise(task)
         path = getattr(model.family, target)
         for layer, prefix in enumerate(layers):
-            out[f"{prefix}.{path}"] = (weights["A"][layer].detach().float().cpu().clone(),
-                                       weights["B"][layer].detach().float().cpu().clone())
+            out[f"{prefix}.{path}"] = (
+                weights["A"][layer].detach().float().cpu().clone(),
+                weights["B"][layer].detach().float().cpu().clone(),
+            )
     return out
 
 
@@ -307,6 +337,7 @@ def _write_readme(out: Path, text: str) -> None:
 
 # ------------------------------------------------------------------ PEFT
 
+
 def _loader(model: ProPETLModel, task: str, base: str | None) -> str:
     """The line that loads the exported base model (for the READMEs)."""
     auto = _target(model).auto_class
@@ -336,47 +367,69 @@ def export_peft(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
     cfg = model.config
     base_name = _portable_base(model)
     adapter_config = {
-        "peft_type": "LORA", "task_type": _target(model).peft_task,
+        "peft_type": "LORA",
+        "task_type": _target(model).peft_task,
         "base_model_name_or_path": base_name,
-        "r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": 0.0,
-        "target_modules": peft_targets(model), "modules_to_save": modules or None, "bias": "none",
-        "fan_in_fan_out": False, "use_rslora": False, "use_dora": False,
-        "init_lora_weights": True, "inference_mode": True,
+        "r": cfg.lora_r,
+        "lora_alpha": cfg.lora_alpha,
+        "lora_dropout": 0.0,
+        "target_modules": peft_targets(model),
+        "modules_to_save": modules or None,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "use_rslora": False,
+        "use_dora": False,
+        "init_lora_weights": True,
+        "inference_mode": True,
     }
-    save_file({k: v.contiguous() for k, v in tensors.items()},
-              str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()},
+        str(out / "adapter_model.safetensors"),
+        metadata={"format": "pt"},
+    )
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     names = None if model.family.generative else _labels(model, task)[1]
-    saved = (f"the task head is saved as `modules_to_save` ({', '.join(modules)})" if modules
-             else "the backbone's own LM head is used unchanged")
-    _write_readme(out, (
-        f"# ProPETL task `{task}` as a PEFT LoRA adapter\n\n"
-        f"Per-layer LoRA weights are the shared prototype times this task's layer masks; "
-        f"{saved}.\n\n"
-        "Load it anywhere with `pip install torch transformers peft`, from the folder that "
-        "holds this README:\n\n"
-        f"```python\nfrom peft import PeftModel\n"
-        f"from transformers import AutoTokenizer, {_target(model).auto_class}\n"
-        f"base = {_loader(model, task, base_name)}\n"
-        f"model = PeftModel.from_pretrained(base, {out.name!r}).eval()\n"
-        f"tokenizer = AutoTokenizer.from_pretrained({base_name!r})\n```\n"
-        + (f"\nLabels: {json.dumps(names)}\n" if names else "")))
+    saved = (
+        f"the task head is saved as `modules_to_save` ({', '.join(modules)})"
+        if modules
+        else "the backbone's own LM head is used unchanged"
+    )
+    _write_readme(
+        out,
+        (
+            f"# ProPETL task `{task}` as a PEFT LoRA adapter\n\n"
+            f"Per-layer LoRA weights are the shared prototype times this task's layer masks; "
+            f"{saved}.\n\n"
+            "Load it anywhere with `pip install torch transformers peft`, from the folder that "
+            "holds this README:\n\n"
+            f"```python\nfrom peft import PeftModel\n"
+            f"from transformers import AutoTokenizer, {_target(model).auto_class}\n"
+            f"base = {_loader(model, task, base_name)}\n"
+            f"model = PeftModel.from_pretrained(base, {out.name!r}).eval()\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({base_name!r})\n```\n"
+            + (f"\nLabels: {json.dumps(names)}\n" if names else "")
+        ),
+    )
     return out
 
 
 # ------------------------------------------------------------------ merged
 
+
 def _plain_backbone_state(model: ProPETLModel) -> Tensors:
     """The backbone's weights without ProPETL's wrappers (`x.base.weight` -> `x.weight`,
     `x.base.dense.weight` -> `x.dense.weight` for a wrapped block)."""
-    wrapped = {name for name, module in model.backbone.named_modules()
-               if isinstance(module, (LoraLinear, AdapterOutput, PfeifferAdapter))}
+    wrapped = {
+        name
+        for name, module in model.backbone.named_modules()
+        if isinstance(module, (LoraLinear, AdapterOutput, PfeifferAdapter))
+    }
     state: Tensors = {}
     for key, value in model.backbone.state_dict().items():
         parts = key.split(".")
         for i in range(len(parts) - 1, 0, -1):
             if parts[i] == "base" and ".".join(parts[:i]) in wrapped:
-                key = ".".join(parts[:i] + parts[i + 1:])
+                key = ".".join(parts[:i] + parts[i + 1 :])
                 break
         state[key] = value.detach().float().cpu().clone()
     return state
@@ -410,7 +463,8 @@ def _merged_classifier(model: ProPETLModel, task: str) -> PreTrainedModel:
     classifier = _blank_hf_model(model, config)
     cls = type(classifier)
     missing, unexpected = getattr(classifier, cls.base_model_prefix).load_state_dict(
-        merged_state(model, task), strict=False)
+        merged_state(model, task), strict=False
+    )
     # A bare AutoModel may carry a pooler the classifier lacks (roberta) or vice versa.
     bad = [k for k in (*missing, *unexpected) if not k.startswith("pooler.")]
     if bad:
@@ -426,8 +480,9 @@ def _merged_lm(model: ProPETLModel, task: str) -> PreTrainedModel:
     lm = _blank_hf_model(model, copy.deepcopy(model.backbone.config))
     missing, unexpected = lm.load_state_dict(merged_state(model, task), strict=False)
     if missing or unexpected:
-        raise ExportError(f"backbone weights do not fit {type(lm).__name__}: "
-                          f"{[*missing, *unexpected][:5]}")
+        raise ExportError(
+            f"backbone weights do not fit {type(lm).__name__}: {[*missing, *unexpected][:5]}"
+        )
     lm.generation_config = copy.deepcopy(model.backbone.generation_config)
     return lm
 
@@ -436,8 +491,7 @@ def merged_model(model: ProPETLModel, task: str) -> PreTrainedModel:
     """`task` as a plain HF model with its LoRA folded in: the family's LM class for a
     generative backbone, else its sequence classifier (head mapped)."""
     _check(model, task, "merged")
-    return _merged_lm(model, task) if model.family.generative else \
-        _merged_classifier(model, task)
+    return _merged_lm(model, task) if model.family.generative else _merged_classifier(model, task)
 
 
 def export_merged(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
@@ -449,25 +503,35 @@ def export_merged(model: ProPETLModel, task: str, out_dir: str | Path) -> Path:
     merged.save_pretrained(out)
     _copy_tokenizer(model, out)
     note = ""
-    if model.config.head == "linear" and not model.family.generative and \
-            HEAD_LAYOUTS[model.family.name].activation == "tanh":
-        note = ("\nThe linear head is mapped through tanh's linear range (weights scaled by "
-                f"2^-{TANH_SHIFT} before tanh and 2^{TANH_SHIFT} after): run it in fp32 or bf16, "
-                "not fp16.\n")
-    _write_readme(out, (
-        f"# ProPETL task `{task}` as a merged {type(merged).__name__}\n\n"
-        "LoRA folded into the query / value weights with this task's masks; loads with "
-        f"`{_target(model).auto_class}.from_pretrained` from the folder that holds this "
-        f"README (tokenizer: that of `{_portable_base(model)}`, saved here when the server "
-        "had it locally):\n\n"
-        f"```python\nfrom transformers import AutoTokenizer, {_target(model).auto_class}\n"
-        f"model = {_target(model).auto_class}.from_pretrained({out.name!r}).eval()\n"
-        f"tokenizer = AutoTokenizer.from_pretrained({out.name!r})\n```\n" + note))
+    if (
+        model.config.head == "linear"
+        and not model.family.generative
+        and HEAD_LAYOUTS[model.family.name].activation == "tanh"
+    ):
+        note = (
+            "\nThe linear head is mapped through tanh's linear range (weights scaled by "
+            f"2^-{TANH_SHIFT} before tanh and 2^{TANH_SHIFT} after): run it in fp32 or bf16, "
+            "not fp16.\n"
+        )
+    _write_readme(
+        out,
+        (
+            f"# ProPETL task `{task}` as a merged {type(merged).__name__}\n\n"
+            "LoRA folded into the query / value weights with this task's masks; loads with "
+            f"`{_target(model).auto_class}.from_pretrained` from the folder that holds this "
+            f"README (tokenizer: that of `{_portable_base(model)}`, saved here when the server "
+            "had it locally):\n\n"
+            f"```python\nfrom transformers import AutoTokenizer, {_target(model).auto_class}\n"
+            f"model = {_target(model).auto_class}.from_pretrained({out.name!r}).eval()\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({out.name!r})\n```\n" + note
+        ),
+    )
     return out
 
 
 def export_task(model: ProPETLModel, task: str, out_dir: str | Path, fmt: str) -> Path:
     """Export one task as `peft` or `merged` (the ProPETL format copies folders, see the CLI)."""
     check_config(model.config, task, fmt, model.family.name)
-    return export_peft(model, task, out_dir) if fmt == "peft" else \
-        export_merged(model, task, out_dir)
+    return (
+        export_peft(model, task, out_dir) if fmt == "peft" else export_merged(model, task, out_dir)
+    )

@@ -58,22 +58,73 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("bert", ("bert",), "encoder.layer", "output.dense",
-           "attention.self.query", "attention.self.value", "attention.self"),
-    Family("roberta", ("roberta", "xlm-roberta", "camembert"), "encoder.layer", "output.dense",
-           "attention.self.query", "attention.self.value", "attention.self"),
-    Family("electra", ("electra",), "encoder.layer", "output.dense",
-           "attention.self.query", "attention.self.value", "attention.self"),
-    Family("distilbert", ("distilbert",), "transformer.layer", "ffn.lin2",
-           "attention.q_lin", "attention.v_lin", "attention",
-           adapter_block="ffn", adapter_style="ffn", adapter_norm="output_layer_norm"),
-    Family("t5", ("t5", "mt5"), "encoder.block", "layer.-1.DenseReluDense.wo",
-           "layer.0.SelfAttention.q", "layer.0.SelfAttention.v", "layer.0.SelfAttention",
-           kind="seq2seq", decoder_layers="decoder.block", prefix=False,
-           adapter_block="layer.-1", adapter_style="pre-ln"),
-    Family("llama", ("llama", "mistral", "qwen2"), "model.layers", "mlp.down_proj",
-           "self_attn.q_proj", "self_attn.v_proj", "self_attn", kind="causal", prefix=False,
-           adapter_block="mlp", adapter_style="pre-ln-mlp", adapter_norm="post_attention_layernorm"),
+    Family(
+        "bert",
+        ("bert",),
+        "encoder.layer",
+        "output.dense",
+        "attention.self.query",
+        "attention.self.value",
+        "attention.self",
+    ),
+    Family(
+        "roberta",
+        ("roberta", "xlm-roberta", "camembert"),
+        "encoder.layer",
+        "output.dense",
+        "attention.self.query",
+        "attention.self.value",
+        "attention.self",
+    ),
+    Family(
+        "electra",
+        ("electra",),
+        "encoder.layer",
+        "output.dense",
+        "attention.self.query",
+        "attention.self.value",
+        "attention.self",
+    ),
+    Family(
+        "distilbert",
+        ("distilbert",),
+        "transformer.layer",
+        "ffn.lin2",
+        "attention.q_lin",
+        "attention.v_lin",
+        "attention",
+        adapter_block="ffn",
+        adapter_style="ffn",
+        adapter_norm="output_layer_norm",
+    ),
+    Family(
+        "t5",
+        ("t5", "mt5"),
+        "encoder.block",
+        "layer.-1.DenseReluDense.wo",
+        "layer.0.SelfAttention.q",
+        "layer.0.SelfAttention.v",
+        "layer.0.SelfAttention",
+        kind="seq2seq",
+        decoder_layers="decoder.block",
+        prefix=False,
+        adapter_block="layer.-1",
+        adapter_style="pre-ln",
+    ),
+    Family(
+        "llama",
+        ("llama", "mistral", "qwen2"),
+        "model.layers",
+        "mlp.down_proj",
+        "self_attn.q_proj",
+        "self_attn.v_proj",
+        "self_attn",
+        kind="causal",
+        prefix=False,
+        adapter_block="mlp",
+        adapter_style="pre-ln-mlp",
+        adapter_norm="post_attention_layernorm",
+    ),
 )
 
 
@@ -87,7 +138,8 @@ def family_for(model_type: str) -> Family:
             return family
     raise UnsupportedModelError(
         f"backbone type {model_type!r} is not supported; supported families: "
-        + ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in FAMILIES))
+        + ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in FAMILIES)
+    )
 
 
 def _is_index(part: str) -> bool:

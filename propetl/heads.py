@@ -30,14 +30,24 @@ class TaskHead(nn.Module):
 
     _LINEAR_KEYS: ClassVar[dict[str, str]] = {"weight": "net.1.weight", "bias": "net.1.bias"}
 
-    def __init__(self, hidden_size: int, num_labels: int, kind: str = "linear",
-                 dropout: float = 0.1, pooling: str = "cls") -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        num_labels: int,
+        kind: str = "linear",
+        dropout: float = 0.1,
+        pooling: str = "cls",
+    ) -> None:
         super().__init__()
         self.pooling, self.kind, self.p = pooling, kind, dropout
         if kind == "roberta":
-            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, hidden_size),
-                                     nn.Tanh(), nn.Dropout(dropout),
-                                     nn.Linear(hidden_size, num_labels))
+            self.net = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(hidden_size, hidden_size),
+                nn.Tanh(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden_size, num_labels),
+            )
             for module in self.net:
                 if isinstance(module, nn.Linear):
                     nn.init.normal_(module.weight, std=0.02)

@@ -50,8 +50,14 @@ class Predictor:
         if any(has_pair) and not all(has_pair):
             raise ValueError("give a text pair for every example or for none")
         device = next(self.model.backbone.parameters()).device
-        encoded = self.tokenizer(first, second if all(has_pair) else None, truncation=True,
-                                 max_length=self.max_length, padding=True, return_tensors="pt")
+        encoded = self.tokenizer(
+            first,
+            second if all(has_pair) else None,
+            truncation=True,
+            max_length=self.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
         return {k: v.to(device) for k, v in encoded.items()}
 
     def _describe(self, task: str, logits: torch.Tensor) -> dict:
@@ -82,8 +88,9 @@ class Predictor:
             raise KeyError(f"unknown task(s) {unknown}; this model has: {', '.join(self.tasks)}")
         started = time.perf_counter()
         inputs = self._encode([pair for _, pair in requests])
-        task_ids = torch.tensor([self.model.task_index(t) for t, _ in requests],
-                                device=inputs["input_ids"].device)
+        task_ids = torch.tensor(
+            [self.model.task_index(t) for t, _ in requests], device=inputs["input_ids"].device
+        )
         logits = self.model(**inputs, task_ids=task_ids).logits
         self.last_timing = Timing(0.0, (time.perf_counter() - started) * 1e3)
         return [self._describe(task, row) for (task, _), row in zip(requests, logits, strict=True)]
@@ -109,8 +116,9 @@ class Generator:
     The input is built as in training: the text, then the task's prompt (a text-to-text
     catalog task's, or the label names of a classification task answered as text)."""
 
-    def __init__(self, model: ProPETLModel, tokenizer, max_length: int = 256,
-                 max_new_tokens: int = 48) -> None:
+    def __init__(
+        self, model: ProPETLModel, tokenizer, max_length: int = 256, max_new_tokens: int = 48
+    ) -> None:
         if not model.family.generative:
             raise ValueError(f"backbone family {model.family.name!r} does not generate text")
         self.model = model.eval()
@@ -146,29 +154,40 @@ class Generator:
         rows = []
         for text in texts:
             if self.causal:
-                ids = self.tokenizer(text, add_special_tokens=False, truncation=True,
-                                     max_length=self.max_length)["input_ids"]
+                ids = self.tokenizer(
+                    text, add_special_tokens=False, truncation=True, max_length=self.max_length
+                )["input_ids"]
                 ids += self.tokenizer("\n" + prompt, add_special_tokens=False)["input_ids"]
             else:
-                ids = self.tokenizer(model_input(text, None, prompt), truncation=True,
-                                     max_length=self.max_length)["input_ids"]
+                ids = self.tokenizer(
+                    model_input(text, None, prompt), truncation=True, max_length=self.max_length
+                )["input_ids"]
             rows.append(ids)
         pad = self.tokenizer.pad_token_id
         pad = pad if pad is not None else self.tokenizer.eos_token_id
         device = next(self.model.backbone.parameters()).device
-        return {"input_ids": pad_rows(rows, pad, left=self.causal).to(device),
-                "attention_mask": pad_rows([[1] * len(r) for r in rows], 0,
-                                       left=self.causal).to(device)}
+        return {
+            "input_ids": pad_rows(rows, pad, left=self.causal).to(device),
+            "attention_mask": pad_rows([[1] * len(r) for r in rows], 0, left=self.causal).to(
+                device
+            ),
+        }
 
     @torch.no_grad()
-    def generate(self, task: str, texts: Sequence[str], num_beams: int = 1,
-                 max_new_tokens: int | None = None) -> list[dict]:
+    def generate(
+        self, task: str, texts: Sequence[str], num_beams: int = 1, max_new_tokens: int | None = None
+    ) -> list[dict]:
         """Generated text per input (greedy, or beam search with `num_beams` > 1)."""
         inputs = self._encode(task, texts)
         started = time.perf_counter()
         with self._lock:
-            out = self.model.generate(**inputs, task=task, num_beams=num_beams, do_sample=False,
-                                      max_new_tokens=max_new_tokens or self.max_new_tokens)
+            out = self.model.generate(
+                **inputs,
+                task=task,
+                num_beams=num_beams,
+                do_sample=False,
+                max_new_tokens=max_new_tokens or self.max_new_tokens,
+            )
         self.last_timing = Timing(0.0, (time.perf_counter() - started) * 1e3)
         decoded = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [{"task": task, "label": None, "text": text.strip()} for text in decoded]
@@ -178,12 +197,17 @@ class Generator:
         from transformers import TextIteratorStreamer
 
         inputs = self._encode(task, [text])
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.causal,
-                                        skip_special_tokens=True, timeout=120.0)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=self.causal, skip_special_tokens=True, timeout=120.0
+        )
         counted = _TokenCount()
-        options = {"task": task, "do_sample": False, "streamer": streamer,
-                   "max_new_tokens": max_new_tokens or self.max_new_tokens,
-                   "logits_processor": [counted]}
+        options = {
+            "task": task,
+            "do_sample": False,
+            "streamer": streamer,
+            "max_new_tokens": max_new_tokens or self.max_new_tokens,
+            "logits_processor": [counted],
+        }
         errors: list[BaseException] = []
 
         def run() -> None:

@@ -74,8 +74,15 @@ def count_rows(path: Path) -> int:
     return sum(1 for _ in _records(path))
 
 
-def check_columns(path: Path, text_column: str, task_column: str, default_task: str | None,
-                  pair_column: str | None = None, *, whole: bool = False) -> list[str]:
+def check_columns(
+    path: Path,
+    text_column: str,
+    task_column: str,
+    default_task: str | None,
+    pair_column: str | None = None,
+    *,
+    whole: bool = False,
+) -> list[str]:
     """Fail early when the first row lacks the text column, or when rows name no task and
     no default task is given; with `whole`, also when any later line cannot be read (a
     JSONL line that is not a JSON object, a CSV line the reader refuses). Returns the tasks
@@ -84,13 +91,15 @@ def check_columns(path: Path, text_column: str, task_column: str, default_task: 
     records = _records(path)
     for _, row in records:
         if text_column not in row:
-            raise LabelFileError(f"{path.name}: no {text_column!r} column (columns: "
-                                 f"{', '.join(map(str, row))})")
+            raise LabelFileError(
+                f"{path.name}: no {text_column!r} column (columns: {', '.join(map(str, row))})"
+            )
         if pair_column and pair_column not in row:
             raise LabelFileError(f"{path.name}: no {pair_column!r} column")
         if task_column not in row and not default_task:
-            raise LabelFileError(f"{path.name}: no {task_column!r} column: choose a task for "
-                                 "every row")
+            raise LabelFileError(
+                f"{path.name}: no {task_column!r} column: choose a task for every row"
+            )
         named = {_row_task(row, task_column, default_task): None}
         if whole:
             for _, later in records:
@@ -104,11 +113,19 @@ def _row_task(row: dict, task_column: str, default_task: str | None) -> str:
     return str(row.get(task_column) or default_task or "").strip()
 
 
-def label_file(predictor: Any, source: Path, dest: Path, *, task: str | None = None,
-               text_column: str = "text", pair_column: str | None = None,
-               task_column: str = "task", batch_size: int = 32,
-               on_progress: Callable[[int, float], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> LabelSummary:
+def label_file(
+    predictor: Any,
+    source: Path,
+    dest: Path,
+    *,
+    task: str | None = None,
+    text_column: str = "text",
+    pair_column: str | None = None,
+    task_column: str = "task",
+    batch_size: int = 32,
+    on_progress: Callable[[int, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> LabelSummary:
     """Label every row of `source` with `predictor` (propetl's `Predictor`) into the CSV
     `dest` (written to a temporary file, renamed when complete). `on_progress(rows, rows/s)`
     is called after each batch; `should_stop()` ends the run early (no `dest` then)."""
@@ -155,8 +172,15 @@ def label_file(predictor: Any, source: Path, dest: Path, *, task: str | None = N
                 problem = f"unknown task {name!r}" if name else "no task"
             elif pair_column and (not isinstance(pair, str) or not pair.strip()):
                 problem = f"empty {pair_column!r}"
-            pending.append((number, name, text if isinstance(text, str) else "",
-                            pair if isinstance(pair, str) else None, problem))
+            pending.append(
+                (
+                    number,
+                    name,
+                    text if isinstance(text, str) else "",
+                    pair if isinstance(pair, str) else None,
+                    problem,
+                )
+            )
             if len(pending) >= batch_size:
                 flush()
                 elapsed = time.perf_counter() - started

@@ -37,8 +37,13 @@ class ForwardState:
     def layer(self, group: TaskGroup, bank: str, layer: int) -> Tensors:
         return {name: value[layer] for name, value in group.weights[bank].items()}
 
-    def per_task(self, bank: str, layer: int, x: torch.Tensor,
-                 fn: Callable[[torch.Tensor, Tensors], torch.Tensor]) -> torch.Tensor:
+    def per_task(
+        self,
+        bank: str,
+        layer: int,
+        x: torch.Tensor,
+        fn: Callable[[torch.Tensor, Tensors], torch.Tensor],
+    ) -> torch.Tensor:
         """Apply `fn(x_of_task, that_task's_layer_tensors)` to each task's examples."""
         if not self.groups:
             raise RuntimeError("ProPETL layer called outside ProPETLModel.forward")
@@ -80,6 +85,7 @@ class AdapterOutput(nn.Module):
 
 def _adapter_delta(state: ForwardState, bank: str, layer: int, a: torch.Tensor) -> torch.Tensor:
     """up(relu(down(a))) with each example's task's tensors."""
+
     def delta(x: torch.Tensor, w: Tensors) -> torch.Tensor:
         return F.linear(F.relu(F.linear(x, w["down"], w["down_bias"])), w["up"], w["up_bias"])
 
@@ -95,8 +101,15 @@ class PfeifferAdapter(nn.Module):
     `base` is the wrapped module, so its weights keep their names under `base.`.
     """
 
-    def __init__(self, base: nn.Module, style: str, state: ForwardState, bank: str, layer: int,
-                 norm: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        style: str,
+        state: ForwardState,
+        bank: str,
+        layer: int,
+        norm: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.base, self.style = base, style
         self.state, self.bank, self.layer = state, bank, layer
@@ -140,8 +153,9 @@ class PfeifferAdapter(nn.Module):
 class LoraLinear(nn.Module):
     """A frozen projection plus the low-rank update (alpha / r) * B (A x)."""
 
-    def __init__(self, base: nn.Linear, state: ForwardState, bank: str, layer: int,
-                 scale: float) -> None:
+    def __init__(
+        self, base: nn.Linear, state: ForwardState, bank: str, layer: int, scale: float
+    ) -> None:
         super().__init__()
         self.base = base
         self.state, self.bank, self.layer, self.scale = state, bank, layer, scale
@@ -165,7 +179,9 @@ class PrefixHook:
             kv = self.state.layer(groups[0], self.bank, self.layer)["kv"].unsqueeze(0)
             kv = kv.expand(batch, *kv.shape[1:])
         else:
-            stacked = torch.stack([self.state.layer(g, self.bank, self.layer)["kv"] for g in groups])
+            stacked = torch.stack(
+                [self.state.layer(g, self.bank, self.layer)["kv"] for g in groups]
+            )
             assert self.state.example_group is not None
             kv = stacked[self.state.example_group]
         keys, values = kv.chunk(2, dim=-1)  # [B, P, d] each
@@ -182,8 +198,14 @@ def _extend_mask(mask: torch.Tensor | None, prefix_len: int) -> torch.Tensor | N
     return torch.cat([visible, mask], dim=-1)
 
 
-def prefix_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
-                     value: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs):
+def prefix_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs,
+):
     """SDPA attention whose keys / values start with the module's ProPETL prefix, if any."""
     hook: PrefixHook | None = getattr(module, "_propetl_prefix", None)
     if hook is not None:

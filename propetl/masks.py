@@ -42,8 +42,9 @@ def topk_mask(scores: torch.Tensor, keep: float) -> torch.Tensor:
     return _TopKStraightThrough.apply(scores.abs(), kept_count(per_row, keep))
 
 
-def init_scores(shape: tuple[int, ...], generator: torch.Generator | None = None,
-                fan_in: int | None = None) -> torch.Tensor:
+def init_scores(
+    shape: tuple[int, ...], generator: torch.Generator | None = None, fan_in: int | None = None
+) -> torch.Tensor:
     """Kaiming-uniform (a = sqrt(5)) scores for a stack [R, *shape], each row drawn independently,
     so that every layer starts from a different random mask.
 
@@ -60,14 +61,18 @@ def init_scores(shape: tuple[int, ...], generator: torch.Generator | None = None
                 row.uniform_(-bound, bound, generator=generator)
         return out
     for row in out:
-        nn.init.kaiming_uniform_(row if row.dim() >= 2 else row.view(1, -1),
-                                 a=math.sqrt(5), generator=generator)
+        nn.init.kaiming_uniform_(
+            row if row.dim() >= 2 else row.view(1, -1), a=math.sqrt(5), generator=generator
+        )
     return out
 
 
-def random_mask(shape: tuple[int, ...], keep: float,
-                generator: torch.Generator | None = None,
-                fan_in: int | None = None) -> torch.Tensor:
+def random_mask(
+    shape: tuple[int, ...],
+    keep: float,
+    generator: torch.Generator | None = None,
+    fan_in: int | None = None,
+) -> torch.Tensor:
     """A fixed random binary mask stack [R, *shape]: exactly as many kept entries per row as
     `topk_mask` keeps, drawn as the top-k of fresh `init_scores` (the mask that learned scores
     would start from)."""
@@ -76,6 +81,7 @@ def random_mask(shape: tuple[int, ...], keep: float,
 
 
 # ---------------------------------------------------------------- bit packing
+
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     """Pack a binary tensor into uint8, 8 entries per byte (big-endian bit order)."""
@@ -87,8 +93,10 @@ def unpack_bits(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Inverse of `pack_bits`: a float {0,1} tensor of `shape`."""
     numel = math.prod(shape)
     if packed.numel() != (numel + 7) // 8:
-        raise ValueError(f"packed mask has {packed.numel()} bytes, expected {(numel + 7) // 8} "
-                         f"for shape {tuple(shape)}")
+        raise ValueError(
+            f"packed mask has {packed.numel()} bytes, expected {(numel + 7) // 8} "
+            f"for shape {tuple(shape)}"
+        )
     bits = np.unpackbits(packed.to("cpu").numpy().astype(np.uint8), count=numel)
     return torch.from_numpy(bits.astype(np.float32)).reshape(shape)
 
@@ -98,14 +106,17 @@ def unpack_bits_tensor(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Te
     CPU): what a served task does each time its masks are materialised."""
     numel = math.prod(shape)
     if packed.numel() != (numel + 7) // 8:
-        raise ValueError(f"packed mask has {packed.numel()} bytes, expected {(numel + 7) // 8} "
-                         f"for shape {tuple(shape)}")
+        raise ValueError(
+            f"packed mask has {packed.numel()} bytes, expected {(numel + 7) // 8} "
+            f"for shape {tuple(shape)}"
+        )
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
     bits = (packed.reshape(-1, 1) >> shifts) & 1
     return bits.reshape(-1)[:numel].float().reshape(shape)
 
 
 # ---------------------------------------------------------------- statistics on binary masks
+
 
 def density(mask: torch.Tensor) -> torch.Tensor:
     """Fraction kept in each row of a stack [R, *shape]."""
@@ -148,4 +159,3 @@ def neuron_keep_rates(mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Keep rate of each output row and each input column of a 2-D mask (out, in)."""
     mask = mask.float()
     return mask.mean(dim=1).numpy(), mask.mean(dim=0).numpy()
-

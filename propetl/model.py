@@ -61,8 +61,13 @@ class ProPETLModel(nn.Module):
     tensors are materialised once and cached, so switching task swaps cached tensors.
     """
 
-    def __init__(self, backbone: PreTrainedModel, config: PropetlConfig,
-                 tasks: Sequence[TaskHeadSpec] = (), backbone_name: str | None = None) -> None:
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        config: PropetlConfig,
+        tasks: Sequence[TaskHeadSpec] = (),
+        backbone_name: str | None = None,
+    ) -> None:
         super().__init__()
         self.family: Family = family_for(backbone.config.model_type)
         self.backbone = backbone
@@ -80,16 +85,18 @@ class ProPETLModel(nn.Module):
         self.heads = nn.ModuleDict()
         self.task_specs: dict[str, TaskHeadSpec] = {}
         self.active_task: str | None = None
-        self._accepts_token_types = "token_type_ids" in inspect.signature(
-            backbone.forward).parameters
+        self._accepts_token_types = (
+            "token_type_ids" in inspect.signature(backbone.forward).parameters
+        )
         self._inject()
         for spec in tasks:
             self.add_task(spec)
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def from_backbone(cls, name_or_path: str, config: PropetlConfig,
-                      tasks: Sequence[TaskHeadSpec] = (), **kwargs) -> ProPETLModel:
+    def from_backbone(
+        cls, name_or_path: str, config: PropetlConfig, tasks: Sequence[TaskHeadSpec] = (), **kwargs
+    ) -> ProPETLModel:
         return cls(load_backbone(name_or_path, **kwargs), config, tasks, backbone_name=name_or_path)
 
     def _layers(self) -> nn.ModuleList:
@@ -106,22 +113,39 @@ class ProPETLModel(nn.Module):
         if cfg.petl == "prefix" and not self.family.prefix:
             raise UnsupportedModelError(
                 f"prefix-tuning is not supported on the {self.family.name} family; "
-                "use petl 'adapter' or 'lora'")
+                "use petl 'adapter' or 'lora'"
+            )
         if cfg.petl == "adapter":
             b = cfg.bottleneck
-            self.banks["adapter"] = Bank("adapter", "adapter", {"down": (b, d), "up": (d, b)},
-                                         {"down_bias": (b,), "up_bias": (d,)}, L, cfg)
+            self.banks["adapter"] = Bank(
+                "adapter",
+                "adapter",
+                {"down": (b, d), "up": (d, b)},
+                {"down_bias": (b,), "up_bias": (d,)},
+                L,
+                cfg,
+            )
             for i, layer in enumerate(layers):
                 if cfg.adapter_placement == "ffn-output":  # models saved before "pfeiffer"
                     base = get_path(layer, self.family.ffn_out)
-                    set_path(layer, self.family.ffn_out,
-                             AdapterOutput(base, self.state, "adapter", i))
+                    set_path(
+                        layer, self.family.ffn_out, AdapterOutput(base, self.state, "adapter", i)
+                    )
                     continue
                 fam = self.family
                 norm = get_path(layer, fam.adapter_norm) if fam.adapter_norm else None
-                set_path(layer, fam.adapter_block,
-                         PfeifferAdapter(get_path(layer, fam.adapter_block), fam.adapter_style,
-                                         self.state, "adapter", i, norm))
+                set_path(
+                    layer,
+                    fam.adapter_block,
+                    PfeifferAdapter(
+                        get_path(layer, fam.adapter_block),
+                        fam.adapter_style,
+                        self.state,
+                        "adapter",
+                        i,
+                        norm,
+                    ),
+                )
         elif cfg.petl == "lora":
             r = cfg.lora_r
             for target in cfg.lora_targets:
@@ -129,15 +153,24 @@ class ProPETLModel(nn.Module):
                 path = getattr(self.family, target)
                 first = get_path(layers[0], path)  # grouped-query attention: v is narrower
                 d_in, d_out = first.in_features, first.out_features
-                self.banks[bank] = Bank("lora", bank, {"A": (r, d_in), "B": (d_out, r)}, {}, L,
-                                        cfg)
+                self.banks[bank] = Bank("lora", bank, {"A": (r, d_in), "B": (d_out, r)}, {}, L, cfg)
                 for i, layer in enumerate(layers):
                     base = get_path(layer, path)
-                    set_path(layer, path, LoraLinear(base, self.state, bank, i,
-                                                     cfg.lora_alpha / cfg.lora_r))
+                    set_path(
+                        layer,
+                        path,
+                        LoraLinear(base, self.state, bank, i, cfg.lora_alpha / cfg.lora_r),
+                    )
         else:
-            self.banks["prefix"] = Bank("prefix", "prefix", {"kv": (cfg.prefix_len, 2 * d)}, {},
-                                        L, cfg, prefix=(cfg.prefix_len, d, cfg.prefix_hidden))
+            self.banks["prefix"] = Bank(
+                "prefix",
+                "prefix",
+                {"kv": (cfg.prefix_len, 2 * d)},
+                {},
+                L,
+                cfg,
+                prefix=(cfg.prefix_len, d, cfg.prefix_hidden),
+            )
             for i, layer in enumerate(layers):
                 attention = get_path(layer, self.family.attention)
                 attention._propetl_prefix = PrefixHook(self.state, "prefix", i, self.num_heads)
@@ -163,9 +196,17 @@ class ProPETLModel(nn.Module):
         for bank in self.banks.values():
             bank.add_task(spec.name, trainable=trainable)
         # Generative families answer with the backbone's own LM head: a task has no head.
-        self.heads[spec.name] = nn.Module() if self.family.generative else TaskHead(
-            self.hidden_size, spec.num_labels, self.config.head, self.config.head_dropout,
-            self.config.pooling)
+        self.heads[spec.name] = (
+            nn.Module()
+            if self.family.generative
+            else TaskHead(
+                self.hidden_size,
+                spec.num_labels,
+                self.config.head,
+                self.config.head_dropout,
+                self.config.pooling,
+            )
+        )
         self.task_specs[spec.name] = spec
         device = next(self.backbone.parameters()).device
         if getattr(self, "_modules_device", None) != device:
@@ -210,8 +251,9 @@ class ProPETLModel(nn.Module):
     def _task_weights(self, task: str) -> dict[str, dict[str, torch.Tensor]]:
         return {name: bank.effective(task) for name, bank in self.banks.items()}
 
-    def _plan(self, task_ids: torch.Tensor | None,
-              task: str | None) -> list[tuple[str, torch.Tensor | None]]:
+    def _plan(
+        self, task_ids: torch.Tensor | None, task: str | None
+    ) -> list[tuple[str, torch.Tensor | None]]:
         """(task, indices of its examples) per task in the batch (None = the whole batch)."""
         names = self.task_names
         if task_ids is None:
@@ -228,8 +270,9 @@ class ProPETLModel(nn.Module):
         return [(names[t], (task_ids == t).nonzero(as_tuple=True)[0]) for t in present]
 
     @contextmanager
-    def routing(self, task_ids: torch.Tensor | None = None,
-                task: str | None = None) -> Iterator[list[tuple[str, torch.Tensor | None]]]:
+    def routing(
+        self, task_ids: torch.Tensor | None = None, task: str | None = None
+    ) -> Iterator[list[tuple[str, torch.Tensor | None]]]:
         """Within the block, backbone calls use the masks of `task` (or of each example's
         task in `task_ids`); yields the plan (task, example indices) of the batch."""
         plan = self._plan(task_ids, task)
@@ -237,10 +280,12 @@ class ProPETLModel(nn.Module):
         self.state.example_group = None
         if len(plan) > 1:
             assert task_ids is not None
-            present = torch.tensor([self.task_names.index(name) for name, _ in plan],
-                                   device=task_ids.device)
-            lookup = torch.full((len(self.task_names),), -1, dtype=torch.long,
-                                device=task_ids.device)
+            present = torch.tensor(
+                [self.task_names.index(name) for name, _ in plan], device=task_ids.device
+            )
+            lookup = torch.full(
+                (len(self.task_names),), -1, dtype=torch.long, device=task_ids.device
+            )
             lookup[present] = torch.arange(len(plan), device=task_ids.device)
             self.state.example_group = lookup[task_ids]
         try:
@@ -248,10 +293,16 @@ class ProPETLModel(nn.Module):
         finally:
             self.state.groups, self.state.example_group = [], None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, task_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, task: str | None = None,
-                **kwargs: object) -> ModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        task_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        task: str | None = None,
+        **kwargs: object,
+    ) -> ModelOutput:
         if self.family.generative:
             from .generation import lm_forward
 
@@ -264,17 +315,26 @@ class ProPETLModel(nn.Module):
             hidden = self.backbone(**inputs).last_hidden_state
         return self._heads_and_loss(plan, hidden, attention_mask, labels)
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 task_ids: torch.Tensor | None = None, task: str | None = None,
-                 **generate_kwargs: object) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        task_ids: torch.Tensor | None = None,
+        task: str | None = None,
+        **generate_kwargs: object,
+    ) -> torch.Tensor:
         """Generate with the backbone's `generate` under one task's (or each example's) masks."""
         from .generation import generate
 
         return generate(self, input_ids, attention_mask, task_ids, task, **generate_kwargs)
 
-    def _heads_and_loss(self, plan: list[tuple[str, torch.Tensor | None]], hidden: torch.Tensor,
-                        attention_mask: torch.Tensor | None,
-                        labels: torch.Tensor | None) -> SequenceClassifierOutput:
+    def _heads_and_loss(
+        self,
+        plan: list[tuple[str, torch.Tensor | None]],
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        labels: torch.Tensor | None,
+    ) -> SequenceClassifierOutput:
         if len(plan) == 1:
             name = plan[0][0]
             logits = self.heads[name](hidden, attention_mask)
@@ -324,8 +384,12 @@ class ProPETLModel(nn.Module):
         save_model(self, Path(directory))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, backbone: PreTrainedModel | str | None = None,
-                        tasks: Iterable[str] | None = None) -> ProPETLModel:
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        backbone: PreTrainedModel | str | None = None,
+        tasks: Iterable[str] | None = None,
+    ) -> ProPETLModel:
         from .checkpoint import load_model
 
         return load_model(Path(directory), backbone=backbone, tasks=tasks)

@@ -71,8 +71,12 @@ def read_task_best(run_dir: Path) -> dict[str, dict[str, float]]:
         return {}
 
 
-def update_task_best(run_dir: Path, best: dict[str, dict[str, float]], step: int,
-                     metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+def update_task_best(
+    run_dir: Path,
+    best: dict[str, dict[str, float]],
+    step: int,
+    metrics: dict[str, dict[str, float]],
+) -> dict[str, dict[str, float]]:
     """Record each task whose dev main score beat its best so far; written to the run."""
     for task, values in metrics.items():
         score = values.get("main")
@@ -102,10 +106,12 @@ def test_with_predictions(model, data, job, device) -> tuple[dict[str, dict[str,
     kept: Kept = {}
     for task, split in zip(data.tasks, data.test, strict=True):
         info = task.info
-        logits, labels = predict_split(model, split, data.collator, info.name,
-                                       job.eval_batch_size, device)
-        out[info.name] = compute_metrics(info, logits[:, 0] if info.is_regression else logits,
-                                         labels)
+        logits, labels = predict_split(
+            model, split, data.collator, info.name, job.eval_batch_size, device
+        )
+        out[info.name] = compute_metrics(
+            info, logits[:, 0] if info.is_regression else logits, labels
+        )
         if not info.is_regression and info.label_names:
             kept[info.name] = (logits, labels)
     return out, kept
@@ -121,8 +127,11 @@ def class_counts(data) -> dict[str, dict[str, dict[str, int]]]:
         out[task.info.name] = {}
         for split in ("train", "dev", "test"):
             labels = np.asarray(task.splits[split]["label"], dtype=int)
-            counts = np.bincount(labels, minlength=len(names)) if len(labels) else \
-                np.zeros(len(names), dtype=int)
+            counts = (
+                np.bincount(labels, minlength=len(names))
+                if len(labels)
+                else np.zeros(len(names), dtype=int)
+            )
             out[task.info.name][split] = {n: int(c) for n, c in zip(names, counts, strict=True)}
     return out
 
@@ -145,9 +154,13 @@ def write_predictions(kept: Kept, data, run_dir: Path) -> list[Path]:
         names = list(info.label_names)
         lines = []
         for i in range(len(labels)):
-            row = {"index": i, **{c: texts[c][i] for c in columns},
-                   "gold": names[int(labels[i])], "predicted": names[int(probs[i].argmax())],
-                   "probs": {n: round(float(p), 5) for n, p in zip(names, probs[i], strict=True)}}
+            row = {
+                "index": i,
+                **{c: texts[c][i] for c in columns},
+                "gold": names[int(labels[i])],
+                "predicted": names[int(probs[i].argmax())],
+                "probs": {n: round(float(p), 5) for n, p in zip(names, probs[i], strict=True)},
+            }
             lines.append(json.dumps(row, ensure_ascii=False))
         path = prediction_file(run_dir, info.name)
         _write(path, "\n".join(lines) + "\n")

@@ -76,19 +76,30 @@ def storage_report(model, directory: str | Path | None = None) -> StorageReport:
     backbone = sum(p.numel() for p in model.backbone.parameters())
     heads = {name: sum(p.numel() for p in head.parameters()) for name, head in model.heads.items()}
     return StorageReport(
-        petl=model.config.petl, sharing=model.config.sharing, keep=model.config.keep_ratio,
-        num_layers=model.num_layers, num_tasks=num_tasks, backbone_params=backbone,
-        prototype_params=proto, mask_bits_per_task=bits, shared_mask_bits=shared_bits,
-        task_own_params=own, head_params_per_task=heads, propetl_fp32_eq=total,
-        per_task_fp32_eq=per_task, baseline_fp32_eq=baseline,
+        petl=model.config.petl,
+        sharing=model.config.sharing,
+        keep=model.config.keep_ratio,
+        num_layers=model.num_layers,
+        num_tasks=num_tasks,
+        backbone_params=backbone,
+        prototype_params=proto,
+        mask_bits_per_task=bits,
+        shared_mask_bits=shared_bits,
+        task_own_params=own,
+        head_params_per_task=heads,
+        propetl_fp32_eq=total,
+        per_task_fp32_eq=per_task,
+        baseline_fp32_eq=baseline,
         ratio_to_baseline=total / baseline if baseline else float("nan"),
         percent_of_backbone=100 * total / backbone,
         baseline_percent_of_backbone=100 * baseline / backbone,
-        disk_bytes=file_sizes(Path(directory)) if directory else {})
+        disk_bytes=file_sizes(Path(directory)) if directory else {},
+    )
 
 
-def storage_report_for_config(backbone: str, config: PropetlConfig,
-                              num_tasks: int = 1) -> StorageReport:
+def storage_report_for_config(
+    backbone: str, config: PropetlConfig, num_tasks: int = 1
+) -> StorageReport:
     """Account from a backbone's config alone (no weights: built on the meta device);
     `backbone` is any name training accepts (tiny-<family>, bundled, a folder, a hub name)."""
     from .backbones import backbone_config
@@ -96,7 +107,10 @@ def storage_report_for_config(backbone: str, config: PropetlConfig,
 
     shape = backbone_config(backbone)
     with torch.device("meta"):
-        model = ProPETLModel(auto_class(shape.model_type).from_config(shape), config,
-                             [TaskHeadSpec(f"task{i}", 2) for i in range(num_tasks)],
-                             backbone_name=backbone)
+        model = ProPETLModel(
+            auto_class(shape.model_type).from_config(shape),
+            config,
+            [TaskHeadSpec(f"task{i}", 2) for i in range(num_tasks)],
+            backbone_name=backbone,
+        )
     return storage_report(model)

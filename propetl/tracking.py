@@ -28,8 +28,7 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             out.update(_flat(value, f"{prefix}{key}."))
         else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, tuple)) \
-                else value
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, tuple)) else value
     return out
 
 
@@ -78,8 +77,9 @@ class Tracker:
         try:
             import mlflow
         except ImportError:
-            log.warning("%s is set but mlflow is not installed; not logging to MLflow",
-                        MLFLOW_URI_ENV)
+            log.warning(
+                "%s is set but mlflow is not installed; not logging to MLflow", MLFLOW_URI_ENV
+            )
             return
         if mlflow.active_run() is not None:  # left open by a run of this process that failed
             mlflow.end_run(status="FAILED")

@@ -105,14 +105,16 @@ def pick_device(config: TrainConfig) -> tuple[str, str]:
         raise ConfigError("device 'cuda' was requested but no CUDA GPU is visible here")
     precision = config.precision
     if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") \
-            if device == "cuda" else "fp32"
+        precision = (
+            ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device == "cuda" else "fp32"
+        )
     if precision in ("bf16", "fp16") and device != "cuda":
         raise ConfigError(f"precision {precision!r} needs a CUDA GPU; use fp32 on the CPU")
     return device, precision
 
 
 # ------------------------------------------------------------------ data
+
 
 @dataclass
 class PreparedData:
@@ -125,51 +127,85 @@ class PreparedData:
     tokenizer: object = None
 
 
-def prepare_data(config: TrainConfig, tokenizer, generative: str | None = None,
-                 task_offset: int = 0) -> PreparedData:
+def prepare_data(
+    config: TrainConfig, tokenizer, generative: str | None = None, task_offset: int = 0
+) -> PreparedData:
     """Load and tokenise the job's tasks; for a generative backbone (`generative` = "seq2seq"
     or "causal") as text-to-text with teacher forcing. `task_offset`: the model's index of the
     job's first task (tasks added onto a prototype come after its old tasks)."""
     datasets.disable_progress_bars()
-    tasks = [load_task(name, seed=config.data_seed, max_examples=config.max_examples)
-             for name in config.tasks]
+    tasks = [
+        load_task(name, seed=config.data_seed, max_examples=config.max_examples)
+        for name in config.tasks
+    ]
     names = [t.info.name for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks: two tasks share a name: {names}")
     if generative is None:
         text_tasks = [t.info.name for t in tasks if t.info.generative]
         if text_tasks:
-            raise ConfigError(f"task(s) {text_tasks} are text-to-text; they need a generative "
-                              f"backbone (T5 or Llama family), not {config.backbone!r}")
-        tokenized = [tokenize_task(t, tokenizer, config.max_length, task_offset + i)
-                     for i, t in enumerate(tasks)]
+            raise ConfigError(
+                f"task(s) {text_tasks} are text-to-text; they need a generative "
+                f"backbone (T5 or Llama family), not {config.backbone!r}"
+            )
+        tokenized = [
+            tokenize_task(t, tokenizer, config.max_length, task_offset + i)
+            for i, t in enumerate(tasks)
+        ]
         collator: MultiTaskCollator | Text2TextCollator = MultiTaskCollator(tokenizer)
     else:
         causal = generative == "causal"
         try:
-            tokenized = [tokenize_text2text(t, tokenizer, config.max_length,
-                                            config.max_target_length, task_offset + i, causal)
-                         for i, t in enumerate(tasks)]
+            tokenized = [
+                tokenize_text2text(
+                    t,
+                    tokenizer,
+                    config.max_length,
+                    config.max_target_length,
+                    task_offset + i,
+                    causal,
+                )
+                for i, t in enumerate(tasks)
+            ]
         except ValueError as err:
             raise ConfigError(str(err)) from err
         collator = Text2TextCollator(tokenizer, causal)
-    return PreparedData(tasks, [t["train"] for t in tokenized], [t["dev"] for t in tokenized],
-                        [t["test"] for t in tokenized], collator, generative, tokenizer)
+    return PreparedData(
+        tasks,
+        [t["train"] for t in tokenized],
+        [t["dev"] for t in tokenized],
+        [t["test"] for t in tokenized],
+        collator,
+        generative,
+        tokenizer,
+    )
 
 
 def head_specs(tasks: list[TaskData]) -> list[TaskHeadSpec]:
     # generative backbones have no task head: one output (unused) stands for the LM head
-    return [TaskHeadSpec(t.info.name, 1) if t.info.generative else
-            TaskHeadSpec(t.info.name, t.info.num_labels, t.info.label_names) for t in tasks]
+    return [
+        TaskHeadSpec(t.info.name, 1)
+        if t.info.generative
+        else TaskHeadSpec(t.info.name, t.info.num_labels, t.info.label_names)
+        for t in tasks
+    ]
 
 
 # ------------------------------------------------------------------ trainer
 
+
 class ProPETLTrainer(Trainer):
     """HF Trainer with ProPETL's parameter groups, task sampling and small checkpoints."""
 
-    def __init__(self, *args, job: TrainConfig, data: PreparedData, run_dir: Path,
-                 report: Callable[[Progress], None], **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        job: TrainConfig,
+        data: PreparedData,
+        run_dir: Path,
+        report: Callable[[Progress], None],
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.job, self.data, self.run_dir, self.report = job, data, run_dir, report
         self.tokens_seen = 0
@@ -183,10 +219,18 @@ class ProPETLTrainer(Trainer):
     # --- data: one task per batch
     def get_train_dataloader(self) -> DataLoader:
         sampler = MultiTaskBatchSampler(
-            [len(d) for d in self.data.train], self.job.batch_size, strategy=self.job.sampling,
-            temperature=self.job.temperature, seed=self.job.seed)
-        loader = DataLoader(ConcatDataset(self.data.train), batch_sampler=sampler,
-                            collate_fn=self.data.collator, num_workers=0)
+            [len(d) for d in self.data.train],
+            self.job.batch_size,
+            strategy=self.job.sampling,
+            temperature=self.job.temperature,
+            seed=self.job.seed,
+        )
+        loader = DataLoader(
+            ConcatDataset(self.data.train),
+            batch_sampler=sampler,
+            collate_fn=self.data.collator,
+            num_workers=0,
+        )
         return self.accelerator.prepare(loader)
 
     # --- optimiser: scores at mask_lr; weight decay on weights and scores only
@@ -194,14 +238,28 @@ class ProPETLTrainer(Trainer):
         if self.optimizer is None:
             groups = self.model.parameter_groups()
             decay = self.job.weight_decay
-            self.optimizer = torch.optim.AdamW([
-                {"params": groups["scores"], "lr": self.job.mask_lr, "weight_decay": decay,
-                 "name": "mask_lr"},
-                {"params": groups["weights"], "lr": self.job.lr, "weight_decay": decay,
-                 "name": "lr"},
-                {"params": groups["no_decay"], "lr": self.job.lr, "weight_decay": 0.0,
-                 "name": "lr_no_decay"},
-            ])
+            self.optimizer = torch.optim.AdamW(
+                [
+                    {
+                        "params": groups["scores"],
+                        "lr": self.job.mask_lr,
+                        "weight_decay": decay,
+                        "name": "mask_lr",
+                    },
+                    {
+                        "params": groups["weights"],
+                        "lr": self.job.lr,
+                        "weight_decay": decay,
+                        "name": "lr",
+                    },
+                    {
+                        "params": groups["no_decay"],
+                        "lr": self.job.lr,
+                        "weight_decay": 0.0,
+                        "name": "lr_no_decay",
+                    },
+                ]
+            )
         return self.optimizer
 
     def training_step(self, model, inputs, *args, **kwargs):
@@ -217,8 +275,9 @@ class ProPETLTrainer(Trainer):
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         folder = Path(output_dir or self.args.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in
-                   self.model.trainable_state_dict().items()}
+        tensors = {
+            k: v.detach().cpu().contiguous() for k, v in self.model.trainable_state_dict().items()
+        }
         save_file(tensors, str(folder / TRAINABLE_FILE), metadata={"format": "pt"})
         (folder / "job.json").write_text(self.job.to_json())
 
@@ -233,24 +292,35 @@ class ProPETLTrainer(Trainer):
         if self.last_eval is not None and self.last_eval[0] == self.state.global_step:
             return self.last_eval[1]  # already evaluated at this step
         started = time.monotonic()
-        metrics = evaluate_all(self.model, self.data, self.data.dev, self.job,
-                               self.args.device)
+        metrics = evaluate_all(self.model, self.data, self.data.dev, self.job, self.args.device)
         self.eval_seconds += time.monotonic() - started
         mean_main = sum(m["main"] for m in metrics.values()) / len(metrics)
         step = self.state.global_step
-        self.report(Progress("eval", step, self.state.max_steps, float(self.state.epoch or 0),
-                             metrics=metrics))
+        self.report(
+            Progress(
+                "eval", step, self.state.max_steps, float(self.state.epoch or 0), metrics=metrics
+            )
+        )
         self.task_best = run_report.update_task_best(self.run_dir, self.task_best, step, metrics)
         if self.best.get("step") != step:
             if mean_main > self.best.get("score", -math.inf):
-                self.best = {"step": step, "score": mean_main, "metrics": metrics,
-                             "evals_without_gain": 0}
+                self.best = {
+                    "step": step,
+                    "score": mean_main,
+                    "metrics": metrics,
+                    "evals_without_gain": 0,
+                }
                 self.evals_without_gain = 0
                 best_dir = self.run_dir / "best"
                 best_dir.mkdir(parents=True, exist_ok=True)
-                save_file({k: v.detach().cpu().contiguous()
-                           for k, v in self.model.trainable_state_dict().items()},
-                          str(best_dir / TRAINABLE_FILE), metadata={"format": "pt"})
+                save_file(
+                    {
+                        k: v.detach().cpu().contiguous()
+                        for k, v in self.model.trainable_state_dict().items()
+                    },
+                    str(best_dir / TRAINABLE_FILE),
+                    metadata={"format": "pt"},
+                )
             else:
                 self.evals_without_gain += 1
                 self.best["evals_without_gain"] = self.evals_without_gain
@@ -265,16 +335,28 @@ class ProPETLTrainer(Trainer):
         return out
 
 
-def evaluate_all(model, data: PreparedData, splits: list, job: TrainConfig,
-                 device) -> dict[str, dict[str, float]]:
+def evaluate_all(
+    model, data: PreparedData, splits: list, job: TrainConfig, device
+) -> dict[str, dict[str, float]]:
     if data.generative:
-        return {t.info.name: evaluate_generative(
-                    model, split, data.collator, t.info, data.tokenizer, job.eval_batch_size,
-                    device, job.num_beams, job.max_target_length)
-                for t, split in zip(data.tasks, splits, strict=True)}
-    return {t.info.name: evaluate_task(model, split, data.collator, t.info, job.eval_batch_size,
-                                       device)
-            for t, split in zip(data.tasks, splits, strict=True)}
+        return {
+            t.info.name: evaluate_generative(
+                model,
+                split,
+                data.collator,
+                t.info,
+                data.tokenizer,
+                job.eval_batch_size,
+                device,
+                job.num_beams,
+                job.max_target_length,
+            )
+            for t, split in zip(data.tasks, splits, strict=True)
+        }
+    return {
+        t.info.name: evaluate_task(model, split, data.collator, t.info, job.eval_batch_size, device)
+        for t, split in zip(data.tasks, splits, strict=True)
+    }
 
 
 def load_trainable(model: ProPETLModel, path: Path) -> None:
@@ -318,16 +400,25 @@ class _Reporter(TrainerCallback):
         evals = self.trainer.eval_seconds - getattr(self, "eval_at_start", 0.0)
         elapsed = max(time.monotonic() - self.started - evals, 1e-6)
         done = max(state.global_step - self.start_step, 1)
-        rates = {g.get("name", str(i)): g["lr"]
-                 for i, g in enumerate(self.trainer.optimizer.param_groups)}
+        rates = {
+            g.get("name", str(i)): g["lr"]
+            for i, g in enumerate(self.trainer.optimizer.param_groups)
+        }
         rates.pop("lr_no_decay", None)
-        self.report(Progress(
-            "train", state.global_step, state.max_steps, float(state.epoch or 0),
-            loss=float(logs["loss"]), learning_rates=rates,
-            eta_seconds=elapsed / done * (state.max_steps - state.global_step),
-            samples_per_second=done * args.per_device_train_batch_size / elapsed,
-            tokens_per_second=self.trainer.tokens_seen / elapsed,
-            task_losses=self.trainer.task_losses.pop()))
+        self.report(
+            Progress(
+                "train",
+                state.global_step,
+                state.max_steps,
+                float(state.epoch or 0),
+                loss=float(logs["loss"]),
+                learning_rates=rates,
+                eta_seconds=elapsed / done * (state.max_steps - state.global_step),
+                samples_per_second=done * args.per_device_train_batch_size / elapsed,
+                tokens_per_second=self.trainer.tokens_seen / elapsed,
+                task_losses=self.trainer.task_losses.pop(),
+            )
+        )
 
 
 class _Bar(TrainerCallback):
@@ -339,8 +430,13 @@ class _Bar(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train",
-                        file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=state.max_steps,
+            initial=state.global_step,
+            desc="train",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -352,8 +448,10 @@ class _Bar(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if self.bar is not None and metrics and "eval_main" in metrics:
-            self.bar.write(f"step {state.global_step}: dev main metric "
-                           f"{metrics['eval_main']:.4f}", file=sys.stderr)
+            self.bar.write(
+                f"step {state.global_step}: dev main metric {metrics['eval_main']:.4f}",
+                file=sys.stderr,
+            )
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -362,10 +460,18 @@ class _Bar(TrainerCallback):
 
 # ------------------------------------------------------------------ the engine
 
-def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn | None = None,
-          should_stop: StopFn | None = None, resume: bool = True,
-          show_progress: bool = False, onto: str | Path | None = None,
-          replace: Sequence[str] = ()) -> TrainResult:
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    on_progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    resume: bool = True,
+    show_progress: bool = False,
+    onto: str | Path | None = None,
+    replace: Sequence[str] = (),
+) -> TrainResult:
     """Train a ProPETL model for `config` in `run_dir` (resuming from its last checkpoint).
 
     `onto`: a saved model folder to add the job's tasks onto (see `propetl.continual`): its
@@ -387,12 +493,15 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     backbone = load_backbone_model(config.backbone)
     limit = max_tokens(backbone.config)
     if limit and config.max_length > limit:
-        raise ConfigError(f"max_length {config.max_length} is more than backbone "
-                          f"{config.backbone!r} supports ({limit} tokens)")
+        raise ConfigError(
+            f"max_length {config.max_length} is more than backbone "
+            f"{config.backbone!r} supports ({limit} tokens)"
+        )
     family = family_for(backbone.config.model_type)
     kept = [t for t in base.tasks if t not in replace] if base is not None else []
-    data = prepare_data(config, tokenizer, family.kind if family.generative else None,
-                        task_offset=len(kept))
+    data = prepare_data(
+        config, tokenizer, family.kind if family.generative else None, task_offset=len(kept)
+    )
     if base is not None:
         check_task_names(base.tasks, [t.info.name for t in data.tasks], replace)
 
@@ -411,36 +520,68 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
             on_progress(progress)
 
     if base is not None:
-        _write_json(run_dir / "onto.json", {"base": str(base.directory), "base_tasks": base.tasks,
-                                            "replace": list(replace)})
+        _write_json(
+            run_dir / "onto.json",
+            {"base": str(base.directory), "base_tasks": base.tasks, "replace": list(replace)},
+        )
         model = build_onto_model(base, backbone, head_specs(data.tasks), replace)
     else:
-        model = ProPETLModel(backbone, config.propetl, head_specs(data.tasks),
-                             backbone_name=config.backbone)
+        model = ProPETLModel(
+            backbone, config.propetl, head_specs(data.tasks), backbone_name=config.backbone
+        )
     model.label_smoothing = config.label_smoothing
-    batches_per_epoch = len(MultiTaskBatchSampler([len(d) for d in data.train], config.batch_size,
-                                                  strategy=config.sampling,
-                                                  temperature=config.temperature,
-                                                  seed=config.seed))
+    batches_per_epoch = len(
+        MultiTaskBatchSampler(
+            [len(d) for d in data.train],
+            config.batch_size,
+            strategy=config.sampling,
+            temperature=config.temperature,
+            seed=config.seed,
+        )
+    )
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches_per_epoch))
     eval_every = config.eval_every or max(1, total_steps // 4)
     save_every = config.save_every or eval_every
     args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"), max_steps=total_steps,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.lr,
-        weight_decay=config.weight_decay, warmup_steps=math.ceil(config.warmup_ratio * total_steps),
-        lr_scheduler_type="linear", max_grad_norm=config.grad_clip or 1e9,
-        logging_steps=max(1, min(10, total_steps // 50)), eval_strategy="steps",
-        eval_steps=eval_every, save_strategy="steps", save_steps=save_every,
-        save_total_limit=2, seed=config.seed, data_seed=config.seed, report_to="none",
-        remove_unused_columns=False, disable_tqdm=True,
-        use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16",
-        dataloader_num_workers=0, save_only_model=False, log_level="warning")
+        output_dir=str(run_dir / "checkpoints"),
+        max_steps=total_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_steps=math.ceil(config.warmup_ratio * total_steps),
+        lr_scheduler_type="linear",
+        max_grad_norm=config.grad_clip or 1e9,
+        logging_steps=max(1, min(10, total_steps // 50)),
+        eval_strategy="steps",
+        eval_steps=eval_every,
+        save_strategy="steps",
+        save_steps=save_every,
+        save_total_limit=2,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        dataloader_num_workers=0,
+        save_only_model=False,
+        log_level="warning",
+    )
     reporter = _Reporter(report, should_stop)
-    trainer = ProPETLTrainer(model=model, args=args, train_dataset=data.train[0],
-                             eval_dataset=data.dev[0], data_collator=data.collator,
-                             callbacks=[reporter], job=config, data=data, run_dir=run_dir,
-                             report=report)
+    trainer = ProPETLTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train[0],
+        eval_dataset=data.dev[0],
+        data_collator=data.collator,
+        callbacks=[reporter],
+        job=config,
+        data=data,
+        run_dir=run_dir,
+        report=report,
+    )
     reporter.trainer = trainer
     trainer.remove_callback(PrinterCallback)
     if show_progress:
@@ -460,9 +601,19 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     storage = storage_report(model).to_dict()
     if reporter.cancelled:
         report(Progress("done", step, total_steps, float(trainer.state.epoch or 0)))
-        return TrainResult("cancelled", run_dir, None, step, total_steps,
-                           trainer.best.get("step"), trainer.best.get("metrics", {}), {},
-                           storage, {}, seconds)
+        return TrainResult(
+            "cancelled",
+            run_dir,
+            None,
+            step,
+            total_steps,
+            trainer.best.get("step"),
+            trainer.best.get("metrics", {}),
+            {},
+            storage,
+            {},
+            seconds,
+        )
     trainer.evaluate()  # the final step's dev metrics (no-op if just evaluated)
     best_file = run_dir / "best" / TRAINABLE_FILE
     if best_file.is_file():
@@ -483,11 +634,22 @@ def train(config: TrainConfig, run_dir: str | Path, *, on_progress: ProgressFn |
     storage = storage_report(model, model_dir).to_dict()
     tasks = _task_summaries(model, data, storage)
     samples = (step - reporter.start_step) * config.batch_size
-    result = TrainResult("succeeded", run_dir, model_dir, step, total_steps,
-                         trainer.best.get("step"), trainer.best.get("metrics", {}), test, storage,
-                         tasks, seconds, samples / seconds if seconds > 0 else None,
-                         str(base.directory) if base is not None else None,
-                         trainer.task_best)
+    result = TrainResult(
+        "succeeded",
+        run_dir,
+        model_dir,
+        step,
+        total_steps,
+        trainer.best.get("step"),
+        trainer.best.get("metrics", {}),
+        test,
+        storage,
+        tasks,
+        seconds,
+        samples / seconds if seconds > 0 else None,
+        str(base.directory) if base is not None else None,
+        trainer.task_best,
+    )
     _write_json(run_dir / "result.json", result.to_dict())
     report(Progress("done", step, total_steps, float(trainer.state.epoch or 0), metrics=test))
     return result
@@ -512,8 +674,13 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     so a process killed while saving leaves a folder without it, which is skipped)."""
     if not folder.is_dir():
         return None
-    complete = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-                and (p / "trainer_state.json").is_file() and (p / TRAINABLE_FILE).is_file()]
+    complete = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit()
+        and (p / "trainer_state.json").is_file()
+        and (p / TRAINABLE_FILE).is_file()
+    ]
     if not complete:
         return None
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
@@ -538,9 +705,19 @@ def check_names(config: TrainConfig) -> None:
 
 
 #: What the engine writes in a run folder (besides config.json), all removed by a fresh start.
-RUN_ARTIFACTS = ("checkpoints", "best", "model", "predictions", TENSORBOARD_DIR,
-                 "metrics.jsonl", "result.json", "onto.json", "mlflow_run_id",
-                 "result.tmp", "onto.tmp")
+RUN_ARTIFACTS = (
+    "checkpoints",
+    "best",
+    "model",
+    "predictions",
+    TENSORBOARD_DIR,
+    "metrics.jsonl",
+    "result.json",
+    "onto.json",
+    "mlflow_run_id",
+    "result.tmp",
+    "onto.tmp",
+)
 
 
 def clear_run(run_dir: Path) -> None:
@@ -565,20 +742,28 @@ def _check_resumable(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     except (ConfigError, ValueError, TypeError):
         before = None
     if before is not None and before != config:
-        raise ConfigError(f"{run_dir} holds a run of another config ({config_changes(before, config)}); "
-                          "resume with the same config, or start afresh (resume=False / --fresh)")
+        raise ConfigError(
+            f"{run_dir} holds a run of another config ({config_changes(before, config)}); "
+            "resume with the same config, or start afresh (resume=False / --fresh)"
+        )
 
 
 def config_changes(before: TrainConfig, after: TrainConfig) -> str:
     """The fields two configs differ in, as "field: saved X, given Y" (nested as propetl.x)."""
+
     def flat(config: TrainConfig) -> dict[str, object]:
         data = config.to_dict()
-        return {**{k: v for k, v in data.items() if k != "propetl"},
-                **{f"propetl.{k}": v for k, v in data["propetl"].items()}}
+        return {
+            **{k: v for k, v in data.items() if k != "propetl"},
+            **{f"propetl.{k}": v for k, v in data["propetl"].items()},
+        }
 
     old, new = flat(before), flat(after)
-    return "; ".join(f"{k}: saved {old.get(k)!r}, given {new.get(k)!r}"
-                     for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k))
+    return "; ".join(
+        f"{k}: saved {old.get(k)!r}, given {new.get(k)!r}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    )
 
 
 def _save_final(model: ProPETLModel, run_dir: Path) -> Path:
@@ -607,10 +792,13 @@ def _task_summaries(model: ProPETLModel, data: PreparedData, storage: dict) -> d
                     stacked = torch.stack([density(m) for m in masks.values()])
                     layer_density = stacked.mean(dim=0).tolist()
                     break
-        out[name] = {"info": task.info.to_dict(), "mask_bytes": disk.get(f"task:{name}:masks", 0),
-                     "mask_bits": storage.get("mask_bits_per_task", 0),
-                     "density": layer_density,
-                     "sizes": {split: len(task.splits[split]) for split in ("train", "dev", "test")}}
+        out[name] = {
+            "info": task.info.to_dict(),
+            "mask_bytes": disk.get(f"task:{name}:masks", 0),
+            "mask_bits": storage.get("mask_bits_per_task", 0),
+            "density": layer_density,
+            "sizes": {split: len(task.splits[split]) for split in ("train", "dev", "test")},
+        }
     return out
 
 

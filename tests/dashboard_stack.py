@@ -8,12 +8,25 @@ from pathlib import Path
 
 import pytest
 
-TINY = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes", "bbc_news"], "max_examples": 16,
-        "max_steps": 4, "batch_size": 8, "eval_every": 2}
+TINY = {
+    "backbone": "tiny-bert",
+    "tasks": ["rotten_tomatoes", "bbc_news"],
+    "max_examples": 16,
+    "max_steps": 4,
+    "batch_size": 8,
+    "eval_every": 2,
+}
 #: A tiny generative job: a decoder that writes headlines and answers sentiment as text.
-TINY_GENERATIVE = {"backbone": "tiny-llama", "tasks": ["bbc_headlines", "rotten_tomatoes"],
-                   "max_examples": 8, "max_steps": 2, "batch_size": 4, "eval_every": 2,
-                   "max_length": 32, "max_target_length": 6}
+TINY_GENERATIVE = {
+    "backbone": "tiny-llama",
+    "tasks": ["bbc_headlines", "rotten_tomatoes"],
+    "max_examples": 8,
+    "max_steps": 2,
+    "batch_size": 4,
+    "eval_every": 2,
+    "max_length": 32,
+    "max_target_length": 6,
+}
 
 
 def reset_caches() -> None:
@@ -42,8 +55,17 @@ def make_stack(tmp: Path, config: dict | None = None) -> Iterator[Stack]:
     """Data dir under `tmp`; one job (`TINY` unless `config`) trained in this process (no
     worker needed)."""
     with pytest.MonkeyPatch.context() as mp:
-        for key in ("DATABASE_URL", "BROKER_URL", "RESULT_BACKEND", "ARTIFACTS_DIR", "RUNS_DIR",
-                    "AUTH_ENABLED", "USERS", "ADMINS", "SECRET_KEY"):
+        for key in (
+            "DATABASE_URL",
+            "BROKER_URL",
+            "RESULT_BACKEND",
+            "ARTIFACTS_DIR",
+            "RUNS_DIR",
+            "AUTH_ENABLED",
+            "USERS",
+            "ADMINS",
+            "SECRET_KEY",
+        ):
             mp.delenv(f"PROPETL_{key}", raising=False)
         mp.setenv("PROPETL_DATA_DIR", str(tmp / "data"))
         reset_caches()

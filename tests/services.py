@@ -53,6 +53,7 @@ def temp_postgres_db() -> Iterator[str]:
 
 # --- private servers that a test may stop and restart (never the shared services) ----------
 
+
 def free_port() -> int:
     import socket
 
@@ -102,8 +103,19 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.folder)]
+        cmd = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--dir",
+            str(self.folder),
+        ]
         log = (self.folder / "redis.log").open("a")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         _wait_port(self.port, True, 20, "redis-server")
@@ -162,13 +174,30 @@ class PrivatePostgres:
         self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "pg.log"), "-w",
-                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                        "-c fsync=off", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "pg.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         _wait_port(self.port, True, 30, "postgres")
 
     def stop(self, mode: str = "fast") -> None:

@@ -31,8 +31,9 @@ def publish_model(model_dir: Path, artifacts_dir: Path, uid: str) -> Path:
     except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(err, OSError):
-            raise ArtifactError(f"could not write the model to the artifacts folder {root}: "
-                                f"{_cause(err)}") from err
+            raise ArtifactError(
+                f"could not write the model to the artifacts folder {root}: {_cause(err)}"
+            ) from err
         raise
     return final
 
@@ -53,11 +54,18 @@ def outcome_of(result: Any, artifact_path: Path, uid: str) -> RunOutcome:
         if not info.get("sizes") and summary.get("sizes"):
             info["sizes"] = summary["sizes"]
         tasks[name] = TaskOutcome(
-            info=info, artifact_path=str(artifact_path / "tasks" / name),
+            info=info,
+            artifact_path=str(artifact_path / "tasks" / name),
             mask_bits=int(summary.get("mask_bits") or 0),
             mask_bytes=int(summary.get("mask_bytes") or 0),
             density=[float(d) for d in summary.get("density") or []],
             dev_metrics=dict(result.dev_metrics.get(name, {})),
-            test_metrics=dict(result.test_metrics.get(name, {})))
-    return RunOutcome(artifact_path=str(artifact_path), storage=dict(result.storage), tasks=tasks,
-                      steps=int(result.steps), uid=uid)
+            test_metrics=dict(result.test_metrics.get(name, {})),
+        )
+    return RunOutcome(
+        artifact_path=str(artifact_path),
+        storage=dict(result.storage),
+        tasks=tasks,
+        steps=int(result.steps),
+        uid=uid,
+    )

@@ -20,8 +20,9 @@ from .artifacts import outcome_of
 log = logging.getLogger(__name__)
 
 
-def register_added(registry: Registry, job_id: int, attempt: int, result: object, uid: str,
-                   replace: list[str]) -> str:
+def register_added(
+    registry: Registry, job_id: int, attempt: int, result: object, uid: str, replace: list[str]
+) -> str:
     """Place the job's new task folders into prototype `uid`'s folder (only those; a name
     there already is refused unless replaced) and append the tasks in the registry."""
     placement: TaskPlacement | None = None
@@ -47,8 +48,12 @@ def register_added(registry: Registry, job_id: int, attempt: int, result: object
             raise
         log.exception("job %s: could not add its tasks to prototype %s", job_id, uid)
         known = (CheckpointError, BaseConflictError, OSError)
-        message = str(err) if isinstance(err, known) else \
-            f"{err.__class__.__name__}: {err}\n\n" + "".join(traceback.format_exception(err)[-6:])
+        message = (
+            str(err)
+            if isinstance(err, known)
+            else f"{err.__class__.__name__}: {err}\n\n"
+            + "".join(traceback.format_exception(err)[-6:])
+        )
         registry.fail_job(job_id, message, attempt=attempt)
         return "failed"
     log.info("job %s succeeded: tasks %s added to prototype %s", job_id, tasks, uid)

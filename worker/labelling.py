@@ -37,8 +37,9 @@ def _predictor(registry: Registry, uid: str, owner: str):
         raise RuntimeError(f"prototype {uid[:8]} has no task masks left")
     model = ProPETLModel.from_pretrained(proto.artifact_path, tasks=tasks)
     if model.family.generative:
-        raise RuntimeError(f"prototype {uid[:8]} generates text; file labelling needs a "
-                           "classification prototype")
+        raise RuntimeError(
+            f"prototype {uid[:8]} generates text; file labelling needs a classification prototype"
+        )
     for bank in model.banks.values():
         bank.cache_limit = registry.settings.serve_task_cache
     max_length = int((proto.train_config or {}).get("max_length") or 128)
@@ -67,15 +68,28 @@ def run_label_job(registry: Registry, job_id: int, claim: Claim) -> str:
                     return
                 last[0] = now
                 eta = (total - rows) / rate if rate > 0 else None
-                registry.report_progress(job_id, attempt, step=rows, total_steps=total,
-                                         phase="label", eta_seconds=eta,
-                                         samples_per_second=rate)
+                registry.report_progress(
+                    job_id,
+                    attempt,
+                    step=rows,
+                    total_steps=total,
+                    phase="label",
+                    eta_seconds=eta,
+                    samples_per_second=rate,
+                )
 
-            summary = label_file(predictor, source, result_path(job_id, settings),
-                                 task=spec.task, text_column=spec.text_column,
-                                 pair_column=spec.pair_column, task_column=spec.task_column,
-                                 batch_size=settings.serve_max_batch, on_progress=progress,
-                                 should_stop=beat.should_stop)
+            summary = label_file(
+                predictor,
+                source,
+                result_path(job_id, settings),
+                task=spec.task,
+                text_column=spec.text_column,
+                pair_column=spec.pair_column,
+                task_column=spec.task_column,
+                batch_size=settings.serve_max_batch,
+                on_progress=progress,
+                should_stop=beat.should_stop,
+            )
         except Exception as err:
             log.exception("labelling job %s failed", job_id)
             registry.fail_job(job_id, f"{err.__class__.__name__}: {err}", attempt=attempt)
@@ -86,6 +100,11 @@ def run_label_job(registry: Registry, job_id: int, claim: Claim) -> str:
             registry.mark_cancelled(job_id, attempt, step=summary.rows)
             return "cancelled"
         registry.finish_without_prototype(job_id, attempt, step=summary.rows)
-        log.info("labelling job %s: %d rows (%d errors) in %.1fs", job_id, summary.rows,
-                 summary.errors, summary.seconds)
+        log.info(
+            "labelling job %s: %d rows (%d errors) in %.1fs",
+            job_id,
+            summary.rows,
+            summary.errors,
+            summary.seconds,
+        )
         return "succeeded"

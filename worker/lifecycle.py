@@ -57,8 +57,9 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
 def _on_init(**_: object) -> None:
     parent = os.environ.get(PARENT_PID_ENV, "")
     if parent.isdigit():
-        threading.Thread(target=_watch_parent, args=(int(parent),), name="parent-watch",
-                         daemon=True).start()
+        threading.Thread(
+            target=_watch_parent, args=(int(parent),), name="parent-watch", daemon=True
+        ).start()
 
 
 @worker_ready.connect
@@ -67,8 +68,9 @@ def _on_ready(**_: object) -> None:
     if settings.auto_migrate:
         db.upgrade()
     reap_once()
-    threading.Thread(target=_reaper_loop, args=(settings.reaper_interval,), name="reaper",
-                     daemon=True).start()
+    threading.Thread(
+        target=_reaper_loop, args=(settings.reaper_interval,), name="reaper", daemon=True
+    ).start()
 
 
 @worker_process_init.connect

@@ -23,18 +23,22 @@ def points_of(progress: Any) -> list[Point]:
     points: list[Point] = []
     if progress.phase == "train":
         if progress.loss is not None:
-            points.append(Point(progress.step, "train", "loss", progress.loss, epoch=progress.epoch))
+            points.append(
+                Point(progress.step, "train", "loss", progress.loss, epoch=progress.epoch)
+            )
         for task, value in (getattr(progress, "task_losses", None) or {}).items():
-            points.append(Point(progress.step, "train", "loss", value, task=task,
-                                epoch=progress.epoch))
+            points.append(
+                Point(progress.step, "train", "loss", value, task=task, epoch=progress.epoch)
+            )
         for name, value in (progress.learning_rates or {}).items():
             points.append(Point(progress.step, "train", name, value, epoch=progress.epoch))
     split = PHASE_SPLIT.get(progress.phase)
     if split:
         for task, values in (progress.metrics or {}).items():
             for name, value in values.items():
-                points.append(Point(progress.step, split, name, value, task=task,
-                                    epoch=progress.epoch))
+                points.append(
+                    Point(progress.step, split, name, value, task=task, epoch=progress.epoch)
+                )
     return points
 
 
@@ -77,7 +81,12 @@ class ProgressSink:
     """
 
     def __init__(self, registry: Registry, job_id: int, attempt: int, interval: float) -> None:
-        self.registry, self.job_id, self.attempt, self.interval = registry, job_id, attempt, interval
+        self.registry, self.job_id, self.attempt, self.interval = (
+            registry,
+            job_id,
+            attempt,
+            interval,
+        )
         self._points: list[Point] = []
         self._latest: Any = None
         self._last_flush = 0.0
@@ -102,9 +111,14 @@ class ProgressSink:
             self.registry.add_metric_points(self.job_id, points)
             if latest is not None:
                 self.registry.report_progress(
-                    self.job_id, self.attempt, step=latest.step, total_steps=latest.total_steps,
-                    phase=latest.phase, eta_seconds=latest.eta_seconds,
-                    samples_per_second=latest.samples_per_second)
+                    self.job_id,
+                    self.attempt,
+                    step=latest.step,
+                    total_steps=latest.total_steps,
+                    phase=latest.phase,
+                    eta_seconds=latest.eta_seconds,
+                    samples_per_second=latest.samples_per_second,
+                )
         except Exception:
             with self._lock:
                 self._points[:0] = points
@@ -118,7 +132,12 @@ class Heartbeat(threading.Thread):
 
     def __init__(self, registry: Registry, job_id: int, attempt: int, interval: float) -> None:
         super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.registry, self.job_id, self.attempt, self.interval = registry, job_id, attempt, interval
+        self.registry, self.job_id, self.attempt, self.interval = (
+            registry,
+            job_id,
+            attempt,
+            interval,
+        )
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._done = threading.Event()

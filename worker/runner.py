@@ -65,8 +65,9 @@ def execute(job_id: int, *, task_id: str | None = None, registry: Registry | Non
     except DBAPIError as err:
         if not _unreachable(err):
             raise
-        raise RegistryUnreachable(f"job {job_id}: registry unreachable while claiming: "
-                                  f"{err.__class__.__name__}") from err
+        raise RegistryUnreachable(
+            f"job {job_id}: registry unreachable while claiming: {err.__class__.__name__}"
+        ) from err
     if claim is None:
         log.info("job %s: not runnable here (finished, cancelled or running elsewhere)", job_id)
         return "skipped"
@@ -78,9 +79,12 @@ def execute(job_id: int, *, task_id: str | None = None, registry: Registry | Non
     except DBAPIError as err:
         if not _unreachable(err):
             raise
-        log.error("job %s: registry unreachable for %.0fs; leaving the job to the reaper "
-                  "(it resumes from its last checkpoint)", job_id,
-                  registry.settings.db_retry_seconds)
+        log.error(
+            "job %s: registry unreachable for %.0fs; leaving the job to the reaper "
+            "(it resumes from its last checkpoint)",
+            job_id,
+            registry.settings.db_retry_seconds,
+        )
         return "deferred"
     finally:
         RUNNING_HERE.discard(task_id or "")
@@ -108,9 +112,15 @@ def _run(registry: Registry, job_id: int, claim: Claim) -> str:
             if files != config.tasks:  # the owner's uploads, named in the spec by file name
                 config = replace(config, tasks=files)
             onto = _base_folder(registry, claim)
-            result = train(config, Path(claim.run_dir), on_progress=sink,
-                           should_stop=beat.should_stop, resume=True, onto=onto,
-                           replace=list(claim.spec.replace_tasks))
+            result = train(
+                config,
+                Path(claim.run_dir),
+                on_progress=sink,
+                should_stop=beat.should_stop,
+                resume=True,
+                onto=onto,
+                replace=list(claim.spec.replace_tasks),
+            )
         except Exception as err:
             log.exception("job %s failed", job_id)
             sink.flush(strict=True)
@@ -124,8 +134,14 @@ def _run(registry: Registry, job_id: int, claim: Claim) -> str:
             registry.mark_cancelled(job_id, attempt, step=result.steps)
             return "cancelled"
         if claim.spec.base_prototype:
-            return register_added(registry, job_id, attempt, result, claim.spec.base_prototype,
-                                  list(claim.spec.replace_tasks))
+            return register_added(
+                registry,
+                job_id,
+                attempt,
+                result,
+                claim.spec.base_prototype,
+                list(claim.spec.replace_tasks),
+            )
         return _register(registry, job_id, attempt, result)
 
 

@@ -14,8 +14,9 @@ celery = get_celery()
 CLAIM_RETRY_DELAY = 10
 
 
-@celery.task(name=RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@celery.task(
+    name=RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def run_job(self: Task, job_id: int) -> str:
     """Run a registry job to its end (late ack: a worker's death re-delivers it)."""
     try:

@@ -44,8 +44,14 @@ class RegistryBase:
     """The registry database at `url` (default: the settings' database) and its sessions;
     the per-resource parts of `Registry` build on it."""
 
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None,
-                 enqueue: Enqueue | None = None, migrate: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        enqueue: Enqueue | None = None,
+        migrate: bool = False,
+    ) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.database_url
         self.engine = db.get_engine(self.url)

@@ -68,16 +68,29 @@ class ClaimsMixin(JobsMixin, CatalogMixin):
         """
         now = utcnow()
         stale = now - timedelta(seconds=self.settings.reaper_timeout)
-        runnable = or_(Job.status == JobStatus.queued.value,
-                       and_(Job.status == JobStatus.running.value,
-                            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)))
-        values: dict[str, Any] = {"status": JobStatus.running.value, "attempts": Job.attempts + 1,
-                                  "worker_host": host, "heartbeat_at": now, "error": None}
+        runnable = or_(
+            Job.status == JobStatus.queued.value,
+            and_(
+                Job.status == JobStatus.running.value,
+                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale),
+            ),
+        )
+        values: dict[str, Any] = {
+            "status": JobStatus.running.value,
+            "attempts": Job.attempts + 1,
+            "worker_host": host,
+            "heartbeat_at": now,
+            "error": None,
+        }
         if task_id:
             values["celery_task_id"] = task_id
         with self._tx() as s:
-            claimed = s.execute(update(Job).where(Job.id == job_id, runnable).values(**values)
-                                .execution_options(synchronize_session=False))
+            claimed = s.execute(
+                update(Job)
+                .where(Job.id == job_id, runnable)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             job = s.get(Job, job_id, populate_existing=True)
@@ -93,23 +106,43 @@ class ClaimsMixin(JobsMixin, CatalogMixin):
     def heartbeat(self, job_id: int, attempt: int) -> Signal:
         """Record that the run is alive; tells it to go on, to cancel, or that it lost the job."""
         with self._tx() as s:
-            done = s.execute(update(Job).where(self._fenced(job_id, attempt))
-                             .values(heartbeat_at=utcnow())
-                             .returning(Job.cancel_requested)).first()
+            done = s.execute(
+                update(Job)
+                .where(self._fenced(job_id, attempt))
+                .values(heartbeat_at=utcnow())
+                .returning(Job.cancel_requested)
+            ).first()
         if done is None:
             return "lost"
         return "cancel" if done[0] else "ok"
 
     @db.retry_writes()
-    def report_progress(self, job_id: int, attempt: int, *, step: int, total_steps: int | None,
-                        phase: str | None = None, eta_seconds: float | None = None,
-                        samples_per_second: float | None = None) -> None:
+    def report_progress(
+        self,
+        job_id: int,
+        attempt: int,
+        *,
+        step: int,
+        total_steps: int | None,
+        phase: str | None = None,
+        eta_seconds: float | None = None,
+        samples_per_second: float | None = None,
+    ) -> None:
         progress = min(1.0, max(0.0, step / total_steps)) if total_steps else 0.0
         with self._tx() as s:
-            s.execute(update(Job).where(self._fenced(job_id, attempt)).values(
-                step=step, total_steps=total_steps, progress=progress, phase=phase,
-                eta_seconds=eta_seconds, samples_per_second=samples_per_second,
-                heartbeat_at=utcnow()))
+            s.execute(
+                update(Job)
+                .where(self._fenced(job_id, attempt))
+                .values(
+                    step=step,
+                    total_steps=total_steps,
+                    progress=progress,
+                    phase=phase,
+                    eta_seconds=eta_seconds,
+                    samples_per_second=samples_per_second,
+                    heartbeat_at=utcnow(),
+                )
+            )
 
     # --- worker side: endings ------------------------------------------------------------
 
@@ -133,30 +166,50 @@ class ClaimsMixin(JobsMixin, CatalogMixin):
                 return None
             backbone = self._backbone(s, config.backbone, outcome.storage)
             proto = Prototype(
-                uid=outcome.uid, backbone=backbone, job_id=job.id, petl_kind=config.propetl.petl,
-                sharing=config.propetl.sharing, config=config.propetl.to_dict(),
+                uid=outcome.uid,
+                backbone=backbone,
+                job_id=job.id,
+                petl_kind=config.propetl.petl,
+                sharing=config.propetl.sharing,
+                config=config.propetl.to_dict(),
                 train_config=config.to_dict(),
                 prototype_params=int(outcome.storage.get("prototype_params", 0)),
                 backbone_params=outcome.storage.get("backbone_params"),
-                storage=outcome.storage, artifact_path=outcome.artifact_path)
+                storage=outcome.storage,
+                artifact_path=outcome.artifact_path,
+            )
             s.add(proto)
             for position, (name, result) in enumerate(outcome.tasks.items()):
-                proto.mask_sets.append(MaskSet(
-                    task=self._task(s, name, result.info), artifact_path=result.artifact_path,
-                    job_id=job.id, position=position,
-                    keep_ratio=config.propetl.keep_ratio if config.propetl.masked else None,
-                    mask_bits=result.mask_bits, mask_bytes=result.mask_bytes,
-                    density=list(result.density), dev_metrics=result.dev_metrics,
-                    test_metrics=result.test_metrics, task_info=dict(result.info)))
+                proto.mask_sets.append(
+                    MaskSet(
+                        task=self._task(s, name, result.info),
+                        artifact_path=result.artifact_path,
+                        job_id=job.id,
+                        position=position,
+                        keep_ratio=config.propetl.keep_ratio if config.propetl.masked else None,
+                        mask_bits=result.mask_bits,
+                        mask_bytes=result.mask_bytes,
+                        density=list(result.density),
+                        dev_metrics=result.dev_metrics,
+                        test_metrics=result.test_metrics,
+                        task_info=dict(result.info),
+                    )
+                )
             job.mark_succeeded(outcome.steps)
         return outcome.uid
 
     @db.retry_writes()
     def finish_without_prototype(self, job_id: int, attempt: int, *, step: int) -> bool:
         """Mark a job that produces a file, not a prototype (a labelling job), succeeded."""
-        values: dict[str, Any] = {"status": JobStatus.succeeded.value, "finished_at": utcnow(),
-                                  "progress": 1.0, "step": step, "phase": "done",
-                                  "eta_seconds": 0.0, "error": None}
+        values: dict[str, Any] = {
+            "status": JobStatus.succeeded.value,
+            "finished_at": utcnow(),
+            "progress": 1.0,
+            "step": step,
+            "phase": "done",
+            "eta_seconds": 0.0,
+            "error": None,
+        }
         with self._tx() as s:
             done = s.execute(update(Job).where(self._fenced(job_id, attempt)).values(**values))
             return done.rowcount == 1  # type: ignore[attr-defined]
@@ -164,8 +217,11 @@ class ClaimsMixin(JobsMixin, CatalogMixin):
     @db.retry_writes()
     def mark_cancelled(self, job_id: int, attempt: int, *, step: int | None = None) -> bool:
         """End a run that stopped on request; its checkpoint stays in the run dir."""
-        values: dict[str, Any] = {"status": JobStatus.cancelled.value, "finished_at": utcnow(),
-                                  "cancel_requested": False}
+        values: dict[str, Any] = {
+            "status": JobStatus.cancelled.value,
+            "finished_at": utcnow(),
+            "cancel_requested": False,
+        }
         if step is not None:
             values["step"] = step
         with self._tx() as s:

@@ -23,8 +23,9 @@ class JobsMixin(RegistryBase):
 
     # --- submit and manage jobs ---------------------------------------------------------
 
-    def submit_job(self, spec: JobSpec | dict[str, Any],
-                   replace_option: str = "replace_tasks") -> int:
+    def submit_job(
+        self, spec: JobSpec | dict[str, Any], replace_option: str = "replace_tasks"
+    ) -> int:
         """Validate, record and enqueue a job; returns its id. `replace_option`: the name
         the caller's request gives `replace_tasks` (named in a refusal)."""
         if not isinstance(spec, JobSpec):
@@ -39,10 +40,15 @@ class JobsMixin(RegistryBase):
 
     def _add_job(self, s: Session, spec: JobSpec, sweep_id: int | None = None) -> Job:
         tasks = "+".join(task_name(t) for t in spec.config.tasks)
-        job = Job(name=spec.name or f"{tasks} on {spec.config.backbone}",
-                  owner=spec.owner, sweep_id=sweep_id, spec=spec.to_json_dict(),
-                  queue=spec.queue or self.settings.default_queue,
-                  celery_task_id=str(uuid.uuid4()), status=JobStatus.queued.value)
+        job = Job(
+            name=spec.name or f"{tasks} on {spec.config.backbone}",
+            owner=spec.owner,
+            sweep_id=sweep_id,
+            spec=spec.to_json_dict(),
+            queue=spec.queue or self.settings.default_queue,
+            celery_task_id=str(uuid.uuid4()),
+            status=JobStatus.queued.value,
+        )
         s.add(job)
         s.flush()
         job.run_dir = str(self.run_dir_for(job.id))
@@ -66,8 +72,14 @@ class JobsMixin(RegistryBase):
                 raise NotFoundError(f"no job {job_id}")
             return job
 
-    def list_jobs(self, *, status: str | None = None, owner: str | None = None,
-                  sweep_id: int | None = None, limit: int = 100) -> list[Job]:
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        owner: str | None = None,
+        sweep_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
         """Newest first."""
         query = select(Job).order_by(Job.id.desc()).limit(limit)
         if status:
@@ -79,8 +91,9 @@ class JobsMixin(RegistryBase):
         with self._sessions() as s:
             return list(s.scalars(query))
 
-    def annotate_job(self, job_id: int, *, tags: list[str] | None = None,
-                     note: str | None = None) -> Job:
+    def annotate_job(
+        self, job_id: int, *, tags: list[str] | None = None, note: str | None = None
+    ) -> Job:
         """Set a job's tags (trimmed, unique, in order) and / or its note."""
         with self._tx() as s:
             job = s.get(Job, job_id)
@@ -120,8 +133,9 @@ class JobsMixin(RegistryBase):
         with self._tx() as s:
             job = self._lock_job(s, job_id)
             if job.status not in (JobStatus.failed.value, JobStatus.cancelled.value):
-                raise InvalidStateError(f"job {job_id} is {job.status}; only failed or "
-                                        "cancelled jobs can be retried")
+                raise InvalidStateError(
+                    f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
+                )
             self._requeue(job, task_id)
             queue = job.queue
         self._send(job_id, queue, task_id)
@@ -144,17 +158,24 @@ class JobsMixin(RegistryBase):
         return job
 
     def _fenced(self, job_id: int, attempt: int) -> Any:
-        return and_(Job.id == job_id, Job.attempts == attempt,
-                    Job.status == JobStatus.running.value)
+        return and_(
+            Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value
+        )
 
     @db.retry_writes()
     def fail_job(self, job_id: int, message: str, attempt: int | None = None) -> bool:
         """Mark a job failed with `message` (only the run holding `attempt`, when given)."""
-        where = (self._fenced(job_id, attempt) if attempt is not None
-                 else and_(Job.id == job_id, Job.status.not_in(FINAL_STATUSES)))
+        where = (
+            self._fenced(job_id, attempt)
+            if attempt is not None
+            else and_(Job.id == job_id, Job.status.not_in(FINAL_STATUSES))
+        )
         with self._tx() as s:
-            done = s.execute(update(Job).where(where).values(
-                status=JobStatus.failed.value, error=message[-8000:], finished_at=utcnow()))
+            done = s.execute(
+                update(Job)
+                .where(where)
+                .values(status=JobStatus.failed.value, error=message[-8000:], finished_at=utcnow())
+            )
             return done.rowcount == 1  # type: ignore[attr-defined]
 
     def job_owners(self, job_ids: Iterable[int | None]) -> dict[int, str]:

@@ -15,10 +15,14 @@ class PrototypesMixin(RegistryBase):
     """Read prototypes and mask sets; delete a mask set."""
 
     def list_prototypes(self, *, backbone: str | None = None) -> list[Prototype]:
-        query = (select(Prototype).options(selectinload(Prototype.backbone),
-                                           selectinload(Prototype.mask_sets)
-                                           .selectinload(MaskSet.task))
-                 .order_by(Prototype.id.desc()))
+        query = (
+            select(Prototype)
+            .options(
+                selectinload(Prototype.backbone),
+                selectinload(Prototype.mask_sets).selectinload(MaskSet.task),
+            )
+            .order_by(Prototype.id.desc())
+        )
         if backbone:
             query = query.join(Prototype.backbone).where(Backbone.name == backbone)
         with self._sessions() as s:
@@ -27,8 +31,11 @@ class PrototypesMixin(RegistryBase):
     def prototype_owner(self, uid: str) -> tuple[bool, str | None]:
         """(whether prototype `uid` exists, the owner of the job that made it), in one light
         query (serving checks it on every request)."""
-        query = (select(Prototype.id, Job.owner).outerjoin(Job, Job.id == Prototype.job_id)
-                 .where(Prototype.uid == uid))
+        query = (
+            select(Prototype.id, Job.owner)
+            .outerjoin(Job, Job.id == Prototype.job_id)
+            .where(Prototype.uid == uid)
+        )
         with self._sessions() as s:
             row = s.execute(query).first()
         return (False, None) if row is None else (True, row[1])
@@ -36,9 +43,13 @@ class PrototypesMixin(RegistryBase):
     def served_tasks(self, uid: str) -> list[tuple[str, str]]:
         """(task name, masks folder) of a prototype's tasks in order, read without the rest
         of the prototype (serving checks this on every request)."""
-        query = (select(Task.name, MaskSet.artifact_path)
-                 .join(MaskSet.task).join(MaskSet.prototype)
-                 .where(Prototype.uid == uid).order_by(MaskSet.position))
+        query = (
+            select(Task.name, MaskSet.artifact_path)
+            .join(MaskSet.task)
+            .join(MaskSet.prototype)
+            .where(Prototype.uid == uid)
+            .order_by(MaskSet.position)
+        )
         with self._sessions() as s:
             rows = [(name, path) for name, path in s.execute(query)]
             if not rows and s.scalar(select(Prototype.id).where(Prototype.uid == uid)) is None:
@@ -46,9 +57,14 @@ class PrototypesMixin(RegistryBase):
             return rows
 
     def get_prototype(self, uid: str) -> Prototype:
-        query = (select(Prototype).where(Prototype.uid == uid)
-                 .options(selectinload(Prototype.backbone),
-                          selectinload(Prototype.mask_sets).selectinload(MaskSet.task)))
+        query = (
+            select(Prototype)
+            .where(Prototype.uid == uid)
+            .options(
+                selectinload(Prototype.backbone),
+                selectinload(Prototype.mask_sets).selectinload(MaskSet.task),
+            )
+        )
         with self._sessions() as s:
             proto = s.scalar(query)
             if proto is None:
@@ -58,8 +74,12 @@ class PrototypesMixin(RegistryBase):
     def prototype_uids(self, prefix: str, limit: int = 50) -> list[str]:
         """Uids of prototypes starting with `prefix` (the short id shown in the dashboard)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = (select(Prototype.uid).where(Prototype.uid.like(f"{escaped}%", escape="\\"))
-                 .order_by(Prototype.id.desc()).limit(limit))
+        query = (
+            select(Prototype.uid)
+            .where(Prototype.uid.like(f"{escaped}%", escape="\\"))
+            .order_by(Prototype.id.desc())
+            .limit(limit)
+        )
         with self._sessions() as s:
             return list(s.scalars(query))
 
@@ -68,11 +88,14 @@ class PrototypesMixin(RegistryBase):
             uid = s.scalar(select(Prototype.uid).where(Prototype.job_id == job_id))
         return self.get_prototype(uid) if uid else None
 
-    def list_mask_sets(self, *, prototype_uid: str | None = None,
-                       task: str | None = None) -> list[MaskSet]:
-        query = (select(MaskSet).options(selectinload(MaskSet.task),
-                                         selectinload(MaskSet.prototype))
-                 .order_by(MaskSet.id))
+    def list_mask_sets(
+        self, *, prototype_uid: str | None = None, task: str | None = None
+    ) -> list[MaskSet]:
+        query = (
+            select(MaskSet)
+            .options(selectinload(MaskSet.task), selectinload(MaskSet.prototype))
+            .order_by(MaskSet.id)
+        )
         if prototype_uid:
             query = query.join(MaskSet.prototype).where(Prototype.uid == prototype_uid)
         if task:

@@ -20,8 +20,9 @@ log = logging.getLogger("app.registry")  # the logger these messages had before 
 class ReaperMixin(JobsMixin):
     """Finds jobs nobody runs or nobody received and hands them out again."""
 
-    def reap_stale_jobs(self, timeout: float | None = None,
-                        active: Callable[[], set[str] | None] | None = None) -> list[tuple[int, str]]:
+    def reap_stale_jobs(
+        self, timeout: float | None = None, active: Callable[[], set[str] | None] | None = None
+    ) -> list[tuple[int, str]]:
         """Re-queue (or fail, after `max_attempts`) running jobs whose heartbeat stopped.
 
         `active` lists Celery task ids that live workers report; a job among them is left
@@ -34,7 +35,8 @@ class ReaperMixin(JobsMixin):
         cutoff = utcnow() - timedelta(seconds=timeout)
         stale_q = select(Job.id, Job.attempts, Job.celery_task_id).where(
             Job.status == JobStatus.running.value,
-            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
+            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+        )
         with self._sessions() as s:
             stale = list(s.execute(stale_q))
         if not stale:
@@ -69,8 +71,12 @@ class ReaperMixin(JobsMixin):
                 except Exception:  # the broker is down: the next pass tries again
                     log.exception("job %s: could not re-send to queue %s", job_id, sent[0])
                     continue
-                log.warning("job %s: queued since before %s, sent to queue %s again", job_id,
-                            cutoff.isoformat(timespec="seconds"), sent[0])
+                log.warning(
+                    "job %s: queued since before %s, sent to queue %s again",
+                    job_id,
+                    cutoff.isoformat(timespec="seconds"),
+                    sent[0],
+                )
                 actions.append((job_id, "resent"))
         return actions
 
@@ -78,9 +84,15 @@ class ReaperMixin(JobsMixin):
     def _resend_one(self, job_id: int, cutoff: datetime) -> tuple[str, str] | None:
         task_id = str(uuid.uuid4())
         with self._tx() as s:
-            job = s.scalar(select(Job).where(
-                Job.id == job_id, Job.status == JobStatus.queued.value,
-                func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff).with_for_update())
+            job = s.scalar(
+                select(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.status == JobStatus.queued.value,
+                    func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff,
+                )
+                .with_for_update()
+            )
             if job is None:  # claimed, cancelled or re-sent by another reaper meanwhile
                 return None
             job.heartbeat_at = utcnow()
@@ -91,9 +103,14 @@ class ReaperMixin(JobsMixin):
     def _reap_one(self, job_id: int, attempt: int, cutoff: datetime) -> str | None:
         task_id = str(uuid.uuid4())
         with self._tx() as s:
-            job = s.scalar(select(Job).where(
-                self._fenced(job_id, attempt),
-                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff)).with_for_update())
+            job = s.scalar(
+                select(Job)
+                .where(
+                    self._fenced(job_id, attempt),
+                    or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+                )
+                .with_for_update()
+            )
             if job is None:  # it came back to life, or another reaper got it
                 return None
             lost = f"worker {job.worker_host} lost (no heartbeat since {job.heartbeat_at})"

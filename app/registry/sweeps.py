@@ -25,16 +25,21 @@ class SweepsMixin(JobsMixin):
         if not isinstance(spec, SweepSpec):
             spec = SweepSpec.model_validate(spec, context={"paths": True})
         if spec.base.base_prototype or spec.base.replace_tasks:
-            raise InvalidStateError("a sweep cannot add tasks onto a prototype (base_prototype);"
-                                    " submit one add-job per setting instead")
+            raise InvalidStateError(
+                "a sweep cannot add tasks onto a prototype (base_prototype);"
+                " submit one add-job per setting instead"
+            )
         base = spec.base.model_copy(update={"owner": spec.owner})  # as its jobs are
         with self._tx() as s:
-            sweep = Sweep(name=spec.name, owner=spec.owner, base_spec=base.to_json_dict(),
-                          grid=spec.grid)
+            sweep = Sweep(
+                name=spec.name, owner=spec.owner, base_spec=base.to_json_dict(), grid=spec.grid
+            )
             s.add(sweep)
             s.flush()
-            jobs = [self._add_job(s, job.model_copy(update={"owner": spec.owner}), sweep.id)
-                    for job in spec.jobs()]
+            jobs = [
+                self._add_job(s, job.model_copy(update={"owner": spec.owner}), sweep.id)
+                for job in spec.jobs()
+            ]
             sweep_id = sweep.id
         failure: Exception | None = None
         for job in jobs:
@@ -48,9 +53,16 @@ class SweepsMixin(JobsMixin):
 
     def get_sweep(self, sweep_id: int) -> Sweep:
         """A sweep with its jobs, their prototypes and each task's mask set."""
-        query = (select(Sweep).where(Sweep.id == sweep_id).options(
-            selectinload(Sweep.jobs).selectinload(Job.prototype)
-            .selectinload(Prototype.mask_sets).selectinload(MaskSet.task)))
+        query = (
+            select(Sweep)
+            .where(Sweep.id == sweep_id)
+            .options(
+                selectinload(Sweep.jobs)
+                .selectinload(Job.prototype)
+                .selectinload(Prototype.mask_sets)
+                .selectinload(MaskSet.task)
+            )
+        )
         with self._sessions() as s:
             sweep = s.scalar(query)
             if sweep is None:
@@ -59,8 +71,9 @@ class SweepsMixin(JobsMixin):
 
     def list_sweeps(self, *, owner: str | None = None, limit: int = 100) -> list[Sweep]:
         """Newest first, each with its jobs (for their statuses)."""
-        query = (select(Sweep).options(selectinload(Sweep.jobs))
-                 .order_by(Sweep.id.desc()).limit(limit))
+        query = (
+            select(Sweep).options(selectinload(Sweep.jobs)).order_by(Sweep.id.desc()).limit(limit)
+        )
         if owner:
             query = query.where(Sweep.owner == owner)
         with self._sessions() as s:

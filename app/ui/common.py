@@ -11,8 +11,7 @@ import gradio as gr
 from ..auth import Auth
 from ..registry import Registry, get_registry
 
-STATUS_ICON = {"queued": "…", "running": "▶", "succeeded": "✓", "failed": "✗",
-               "cancelled": "■"}
+STATUS_ICON = {"queued": "…", "running": "▶", "succeeded": "✓", "failed": "✗", "cancelled": "■"}
 
 
 @dataclass
@@ -80,14 +79,18 @@ def prototype_choices() -> list[tuple[str, str]]:
 
 
 def badge(status: str) -> str:
-    return (f'<span class="pp-badge pp-{html.escape(status)}">'
-            f'{STATUS_ICON.get(status, "")} {html.escape(status)}</span>')
+    return (
+        f'<span class="pp-badge pp-{html.escape(status)}">'
+        f"{STATUS_ICON.get(status, '')} {html.escape(status)}</span>"
+    )
 
 
 def progress_bar(fraction: float, text: str) -> str:
     pct = max(0.0, min(1.0, fraction)) * 100
-    return (f'<div class="pp-progress"><div class="pp-progress-fill" style="width:{pct:.1f}%">'
-            f'</div><span>{html.escape(text)}</span></div>')
+    return (
+        f'<div class="pp-progress"><div class="pp-progress-fill" style="width:{pct:.1f}%">'
+        f"</div><span>{html.escape(text)}</span></div>"
+    )
 
 
 def empty_state(text: str) -> str:

@@ -39,21 +39,33 @@ def estimate_md(report: StorageReport) -> str:
     kind = {"adapter": "adapters", "lora": "LoRA modules", "prefix": "prefixes"}[report.petl]
     mask_bytes = report.mask_bits_per_task / 8
     rows = [
-        ("Shared prototype (fp32)", f"{report.prototype_params:,} params",
-         fmt_bytes(4 * report.prototype_params)),
+        (
+            "Shared prototype (fp32)",
+            f"{report.prototype_params:,} params",
+            fmt_bytes(4 * report.prototype_params),
+        ),
         ("Masks, per task", f"{report.mask_bits_per_task:,} bits", fmt_bytes(mask_bytes)),
-        (f"**ProPETL, {n} task{'s' * (n > 1)}**", f"{report.propetl_fp32_eq:,.0f} fp32-eq",
-         f"**{fmt_bytes(4 * report.propetl_fp32_eq)}**"),
-        (f"Ordinary {kind}, {n} task{'s' * (n > 1)}", f"{report.baseline_fp32_eq:,.0f} params",
-         fmt_bytes(4 * report.baseline_fp32_eq)),
+        (
+            f"**ProPETL, {n} task{'s' * (n > 1)}**",
+            f"{report.propetl_fp32_eq:,.0f} fp32-eq",
+            f"**{fmt_bytes(4 * report.propetl_fp32_eq)}**",
+        ),
+        (
+            f"Ordinary {kind}, {n} task{'s' * (n > 1)}",
+            f"{report.baseline_fp32_eq:,.0f} params",
+            fmt_bytes(4 * report.baseline_fp32_eq),
+        ),
     ]
     table = "| | size | on disk |\n|---|---:|---:|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for a, b, c in rows)
+        f"| {a} | {b} | {c} |" for a, b, c in rows
+    )
     ratio = 100 * report.ratio_to_baseline
-    return (f"{table}\n\n**ProPETL needs {ratio:.1f}% of the ordinary storage** "
-            f"({report.percent_of_backbone:.3f}% of the backbone's "
-            f"{report.backbone_params:,} parameters). Each extra task adds "
-            f"{fmt_bytes(mask_bytes)} of masks, plus its small head.")
+    return (
+        f"{table}\n\n**ProPETL needs {ratio:.1f}% of the ordinary storage** "
+        f"({report.percent_of_backbone:.3f}% of the backbone's "
+        f"{report.backbone_params:,} parameters). Each extra task adds "
+        f"{fmt_bytes(mask_bytes)} of masks, plus its small head."
+    )
 
 
 def safe_estimate_md(backbone: str, config: dict, num_tasks: int) -> str:
@@ -63,4 +75,3 @@ def safe_estimate_md(backbone: str, config: dict, num_tasks: int) -> str:
     except Exception as err:  # a half-typed form: say what is wrong
         return f"*No estimate yet: {err}*"
     return estimate_md(report)
-

@@ -20,29 +20,59 @@ from propetl import config as C
 CUSTOM = {"backbone", "tasks", "propetl.extra"}
 #: Choices of fields typed as plain `str` or `tuple[str, ...]`.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "sampling": C.SAMPLING, "precision": C.PRECISIONS, "device": C.DEVICES,
+    "sampling": C.SAMPLING,
+    "precision": C.PRECISIONS,
+    "device": C.DEVICES,
     "propetl.lora_targets": ("query", "value"),
 }
 SECTIONS: dict[str, str] = {
-    **dict.fromkeys(("propetl.petl", "propetl.sharing", "propetl.keep", "propetl.bottleneck",
-                     "propetl.lora_r", "propetl.lora_alpha", "propetl.lora_targets",
-                     "propetl.prefix_len", "propetl.prefix_hidden"), "method"),
-    **dict.fromkeys(("lr", "mask_lr", "epochs", "max_steps", "batch_size", "max_examples",
-                     "eval_every", "max_length"), "training"),
+    **dict.fromkeys(
+        (
+            "propetl.petl",
+            "propetl.sharing",
+            "propetl.keep",
+            "propetl.bottleneck",
+            "propetl.lora_r",
+            "propetl.lora_alpha",
+            "propetl.lora_targets",
+            "propetl.prefix_len",
+            "propetl.prefix_hidden",
+        ),
+        "method",
+    ),
+    **dict.fromkeys(
+        (
+            "lr",
+            "mask_lr",
+            "epochs",
+            "max_steps",
+            "batch_size",
+            "max_examples",
+            "eval_every",
+            "max_length",
+        ),
+        "training",
+    ),
     **dict.fromkeys(("max_target_length", "num_beams", "label_smoothing"), "generation"),
 }
 HELP: dict[str, str] = {
     "propetl.petl": "the shared prototype module: bottleneck adapter, LoRA or prefix",
     "propetl.sharing": "propetl: one mask per layer and task; propetl-or: OR with shared layer "
-                       "masks; none: ordinary per-task modules (baseline)",
-    "propetl.keep": ("fraction of the prototype each mask keeps (blank: "
-                     + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_KEEP.items()) + ")"),
+    "masks; none: ordinary per-task modules (baseline)",
+    "propetl.keep": (
+        "fraction of the prototype each mask keeps (blank: "
+        + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_KEEP.items())
+        + ")"
+    ),
     "propetl.bottleneck": "adapter hidden size",
     "propetl.lora_r": "LoRA rank",
     "propetl.lora_targets": "attention projections that get LoRA",
     "lr": "learning rate of the prototype and heads",
-    "mask_lr": ("learning rate of the mask scores (blank: "
-                + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_MASK_LR.items()) + ")"),
+    "mask_lr": (
+        "learning rate of the mask scores (blank: "
+        + ", ".join(f"{v:g} {k}" for k, v in C.DEFAULT_MASK_LR.items())
+        + ")"
+    ),
     "epochs": "passes over the training data (ignored when max steps is set)",
     "max_steps": "stop after this many steps (blank: from epochs)",
     "max_examples": "use at most this many examples per split (blank: all)",
@@ -51,23 +81,27 @@ HELP: dict[str, str] = {
     "sampling": "how batches pick tasks: temperature, proportional or uniform",
     "save_every": "steps between checkpoints (blank: with each evaluation)",
     "max_target_length": "longest target (headline, summary, translation) in tokens; also the "
-                         "generation limit",
+    "generation limit",
     "num_beams": "beams when evaluating by generation (1: greedy)",
     "label_smoothing": "label smoothing of the teacher-forced loss (0: none)",
     "seed": "seed of the data order and head initialisation",
     "data_seed": "seed of the train / dev / test split (fixed across training seeds, so their "
-                 "test scores pair up)",
+    "test scores pair up)",
     "propetl.adapter_placement": "pfeiffer: the paper's adapter, reading LN(h + x) after the FFN; "
-                                 "ffn-output: reads the FFN output only (models saved before)",
+    "ffn-output: reads the FFN output only (models saved before)",
     "propetl.seed": "seed of the shared mask-score draw (mask init 'shared')",
 }
 #: Labels that the field name alone would make ambiguous (two fields are named `seed`).
 LABELS: dict[str, str] = {"seed": "Training seed", "propetl.seed": "Mask seed"}
 #: Method fields that only mean something for one PETL kind (hidden for the others).
 METHOD_ONLY: dict[str, str] = {
-    "propetl.bottleneck": "adapter", "propetl.adapter_placement": "adapter",
-    "propetl.lora_r": "lora", "propetl.lora_alpha": "lora", "propetl.lora_targets": "lora",
-    "propetl.prefix_len": "prefix", "propetl.prefix_hidden": "prefix",
+    "propetl.bottleneck": "adapter",
+    "propetl.adapter_placement": "adapter",
+    "propetl.lora_r": "lora",
+    "propetl.lora_alpha": "lora",
+    "propetl.lora_targets": "lora",
+    "propetl.prefix_len": "prefix",
+    "propetl.prefix_hidden": "prefix",
 }
 
 
@@ -139,16 +173,21 @@ def config_fields(cls: type = C.TrainConfig, prefix: str = "") -> list[FieldSpec
         default = _default(field)
         if isinstance(default, tuple):
             default = list(default)
-        out.append(FieldSpec(key, kind[0], default, optional, kind[1],
-                             SECTIONS.get(key, "advanced")))
+        out.append(
+            FieldSpec(key, kind[0], default, optional, kind[1], SECTIONS.get(key, "advanced"))
+        )
     return out
 
 
 def component(spec: FieldSpec) -> gr.components.Component:
     """The Gradio input of one option."""
     info = HELP.get(spec.key)
-    common: dict[str, Any] = {"label": spec.label, "info": info, "elem_id": _elem_id(spec.key),
-                              "visible": shown_for(spec, None)}
+    common: dict[str, Any] = {
+        "label": spec.label,
+        "info": info,
+        "elem_id": _elem_id(spec.key),
+        "visible": shown_for(spec, None),
+    }
     if spec.kind == "choice":
         return gr.Dropdown(list(spec.choices), value=spec.default, **common)
     if spec.kind == "multi":
@@ -158,8 +197,7 @@ def component(spec: FieldSpec) -> gr.components.Component:
     if spec.kind in ("int", "float") and spec.optional:  # a blank Number would send 0
         return gr.Textbox(value=_text(spec.default), placeholder="automatic", **common)
     if spec.kind in ("int", "float"):
-        return gr.Number(value=spec.default, precision=0 if spec.kind == "int" else None,
-                         **common)
+        return gr.Number(value=spec.default, precision=0 if spec.kind == "int" else None, **common)
     return gr.Textbox(value=spec.default, **common)
 
 

@@ -47,8 +47,14 @@ class ScopedRegistry:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._registry, name)
 
-    def list_jobs(self, *, status: str | None = None, owner: str | None = None,
-                  sweep_id: int | None = None, limit: int = 100) -> list[Any]:
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        owner: str | None = None,
+        sweep_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Any]:
         return self._access.jobs(status=status, owner=owner, sweep_id=sweep_id, limit=limit)
 
     def get_job(self, job_id: int) -> Any:
@@ -86,8 +92,9 @@ class ScopedRegistry:
         self._access.job(job_id)
         return self._registry.prototype_for_job(job_id)
 
-    def list_mask_sets(self, *, prototype_uid: str | None = None,
-                       task: str | None = None) -> list[Any]:
+    def list_mask_sets(
+        self, *, prototype_uid: str | None = None, task: str | None = None
+    ) -> list[Any]:
         if prototype_uid:
             prototype_uid = self._access.prototype(prototype_uid).uid
             return self._registry.list_mask_sets(prototype_uid=prototype_uid, task=task)
@@ -106,8 +113,18 @@ class ScopedEngine:
     """The playground engine for the current user: a prototype id is first looked up through
     `Access` (another's is "no prototype"; a unique prefix becomes the full id)."""
 
-    _BY_UID = frozenset({"model", "tasks_of", "predict", "predict_mixed", "is_generative",
-                         "stream", "forget", "load"})
+    _BY_UID = frozenset(
+        {
+            "model",
+            "tasks_of",
+            "predict",
+            "predict_mixed",
+            "is_generative",
+            "stream",
+            "forget",
+            "load",
+        }
+    )
 
     def __init__(self, access: Access, engine: Any) -> None:
         self._access = access
@@ -127,13 +144,15 @@ class ScopedEngine:
 def _request_positions(fn: Any) -> list[int]:
     """Positions of `fn`'s own `gr.Request` parameters (Gradio fills them in)."""
     try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         hints = get_type_hints(fn)
     except Exception:
         return []
-    return [i for i, p in enumerate(params)
-            if hints.get(p.name) in (gr.Request, gr.Request | None)]
+    return [i for i, p in enumerate(params) if hints.get(p.name) in (gr.Request, gr.Request | None)]
 
 
 def _has_event_data(fn: Any) -> bool:
@@ -161,6 +180,7 @@ def _wrap(fn: Any, auth: Auth) -> Any:
         _AUTH.reset(tokens[1])
 
     if inspect.isgeneratorfunction(fn):
+
         def wrapper(request: gr.Request, *args: Any) -> Any:
             tokens = enter(request)
             try:
@@ -177,6 +197,7 @@ def _wrap(fn: Any, auth: Auth) -> Any:
                     leave(tokens)
                 yield value
     elif inspect.iscoroutinefunction(fn):
+
         async def wrapper(request: gr.Request, *args: Any) -> Any:  # type: ignore[misc]
             tokens = enter(request)
             try:
@@ -186,12 +207,14 @@ def _wrap(fn: Any, auth: Auth) -> Any:
     elif inspect.isasyncgenfunction(fn):
         return fn  # none in the dashboard; left as they are
     else:
+
         def wrapper(request: gr.Request, *args: Any) -> Any:  # type: ignore[misc]
             tokens = enter(request)
             try:
                 return fn(*call_args(request, args))
             finally:
                 leave(tokens)
+
     wrapper.__name__ = getattr(fn, "__name__", "handler")
     wrapper.__doc__ = getattr(fn, "__doc__", None)
     wrapper.__propetl_guarded__ = True  # type: ignore[attr-defined]

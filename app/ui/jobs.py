@@ -32,6 +32,7 @@ class JobsUI:
 
 # --- the table -------------------------------------------------------------------------
 
+
 def jobs_frame(limit: int = 100, sweep: int | None = None, query: str = "") -> pd.DataFrame:
     """The jobs table, newest first (only one sweep's jobs when `sweep` is given, only those
     matching `query` when it is: see `app.jobsearch`)."""
@@ -44,14 +45,24 @@ def jobs_frame(limit: int = 100, sweep: int | None = None, query: str = "") -> p
     bests = reg.best_dev_metrics(job.id for job in shown)
     for job in shown:
         best = bests.get(job.id)
-        progress = f"{100 * job.progress:.0f}%" + (f" · step {job.step}/{job.total_steps}"
-                                                   if job.total_steps else "")
+        progress = f"{100 * job.progress:.0f}%" + (
+            f" · step {job.step}/{job.total_steps}" if job.total_steps else ""
+        )
         if job.status == "queued":
             progress = views.waiting_text(job)
-        rows.append([job.id, job.name, f"#{job.sweep_id}" if job.sweep_id else "",
-                     f"{STATUS_ICON.get(job.status, '')} {job.status}", progress,
-                     ", ".join(_short(t) for t in job.spec.get("config", {}).get("tasks", [])),
-                     "" if best is None else f"{best:.3f}", job.owner, views.age(job.created_at)])
+        rows.append(
+            [
+                job.id,
+                job.name,
+                f"#{job.sweep_id}" if job.sweep_id else "",
+                f"{STATUS_ICON.get(job.status, '')} {job.status}",
+                progress,
+                ", ".join(_short(t) for t in job.spec.get("config", {}).get("tasks", [])),
+                "" if best is None else f"{best:.3f}",
+                job.owner,
+                views.age(job.created_at),
+            ]
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -62,12 +73,14 @@ def _short(task: str) -> str:
 
 
 def sweep_filter_choices() -> list[tuple[str, int]]:
-    return [("all jobs", 0)] + [(f"sweep #{s.id} · {s.name or 'sweep'}", s.id)
-                                for s in registry().list_sweeps()]
+    return [("all jobs", 0)] + [
+        (f"sweep #{s.id} · {s.name or 'sweep'}", s.id) for s in registry().list_sweeps()
+    ]
 
 
-def refresh_table(known: list[int], sweep: int | None = None, query: str = "",
-                  drawn: str = "") -> tuple[Any, Any, Any, Any, list[int], str]:
+def refresh_table(
+    known: list[int], sweep: int | None = None, query: str = "", drawn: str = ""
+) -> tuple[Any, Any, Any, Any, list[int], str]:
     """Table, empty-state visibility, the job pickers (only re-listed when jobs change), and
     the digest of the table drawn. An unchanged table is not sent again: the browser would
     redraw it every tick (a page left open spent most of a core doing so) and lose the
@@ -80,12 +93,19 @@ def refresh_table(known: list[int], sweep: int | None = None, query: str = "",
     if ids != known:
         choices = job_choices()
         pickers = gr.update(choices=choices)
-        return (table, gr.update(visible=frame.empty), pickers, gr.update(choices=choices), ids,
-                digest)
+        return (
+            table,
+            gr.update(visible=frame.empty),
+            pickers,
+            gr.update(choices=choices),
+            ids,
+            digest,
+        )
     return table, gr.update(visible=frame.empty), pickers, gr.skip(), ids, digest
 
 
 # --- one job ---------------------------------------------------------------------------
+
 
 def _series(job_id: int) -> views.Series:
     return registry().metric_series(job_id)
@@ -94,23 +114,34 @@ def _series(job_id: int) -> views.Series:
 def loss_figure(series: views.Series, title: str = "Training loss per task") -> Any:
     """One loss curve per task (batches hold one task each); the pooled loss for runs that
     recorded no per-task loss."""
-    curves = {_short(task): pts for (task, split, name), pts in series.items()
-              if split == "train" and name == "loss" and task}
+    curves = {
+        _short(task): pts
+        for (task, split, name), pts in series.items()
+        if split == "train" and name == "loss" and task
+    }
     if not curves:
         points = series.get(("", "train", "loss"), [])
         curves = {"loss (all tasks)": points} if points else {}
     return plots.curves(curves, title, "loss", empty="the first loss arrives after a few steps")
 
 
-def dev_figure(series: views.Series, title: str = "Dev metric per task",
-               baselines: dict[str, float] | None = None) -> Any:
+def dev_figure(
+    series: views.Series,
+    title: str = "Dev metric per task",
+    baselines: dict[str, float] | None = None,
+) -> Any:
     """Each task's dev main metric, with its majority-class accuracy as a dotted line."""
-    curves = {f"{task} ({name})": pts for (task, split, name), pts in series.items()
-              if split == "dev" and name != "main" and name == _main_name(series, task)}
-    references = [(f"{task} majority class", value) for task, value in (baselines or {}).items()
-                  if any(k.startswith(f"{task} (") for k in curves)]
-    return plots.curves(curves, title, "score", empty="no evaluation yet",
-                        references=references)
+    curves = {
+        f"{task} ({name})": pts
+        for (task, split, name), pts in series.items()
+        if split == "dev" and name != "main" and name == _main_name(series, task)
+    }
+    references = [
+        (f"{task} majority class", value)
+        for task, value in (baselines or {}).items()
+        if any(k.startswith(f"{task} (") for k in curves)
+    ]
+    return plots.curves(curves, title, "score", empty="no evaluation yet", references=references)
 
 
 def dev_baselines(view: dict[str, Any]) -> dict[str, float]:
@@ -127,8 +158,12 @@ def _main_name(series: views.Series, task: str) -> str:
     """The metric whose values equal the task's 'main' (accuracy, matthews, ...)."""
     main = dict(series.get((task, "dev", "main"), []))
     for (t, split, name), pts in series.items():
-        if t == task and split == "dev" and name not in ("main", "combined") and \
-                all(abs(main.get(s, v) - v) < 1e-12 for s, v in pts):
+        if (
+            t == task
+            and split == "dev"
+            and name not in ("main", "combined")
+            and all(abs(main.get(s, v) - v) < 1e-12 for s, v in pts)
+        ):
             return name
     return "combined"
 
@@ -137,14 +172,17 @@ def header_html(job: Any) -> str:
     config = job.spec.get("config", {})
     tasks = ", ".join(_short(t) for t in config.get("tasks", []))
     propetl = config.get("propetl", {})
-    lines = [f'<div class="pp-job-head"><h3>#{job.id} · {html.escape(job.name)} '
-             f'{badge(job.status)}</h3>',
-             f"<p><b>{html.escape(tasks)}</b> on <b>{html.escape(config.get('backbone', ''))}"
-             f"</b> · {html.escape(str(propetl.get('petl', '')))} "
-             f"({html.escape(str(propetl.get('sharing', '')))}, keep "
-             f"{propetl.get('keep')}) · owner {html.escape(job.owner)} · queue "
-             f"{html.escape(job.queue)} · created {views.age(job.created_at)}"
-             + (f" · {duration_text(job)}" if job.started_at else "") + "</p>"]
+    lines = [
+        f'<div class="pp-job-head"><h3>#{job.id} · {html.escape(job.name)} '
+        f"{badge(job.status)}</h3>",
+        f"<p><b>{html.escape(tasks)}</b> on <b>{html.escape(config.get('backbone', ''))}"
+        f"</b> · {html.escape(str(propetl.get('petl', '')))} "
+        f"({html.escape(str(propetl.get('sharing', '')))}, keep "
+        f"{propetl.get('keep')}) · owner {html.escape(job.owner)} · queue "
+        f"{html.escape(job.queue)} · created {views.age(job.created_at)}"
+        + (f" · {duration_text(job)}" if job.started_at else "")
+        + "</p>",
+    ]
     if job.cancel_requested and job.status == "running":
         lines.append("<p>Cancel requested: stopping at the next step…</p>")
     if job.status == "failed" and job.error:
@@ -198,13 +236,22 @@ def job_page(job_id: int | None, shown: str) -> tuple[Any, ...]:
     if key != shown:
         series = _series(job.id)
         view = runs.run_view(reg, job)
-        figures = (loss_figure(series), dev_figure(series, baselines=dev_baselines(view)),
-                   run_html(view))
-    cancel = gr.update(interactive=job.status in ("queued", "running") and
-                       not job.cancel_requested)
+        figures = (
+            loss_figure(series),
+            dev_figure(series, baselines=dev_baselines(view)),
+            run_html(view),
+        )
+    cancel = gr.update(interactive=job.status in ("queued", "running") and not job.cancel_requested)
     retry = gr.update(interactive=job.status in ("failed", "cancelled"))
-    return (gr.update(visible=True), header_html(job) + progress_html(job), *figures,
-            views.log_tail(job, newest_first=True) or "(no log yet)", cancel, retry, key)
+    return (
+        gr.update(visible=True),
+        header_html(job) + progress_html(job),
+        *figures,
+        views.log_tail(job, newest_first=True) or "(no log yet)",
+        cancel,
+        retry,
+        key,
+    )
 
 
 def act(ctx: Ctx, request: gr.Request | None, job_id: int | None, action: str) -> str:
@@ -217,8 +264,11 @@ def act(ctx: Ctx, request: gr.Request | None, job_id: int | None, action: str) -
         ctx.auth.ensure_owner(ctx.username(request), job.owner)
         if action == "cancel":
             job = reg.request_cancel(job.id)
-            return (f"Job #{job.id} cancelled." if job.status == "cancelled"
-                    else f"Asked job #{job.id} to stop; it saves a checkpoint first")
+            return (
+                f"Job #{job.id} cancelled."
+                if job.status == "cancelled"
+                else f"Asked job #{job.id} to stop; it saves a checkpoint first"
+            )
         job = reg.retry(job.id)
         return f"Job #{job.id} queued again; it resumes from its last checkpoint"
     except (NotFoundError, InvalidStateError, ForbiddenError) as err:
@@ -281,6 +331,7 @@ def clone_spec(job_id: int | None) -> dict[str, Any] | None:
 
 # --- compare ---------------------------------------------------------------------------
 
+
 def compare(job_ids: list[int], differences_only: bool) -> tuple[Any, Any, Any]:
     """Overlaid loss and dev curves, and the config diff of the chosen runs."""
     if not job_ids or len(job_ids) < 2:
@@ -292,8 +343,9 @@ def compare(job_ids: list[int], differences_only: bool) -> tuple[Any, Any, Any]:
         job = reg.get_job(int(job_id))
         series = reg.metric_series(job.id)
         label = f"#{job.id} {job.name}"[:40]
-        losses[label] = next((p for (t, s, n), p in series.items() if s == "train" and n == "loss"),
-                             [])
+        losses[label] = next(
+            (p for (t, s, n), p in series.items() if s == "train" and n == "loss"), []
+        )
         for (task, split, name), points in series.items():
             if split == "dev" and name == "main":
                 devs[f"#{job.id} {_short(task)}"] = points
@@ -303,13 +355,18 @@ def compare(job_ids: list[int], differences_only: bool) -> tuple[Any, Any, Any]:
     rows = views.config_diff(configs, differences_only)
     frame = pd.DataFrame(rows, columns=["option", *configs]).astype(str)
     if frame.empty:
-        frame = pd.DataFrame([["(the configs are identical)", *[""] * len(configs)]],
-                             columns=["option", *configs])
-    return (plots.curves(losses, "Training loss", "loss"),
-            plots.curves(devs, "Dev main metric", "score"), frame)
+        frame = pd.DataFrame(
+            [["(the configs are identical)", *[""] * len(configs)]], columns=["option", *configs]
+        )
+    return (
+        plots.curves(losses, "Training loss", "loss"),
+        plots.curves(devs, "Dev main metric", "score"),
+        frame,
+    )
 
 
 # --- layout ----------------------------------------------------------------------------
+
 
 def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     known = gr.State([])
@@ -317,17 +374,32 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     shown = gr.State("")
     empty = gr.HTML(NO_JOBS, visible=True, elem_id="jobs-empty")
     with gr.Row():
-        sweep_filter = gr.Dropdown(sweep_filter_choices(), value=0, label="Show", scale=1,
-                                   elem_id="jobs-sweep-filter", info="all jobs, or one sweep's")
-        query = gr.Textbox(label="Search", scale=2, elem_id="jobs-search",
-                           placeholder="words, or status:failed task:bbc_news tag:baseline "
-                                       "owner:alice sweep:3",
-                           info="names, tasks, owners, tags and notes")
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Jobs (refreshes every 2 s)",
-                         max_height=300, elem_id="jobs-table", column_widths=[
-                             "5%", "17%", "6%", "11%", "20%", "15%", "7%", "8%", "11%"])
-    job = gr.Dropdown([], label="Open a job", value=None, elem_id="jobs-open",
-                      info="or click a row of the table")
+        sweep_filter = gr.Dropdown(
+            sweep_filter_choices(),
+            value=0,
+            label="Show",
+            scale=1,
+            elem_id="jobs-sweep-filter",
+            info="all jobs, or one sweep's",
+        )
+        query = gr.Textbox(
+            label="Search",
+            scale=2,
+            elem_id="jobs-search",
+            placeholder="words, or status:failed task:bbc_news tag:baseline owner:alice sweep:3",
+            info="names, tasks, owners, tags and notes",
+        )
+    table = gr.Dataframe(
+        headers=COLUMNS,
+        interactive=False,
+        label="Jobs (refreshes every 2 s)",
+        max_height=300,
+        elem_id="jobs-table",
+        column_widths=["5%", "17%", "6%", "11%", "20%", "15%", "7%", "8%", "11%"],
+    )
+    job = gr.Dropdown(
+        [], label="Open a job", value=None, elem_id="jobs-open", info="or click a row of the table"
+    )
     with gr.Column(visible=False, elem_classes="pp-card") as page:
         head = gr.HTML(elem_id="job-head")
         with gr.Row():
@@ -336,21 +408,32 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
             clone = gr.Button("Clone into Launch", size="sm")
         action_msg = gr.Markdown()
         with gr.Row(equal_height=False):
-            tags_box = gr.Textbox(label="Tags", placeholder="comma-separated, e.g. baseline, v2",
-                                  scale=2, elem_id="job-tags")
+            tags_box = gr.Textbox(
+                label="Tags",
+                placeholder="comma-separated, e.g. baseline, v2",
+                scale=2,
+                elem_id="job-tags",
+            )
             note_box = gr.Textbox(label="Note", lines=2, scale=3, elem_id="job-note")
             with gr.Column(scale=1):
                 save_btn = gr.Button("Save tags and note", size="sm", elem_id="job-save-notes")
                 csv_btn = gr.Button("Metrics (.csv)", size="sm", elem_id="job-csv")
         notes_msg = gr.Markdown(elem_id="job-notes-msg")
-        csv_file = gr.File(label="Metrics", interactive=False, elem_id="job-csv-file",
-                           height=80, visible=False)
+        csv_file = gr.File(
+            label="Metrics", interactive=False, elem_id="job-csv-file", height=80, visible=False
+        )
         with gr.Row():
             loss_plot = gr.Plot(show_label=False, elem_id="job-loss")
             dev_plot = gr.Plot(show_label=False, elem_id="job-dev")
         run = gr.HTML(elem_id="job-run")
-        log = gr.Textbox(label="Log (newest first)", lines=8, max_lines=16, interactive=False,
-                         elem_id="job-log", autoscroll=False)
+        log = gr.Textbox(
+            label="Log (newest first)",
+            lines=8,
+            max_lines=16,
+            interactive=False,
+            elem_id="job-log",
+            autoscroll=False,
+        )
     with gr.Accordion("Compare runs", open=False):
         with gr.Row():
             pick = gr.Dropdown([], multiselect=True, label="Runs", scale=4)
@@ -364,13 +447,20 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     timer = gr.Timer(REFRESH_S)
 
     page_out = [page, head, loss_plot, dev_plot, run, log, cancel, retry, shown]
-    timer.tick(refresh_table, [known, sweep_filter, query, drawn],
-               [table, empty, job, pick, known, drawn],
-               api_visibility="private", show_progress="hidden")
-    sweep_filter.focus(lambda: gr.update(choices=sweep_filter_choices()), None, sweep_filter,
-                       api_visibility="private")
-    timer.tick(job_page, [job, shown], page_out, api_visibility="private",
-               show_progress="hidden")
+    timer.tick(
+        refresh_table,
+        [known, sweep_filter, query, drawn],
+        [table, empty, job, pick, known, drawn],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    sweep_filter.focus(
+        lambda: gr.update(choices=sweep_filter_choices()),
+        None,
+        sweep_filter,
+        api_visibility="private",
+    )
+    timer.tick(job_page, [job, shown], page_out, api_visibility="private", show_progress="hidden")
     job.change(lambda j: job_page(j, ""), job, page_out, api_visibility="private")
     job.change(notes_of, job, [tags_box, note_box], api_visibility="private")
     job.change(lambda: gr.update(visible=False), None, csv_file, api_visibility="private")
@@ -386,11 +476,13 @@ def build(ctx: Ctx) -> tuple[JobsUI, gr.Timer]:
     def do(action: str) -> Any:
         def handler(request: gr.Request, job_id: int | None) -> str:
             return act(ctx, request, job_id, action)
+
         return handler
 
     cancel.click(do("cancel"), job, action_msg, api_visibility="private")
     retry.click(do("retry"), job, action_msg, api_visibility="private")
     go.click(compare, [pick, diff_only], [cmp_loss, cmp_dev, diff], api_visibility="private")
-    diff_only.change(compare, [pick, diff_only], [cmp_loss, cmp_dev, diff],
-                     api_visibility="private")
+    diff_only.change(
+        compare, [pick, diff_only], [cmp_loss, cmp_dev, diff], api_visibility="private"
+    )
     return JobsUI(job, clone, clone_state), timer

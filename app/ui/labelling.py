@@ -24,8 +24,13 @@ def _access(request: gr.Request | None) -> Access:
     return Access.of(auth, user if auth.enabled else None, get_registry())
 
 
-def submit(uid: str | None, task: str | None, path: str | None, text_column: str,
-           request: gr.Request | None = None) -> tuple[str, int | None, Any]:
+def submit(
+    uid: str | None,
+    task: str | None,
+    path: str | None,
+    text_column: str,
+    request: gr.Request | None = None,
+) -> tuple[str, int | None, Any]:
     """Queue the labelling job; (message, job id, the download hidden)."""
     hidden = gr.update(value=None, visible=False)
     if not uid:
@@ -36,14 +41,25 @@ def submit(uid: str | None, task: str | None, path: str | None, text_column: str
     try:
         proto = access.prototype(uid)
         with open(path, "rb") as stream:
-            job_id = submit_label_job(get_registry(), proto, access.owner, stream,
-                                      Path(path).name,
-                                      task=None if task in (None, "", ALL_TASKS) else task,
-                                      text_column=(text_column or "text").strip())
+            job_id = submit_label_job(
+                get_registry(),
+                proto,
+                access.owner,
+                stream,
+                Path(path).name,
+                task=None if task in (None, "", ALL_TASKS) else task,
+                text_column=(text_column or "text").strip(),
+            )
     except (ValueError, NotFoundError) as err:
         return f"✗ {err}", None, hidden
-    return (f"Queued labelling job **{job_id}**: its progress is in the Jobs tab; press "
-            "“Check” for the file."), job_id, hidden
+    return (
+        (
+            f"Queued labelling job **{job_id}**: its progress is in the Jobs tab; press "
+            "“Check” for the file."
+        ),
+        job_id,
+        hidden,
+    )
 
 
 def check(job_id: int | None, request: gr.Request | None = None) -> tuple[str, Any]:
@@ -66,22 +82,27 @@ def check(job_id: int | None, request: gr.Request | None = None) -> tuple[str, A
 def build(proto: gr.Dropdown, task: gr.Dropdown) -> None:
     """The section, under the Playground's single-text form."""
     private: dict[str, Any] = {"api_visibility": "private"}
-    with gr.Accordion("Label a file (batch prediction on a worker)", open=False,
-                      elem_id="label-section"):
-        gr.Markdown("A `.csv` or `.jsonl` file with a text column and, optionally, a `task` "
-                    "column (rows without one use the task chosen above). Every row is "
-                    "labelled on a worker; the result has the label and each class's "
-                    "probability per row.")
+    with gr.Accordion(
+        "Label a file (batch prediction on a worker)", open=False, elem_id="label-section"
+    ):
+        gr.Markdown(
+            "A `.csv` or `.jsonl` file with a text column and, optionally, a `task` "
+            "column (rows without one use the task chosen above). Every row is "
+            "labelled on a worker; the result has the label and each class's "
+            "probability per row."
+        )
         with gr.Row():
-            upload = gr.File(label="Texts", file_types=[".csv", ".jsonl"], type="filepath",
-                             elem_id="label-file")
+            upload = gr.File(
+                label="Texts", file_types=[".csv", ".jsonl"], type="filepath", elem_id="label-file"
+            )
             column = gr.Textbox("text", label="Text column", elem_id="label-column")
         with gr.Row():
             go = gr.Button("Label the file", variant="primary", elem_id="label-go")
             look = gr.Button("Check", elem_id="label-check")
         status = gr.Markdown(elem_id="label-status")
-        result = gr.File(label="Labelled CSV", interactive=False, visible=False,
-                         elem_id="label-result")
+        result = gr.File(
+            label="Labelled CSV", interactive=False, visible=False, elem_id="label-result"
+        )
         job = gr.State(None)
     go.click(submit, [proto, task, upload, column], [status, job, result], **private)
     look.click(check, job, [status, result], **private)

@@ -21,17 +21,39 @@ def prototypes_frame() -> pd.DataFrame:
     for p in registry().list_prototypes():
         summary = views.prototype_summary(p)
         ratio = summary["ratio_to_baseline"]
-        rows.append([p.uid[:8], p.backbone.name, f"{p.petl_kind} / {p.sharing}",
-                     summary["keep"], ", ".join(summary["tasks"]),
-                     f"{100 * ratio:.1f}%" if ratio else "", f"#{p.job_id}" if p.job_id else "",
-                     views.age(p.created_at)])
-    return pd.DataFrame(rows, columns=["Prototype", "Backbone", "PETL / sharing", "Keep", "Tasks",
-                                       "Storage vs ordinary", "Job", "Created"])
+        rows.append(
+            [
+                p.uid[:8],
+                p.backbone.name,
+                f"{p.petl_kind} / {p.sharing}",
+                summary["keep"],
+                ", ".join(summary["tasks"]),
+                f"{100 * ratio:.1f}%" if ratio else "",
+                f"#{p.job_id}" if p.job_id else "",
+                views.age(p.created_at),
+            ]
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "Prototype",
+            "Backbone",
+            "PETL / sharing",
+            "Keep",
+            "Tasks",
+            "Storage vs ordinary",
+            "Job",
+            "Created",
+        ],
+    )
 
 
 def _metric_text(metrics: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()
-                     if k not in ("main", "combined") and isinstance(v, (int, float)))
+    return ", ".join(
+        f"{k} {v:.3f}"
+        for k, v in metrics.items()
+        if k not in ("main", "combined") and isinstance(v, (int, float))
+    )
 
 
 def default_format(petl_kind: str | None) -> str:
@@ -50,22 +72,49 @@ def detail(uid: str | None) -> tuple[str, pd.DataFrame, Any, Any]:
     storage = info["storage"] or {}
     disk = storage.get("disk_bytes") or {}
     shared = disk.get("prototype", 0) + disk.get("config", 0)
-    md = (f"**{proto.uid}** · {proto.petl_kind} ({proto.sharing}, keep {info['keep']}) on "
-          f"**{proto.backbone.name}** · shared prototype {proto.prototype_params:,} params "
-          f"({fmt_bytes(shared)} on disk) · mask bits per task "
-          f"{storage.get('mask_bits_per_task', 0):,}")
+    md = (
+        f"**{proto.uid}** · {proto.petl_kind} ({proto.sharing}, keep {info['keep']}) on "
+        f"**{proto.backbone.name}** · shared prototype {proto.prototype_params:,} params "
+        f"({fmt_bytes(shared)} on disk) · mask bits per task "
+        f"{storage.get('mask_bits_per_task', 0):,}"
+    )
     # in the order the tasks were added, each with the job that trained it
-    jobs = {m.task.name: (f"#{m.job_id}" if m.job_id else "", views.age(m.created_at))
-            for m in proto.mask_sets}
-    rows = [[m["task"], _metric_text(m["dev_metrics"]), _metric_text(m["test_metrics"]),
-             f"{m['mask_bits']:,}", fmt_bytes(m["mask_bytes"]), fmt_bytes(m["disk_bytes"]),
-             *jobs.get(m["task"], ("", ""))]
-            for m in info["mask_sets"]]
-    frame = pd.DataFrame(rows, columns=["Task", "Dev", "Test", "Mask bits", "Masks",
-                                        "Task folder on disk", "Trained by job", "Added"])
+    jobs = {
+        m.task.name: (f"#{m.job_id}" if m.job_id else "", views.age(m.created_at))
+        for m in proto.mask_sets
+    }
+    rows = [
+        [
+            m["task"],
+            _metric_text(m["dev_metrics"]),
+            _metric_text(m["test_metrics"]),
+            f"{m['mask_bits']:,}",
+            fmt_bytes(m["mask_bytes"]),
+            fmt_bytes(m["disk_bytes"]),
+            *jobs.get(m["task"], ("", "")),
+        ]
+        for m in info["mask_sets"]
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "Task",
+            "Dev",
+            "Test",
+            "Mask bits",
+            "Masks",
+            "Task folder on disk",
+            "Trained by job",
+            "Added",
+        ],
+    )
     tasks = [m["task"] for m in info["mask_sets"]]
-    return (md, frame, gr.update(choices=tasks, value=tasks[0] if tasks else None),
-            gr.update(value=default_format(proto.petl_kind)))
+    return (
+        md,
+        frame,
+        gr.update(choices=tasks, value=tasks[0] if tasks else None),
+        gr.update(value=default_format(proto.petl_kind)),
+    )
 
 
 def download(uid: str | None, task: str | None, whole: bool) -> tuple[Any, str]:
@@ -79,8 +128,11 @@ def download(uid: str | None, task: str | None, whole: bool) -> tuple[Any, str]:
     return str(path), f"{path.name} ({fmt_bytes(path.stat().st_size)}) is ready below."
 
 
-EXPORT_FORMATS = [("ProPETL task folder", "propetl"), ("PEFT LoRA adapter", "peft"),
-                  ("merged HF model", "merged")]
+EXPORT_FORMATS = [
+    ("ProPETL task folder", "propetl"),
+    ("PEFT LoRA adapter", "peft"),
+    ("merged HF model", "merged"),
+]
 
 
 def export(uid: str | None, task: str | None, fmt: str) -> tuple[Any, str]:
@@ -94,8 +146,9 @@ def export(uid: str | None, task: str | None, fmt: str) -> tuple[Any, str]:
     return str(path), f"{path.name} ({fmt_bytes(path.stat().st_size)}) is ready below."
 
 
-def delete(ctx: Ctx, request: gr.Request | None, uid: str | None, task: str | None,
-           confirmed: bool) -> str:
+def delete(
+    ctx: Ctx, request: gr.Request | None, uid: str | None, task: str | None, confirmed: bool
+) -> str:
     """Delete a task's masks (only the owner of the job that trained them)."""
     if not uid or not task:
         return "Choose a prototype and a task first."
@@ -119,8 +172,9 @@ def delete(ctx: Ctx, request: gr.Request | None, uid: str | None, task: str | No
 def build(ctx: Ctx) -> tuple[gr.Dropdown, Refresh]:
     # drawn empty: the rows and choices are filled for each page load (`Refresh`)
     empty = gr.HTML(NO_MODELS, visible=False, elem_id="models-empty")
-    table = gr.Dataframe(prototypes_frame().head(0), interactive=False, label="Prototypes",
-                         max_height=260)
+    table = gr.Dataframe(
+        prototypes_frame().head(0), interactive=False, label="Prototypes", max_height=260
+    )
     with gr.Row():
         proto = gr.Dropdown([], label="Prototype", scale=4, elem_id="models-proto")
         refresh = gr.Button("↻ Refresh", size="sm", scale=1)
@@ -131,11 +185,15 @@ def build(ctx: Ctx) -> tuple[gr.Dropdown, Refresh]:
         get_task = gr.Button("Download task masks (.zip)", size="sm", scale=1)
         get_all = gr.Button("Download whole bundle (.zip)", size="sm", scale=1)
     with gr.Row():
-        fmt = gr.Radio(EXPORT_FORMATS, value="propetl", label="Export the task as", scale=3,
-                       elem_id="models-export-format",
-                       info="PEFT and merged hold LoRA tasks only (same logits)")
-        get_export = gr.Button("Export task (.zip)", size="sm", scale=1,
-                               elem_id="models-export")
+        fmt = gr.Radio(
+            EXPORT_FORMATS,
+            value="propetl",
+            label="Export the task as",
+            scale=3,
+            elem_id="models-export-format",
+            info="PEFT and merged hold LoRA tasks only (same logits)",
+        )
+        get_export = gr.Button("Export task (.zip)", size="sm", scale=1, elem_id="models-export")
     message = gr.Markdown(elem_id="models-message")
     file = gr.File(label="Download", interactive=False, elem_id="models-file")
     with gr.Accordion("Delete a task's masks", open=False), gr.Row():
@@ -149,16 +207,18 @@ def build(ctx: Ctx) -> tuple[gr.Dropdown, Refresh]:
 
     refresh.click(reload, proto, [table, empty, proto], **private)
     proto.change(detail, proto, [summary, tasks, task, fmt], api_visibility="private")
-    get_task.click(lambda u, t: download(u, t, False), [proto, task], [file, message],
-                   api_visibility="private")
-    get_all.click(lambda u, t: download(u, t, True), [proto, task], [file, message],
-                  api_visibility="private")
+    get_task.click(
+        lambda u, t: download(u, t, False), [proto, task], [file, message], api_visibility="private"
+    )
+    get_all.click(
+        lambda u, t: download(u, t, True), [proto, task], [file, message], api_visibility="private"
+    )
     get_export.click(export, [proto, task, fmt], [file, message], api_visibility="private")
 
     def on_delete(request: gr.Request, uid: str | None, name: str | None, ok: bool) -> str:
         return delete(ctx, request, uid, name, ok)
 
     remove.click(on_delete, [proto, task, confirm], message, api_visibility="private").then(
-        detail, proto, [summary, tasks, task, fmt], **private).then(
-        reload, proto, [table, empty, proto], **private)
+        detail, proto, [summary, tasks, task, fmt], **private
+    ).then(reload, proto, [table, empty, proto], **private)
     return proto, Refresh(reload, [proto], [table, empty, proto])

@@ -38,23 +38,32 @@ def results_html(prediction: Prediction) -> str:
                 f"<div class='pp-bar-row'><span>{html.escape(str(name))}</span>"
                 f"<div class='pp-bar'><div style='width:{100 * p:.1f}%'></div></div>"
                 f"<b>{100 * p:.1f}%</b></div>"
-                for name, p in sorted(row["scores"].items(), key=lambda kv: -kv[1]))
+                for name, p in sorted(row["scores"].items(), key=lambda kv: -kv[1])
+            )
             body = f"<div class='pp-label'>{html.escape(str(row['label']))}</div>{bars}"
-        cards.append(f"<div class='pp-result'><div class='pp-task'>{html.escape(row['task'])}"
-                     f"</div>{body}</div>")
+        cards.append(
+            f"<div class='pp-result'><div class='pp-task'>{html.escape(row['task'])}"
+            f"</div>{body}</div>"
+        )
     return f"<div class='pp-results'>{''.join(cards)}</div>"
 
 
 def timing_md(prediction: Prediction) -> str:
     if prediction.mode == "mixed":
-        text = (f"One mixed batch over {len(prediction.results)} tasks: "
-                f"**{prediction.inference_ms:.1f} ms** inference (no mask swap)")
+        text = (
+            f"One mixed batch over {len(prediction.results)} tasks: "
+            f"**{prediction.inference_ms:.1f} ms** inference (no mask swap)"
+        )
     else:
-        text = (f"Mask swap **{prediction.swap_ms:.3f} ms** · inference "
-                f"**{prediction.inference_ms:.1f} ms**")
+        text = (
+            f"Mask swap **{prediction.swap_ms:.3f} ms** · inference "
+            f"**{prediction.inference_ms:.1f} ms**"
+        )
     if prediction.batch_requests > 1:  # concurrent requests answered in the same forward
-        text += (f" · batched with {prediction.batch_requests - 1} other request(s) "
-                 f"({prediction.batch_texts} texts), waited {prediction.queue_ms:.1f} ms")
+        text += (
+            f" · batched with {prediction.batch_requests - 1} other request(s) "
+            f"({prediction.batch_texts} texts), waited {prediction.queue_ms:.1f} ms"
+        )
     if prediction.load_ms:
         text += f" · first load of the prototype {prediction.load_ms:.0f} ms (cached now)"
     return text
@@ -62,9 +71,11 @@ def timing_md(prediction: Prediction) -> str:
 
 def generated_html(task: str, text: str, done: bool) -> str:
     cursor = "" if done else "<span class='pp-cursor'>▍</span>"
-    return (f"<div class='pp-results'><div class='pp-result'><div class='pp-task'>"
-            f"{html.escape(task)}</div><div class='pp-generated' id='play-generated'>"
-            f"{html.escape(text)}{cursor}</div></div></div>")
+    return (
+        f"<div class='pp-results'><div class='pp-result'><div class='pp-task'>"
+        f"{html.escape(task)}</div><div class='pp-generated' id='play-generated'>"
+        f"{html.escape(text)}{cursor}</div></div></div>"
+    )
 
 
 def error_html(err: Exception) -> str:
@@ -83,8 +94,7 @@ def predict(uid: str | None, task: str | None, text: str, pair: str) -> tuple[st
     return results_html(prediction), timing_md(prediction)
 
 
-def respond(uid: str | None, task: str | None, text: str,
-            pair: str) -> Iterator[tuple[str, str]]:
+def respond(uid: str | None, task: str | None, text: str, pair: str) -> Iterator[tuple[str, str]]:
     """`predict`, except that a generative prototype streams its text as it comes."""
     try:
         streaming = bool(uid and task and task != ALL_TASKS and engine().is_generative(uid))
@@ -98,9 +108,10 @@ def respond(uid: str | None, task: str | None, text: str,
     try:
         for chunk in engine().stream(uid, task, text):
             state = "done" if chunk.done else "generating"
-            yield (generated_html(task, chunk.text, chunk.done),
-                   f"{state} · **{chunk.tokens} tokens** · "
-                   f"**{chunk.tokens_per_second:.1f} tokens/s**")
+            yield (
+                generated_html(task, chunk.text, chunk.done),
+                f"{state} · **{chunk.tokens} tokens** · **{chunk.tokens_per_second:.1f} tokens/s**",
+            )
     except (PlaygroundError, NotFoundError, ValueError) as err:
         yield error_html(err), ""
 
@@ -120,14 +131,24 @@ def build() -> tuple[gr.Dropdown, Refresh]:
     with gr.Row():
         proto = gr.Dropdown([], label="Prototype", scale=4, elem_id="play-proto", value=None)
         refresh = gr.Button("↻ Refresh", size="sm", scale=1)
-        task = gr.Dropdown([], label="Task", scale=2, elem_id="play-task",
-                           info=f"“{ALL_TASKS}” answers every task in one mixed batch")
+        task = gr.Dropdown(
+            [],
+            label="Task",
+            scale=2,
+            elem_id="play-task",
+            info=f"“{ALL_TASKS}” answers every task in one mixed batch",
+        )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            text = gr.Textbox(label="Text", lines=3, elem_id="play-text",
-                              placeholder="Type a sentence, e.g. 'a warm, funny and moving film'")
-            pair = gr.Textbox(label="Second text (only for pair tasks)", lines=1,
-                              elem_id="play-pair")
+            text = gr.Textbox(
+                label="Text",
+                lines=3,
+                elem_id="play-text",
+                placeholder="Type a sentence, e.g. 'a warm, funny and moving film'",
+            )
+            pair = gr.Textbox(
+                label="Second text (only for pair tasks)", lines=1, elem_id="play-pair"
+            )
             go = gr.Button("Predict", variant="primary", elem_id="play-go")
         with gr.Column(scale=4):
             out = gr.HTML(empty_state("Answers appear here."), elem_id="play-out")

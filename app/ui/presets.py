@@ -12,26 +12,53 @@ from propetl.config import DEFAULT_KEEP, DEFAULT_MASK_LR, PAPER_KEEP, PAPER_MASK
 from ..settings import get_settings
 
 BUILTIN: dict[str, dict[str, Any]] = {
-    "quick test (tiny-bert)": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
-                               "max_examples": 32, "max_steps": 8, "batch_size": 8,
-                               "eval_every": 4},
+    "quick test (tiny-bert)": {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 32,
+        "max_steps": 8,
+        "batch_size": 8,
+        "eval_every": 4,
+    },
     # the product's defaults (bench/pareto.py): the paper's adapter with its scores at 3e-2,
     # LoRA keeping half of each mask
-    "adapter, measured recipe": {"propetl.petl": "adapter", "propetl.keep": DEFAULT_KEEP["adapter"],
-                                 "propetl.bottleneck": 64, "lr": 1e-3,
-                                 "mask_lr": DEFAULT_MASK_LR["adapter"]},
-    "adapter, paper defaults": {"propetl.petl": "adapter", "propetl.keep": PAPER_KEEP["adapter"],
-                                "propetl.bottleneck": 64, "lr": 1e-3,
-                                "mask_lr": PAPER_MASK_LR["adapter"]},
-    "LoRA, measured recipe": {"propetl.petl": "lora", "propetl.keep": DEFAULT_KEEP["lora"],
-                              "propetl.lora_r": 32, "propetl.lora_alpha": 48.0, "lr": 1e-3,
-                              "mask_lr": DEFAULT_MASK_LR["lora"]},
-    "LoRA, paper defaults": {"propetl.petl": "lora", "propetl.keep": PAPER_KEEP["lora"],
-                             "propetl.lora_r": 32, "propetl.lora_alpha": 48.0, "lr": 1e-3,
-                             "mask_lr": PAPER_MASK_LR["lora"]},
-    "prefix, paper defaults": {"propetl.petl": "prefix", "propetl.keep": PAPER_KEEP["prefix"],
-                               "propetl.prefix_len": 64, "lr": 1e-3,
-                               "mask_lr": PAPER_MASK_LR["prefix"]},
+    "adapter, measured recipe": {
+        "propetl.petl": "adapter",
+        "propetl.keep": DEFAULT_KEEP["adapter"],
+        "propetl.bottleneck": 64,
+        "lr": 1e-3,
+        "mask_lr": DEFAULT_MASK_LR["adapter"],
+    },
+    "adapter, paper defaults": {
+        "propetl.petl": "adapter",
+        "propetl.keep": PAPER_KEEP["adapter"],
+        "propetl.bottleneck": 64,
+        "lr": 1e-3,
+        "mask_lr": PAPER_MASK_LR["adapter"],
+    },
+    "LoRA, measured recipe": {
+        "propetl.petl": "lora",
+        "propetl.keep": DEFAULT_KEEP["lora"],
+        "propetl.lora_r": 32,
+        "propetl.lora_alpha": 48.0,
+        "lr": 1e-3,
+        "mask_lr": DEFAULT_MASK_LR["lora"],
+    },
+    "LoRA, paper defaults": {
+        "propetl.petl": "lora",
+        "propetl.keep": PAPER_KEEP["lora"],
+        "propetl.lora_r": 32,
+        "propetl.lora_alpha": 48.0,
+        "lr": 1e-3,
+        "mask_lr": PAPER_MASK_LR["lora"],
+    },
+    "prefix, paper defaults": {
+        "propetl.petl": "prefix",
+        "propetl.keep": PAPER_KEEP["prefix"],
+        "propetl.prefix_len": 64,
+        "lr": 1e-3,
+        "mask_lr": PAPER_MASK_LR["prefix"],
+    },
 }
 _NAME = re.compile(r"^[\w .,()+-]{1,60}$")
 

@@ -41,8 +41,13 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sweep_id", sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f("ix_jobs_sweep_id"), ["sweep_id"], unique=False)
-        batch_op.create_foreign_key(batch_op.f("fk_jobs_sweep_id_sweeps"), "sweeps",
-                                    ["sweep_id"], ["id"], ondelete="SET NULL")
+        batch_op.create_foreign_key(
+            batch_op.f("fk_jobs_sweep_id_sweeps"),
+            "sweeps",
+            ["sweep_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
 
 
 def downgrade() -> None:

@@ -27,19 +27,27 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("job_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("position", sa.Integer(), nullable=True))
     bind = op.get_bind()
-    bind.execute(sa.text(
-        "UPDATE mask_sets SET job_id = (SELECT prototypes.job_id FROM prototypes "
-        "WHERE prototypes.id = mask_sets.prototype_id)"))
-    bind.execute(sa.text(
-        "UPDATE mask_sets SET position = (SELECT count(*) FROM mask_sets AS earlier "
-        "WHERE earlier.prototype_id = mask_sets.prototype_id AND earlier.id < mask_sets.id)"))
+    bind.execute(
+        sa.text(
+            "UPDATE mask_sets SET job_id = (SELECT prototypes.job_id FROM prototypes "
+            "WHERE prototypes.id = mask_sets.prototype_id)"
+        )
+    )
+    bind.execute(
+        sa.text(
+            "UPDATE mask_sets SET position = (SELECT count(*) FROM mask_sets AS earlier "
+            "WHERE earlier.prototype_id = mask_sets.prototype_id AND earlier.id < mask_sets.id)"
+        )
+    )
     with op.batch_alter_table("mask_sets", schema=None) as batch_op:
         batch_op.alter_column("position", existing_type=sa.Integer(), nullable=False)
         batch_op.create_index(batch_op.f("ix_mask_sets_job_id"), ["job_id"], unique=False)
-        batch_op.create_foreign_key(batch_op.f("fk_mask_sets_job_id_jobs"), "jobs", ["job_id"],
-                                    ["id"], ondelete="SET NULL")
-        batch_op.create_unique_constraint(batch_op.f("uq_mask_sets_prototype_id_position"),
-                                          ["prototype_id", "position"])
+        batch_op.create_foreign_key(
+            batch_op.f("fk_mask_sets_job_id_jobs"), "jobs", ["job_id"], ["id"], ondelete="SET NULL"
+        )
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_mask_sets_prototype_id_position"), ["prototype_id", "position"]
+        )
 
 
 def downgrade() -> None:

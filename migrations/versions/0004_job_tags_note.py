@@ -18,10 +18,12 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=False,
-                                      server_default=sa.text("'[]'")))
-        batch_op.add_column(sa.Column("note", sa.Text(), nullable=False,
-                                      server_default=sa.text("''")))
+        batch_op.add_column(
+            sa.Column("tags", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
+        )
+        batch_op.add_column(
+            sa.Column("note", sa.Text(), nullable=False, server_default=sa.text("''"))
+        )
 
 
 def downgrade() -> None:

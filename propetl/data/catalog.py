@@ -30,8 +30,11 @@ def canonical_name(name: str) -> str | None:
 
 def list_tasks() -> list[TaskInfo]:
     """Info of every catalog task (bundled sizes computed once per process)."""
-    return ([bundled_info(n) for n in BUNDLED] + [text2text_info_of(n) for n in TEXT2TEXT]
-            + [glue_info(n) for n in GLUE])
+    return (
+        [bundled_info(n) for n in BUNDLED]
+        + [text2text_info_of(n) for n in TEXT2TEXT]
+        + [glue_info(n) for n in GLUE]
+    )
 
 
 def _unknown(*names: str) -> UnknownTaskError:
@@ -46,8 +49,9 @@ def _unknown(*names: str) -> UnknownTaskError:
 def unknown_tasks_message(names: list[str]) -> str | None:
     """One message naming every name that is neither a catalog task nor a data file path,
     or None when all are known."""
-    unknown = [str(n) for n in names if canonical_name(str(n)) is None
-               and not _looks_like_path(str(n))]
+    unknown = [
+        str(n) for n in names if canonical_name(str(n)) is None and not _looks_like_path(str(n))
+    ]
     return str(_unknown(*unknown)) if unknown else None
 
 

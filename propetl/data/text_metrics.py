@@ -42,9 +42,12 @@ def label_of(text: str, label_names: Sequence[str]) -> int:
     return -1
 
 
-def generation_metrics(info: TaskInfo, predictions: Sequence[str],
-                       references: Sequence[str], labels: Sequence[int] | None = None
-                       ) -> dict[str, float]:
+def generation_metrics(
+    info: TaskInfo,
+    predictions: Sequence[str],
+    references: Sequence[str],
+    labels: Sequence[int] | None = None,
+) -> dict[str, float]:
     """The task's metrics for generated texts, and "main".
 
     A classification task answered as text scores the class its answer names; an answer that

@@ -29,9 +29,13 @@ def auth(stack):
 
     from app.auth import get_auth
 
-    return replace(get_auth(), enabled=True, users={"alice": "wonder", "bob": "builder",
-                                                    "root": "toor"},
-                   admins=frozenset({"root"}), secret=b"test-secret")
+    return replace(
+        get_auth(),
+        enabled=True,
+        users={"alice": "wonder", "bob": "builder", "root": "toor"},
+        admins=frozenset({"root"}),
+        secret=b"test-secret",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -18,16 +18,21 @@ def spare(stack):
 
 def test_delete_a_tasks_masks(client, spare):
     path = next(m.artifact_path for m in spare.mask_sets if m.task.name == "bbc_news")
-    assert client.post("/api/predict", json={"prototype": spare.uid, "task": "bbc_news",
-                                             "text": "x"}).status_code == 200
+    assert (
+        client.post(
+            "/api/predict", json={"prototype": spare.uid, "task": "bbc_news", "text": "x"}
+        ).status_code
+        == 200
+    )
     assert client.delete(f"/api/prototypes/{spare.uid}/masks/bbc_news").status_code == 204
     tasks = [m["task"] for m in client.get(f"/api/prototypes/{spare.uid}/masks").json()]
     assert tasks == ["rotten_tomatoes"]
     from pathlib import Path
 
     assert not Path(path).exists()
-    reply = client.post("/api/predict", json={"prototype": spare.uid, "task": "bbc_news",
-                                              "text": "x"})
+    reply = client.post(
+        "/api/predict", json={"prototype": spare.uid, "task": "bbc_news", "text": "x"}
+    )
     assert reply.status_code == 422  # the engine reloaded without the deleted task
     assert client.delete(f"/api/prototypes/{spare.uid}/masks/bbc_news").status_code == 404
 
@@ -57,8 +62,11 @@ def test_figures_count_the_tasks_left_and_none_without_tasks(client, stack, tmp_
     listed, one = seen()
     tiny_config("bert", vocab_size=30522).save_pretrained(tmp_path)
     fresh = storage_report_for_config(str(tmp_path), PropetlConfig.from_dict(proto.config), 1)
-    assert listed["ratio_to_baseline"] == one["storage"]["ratio_to_baseline"] == \
-        pytest.approx(fresh.ratio_to_baseline)
+    assert (
+        listed["ratio_to_baseline"]
+        == one["storage"]["ratio_to_baseline"]
+        == pytest.approx(fresh.ratio_to_baseline)
+    )
     assert one["storage"]["num_tasks"] == 1
     assert set(one["storage"]["head_params_per_task"]) == {"rotten_tomatoes"}
     assert not [k for k in one["storage"]["disk_bytes"] if "bbc_news" in k]

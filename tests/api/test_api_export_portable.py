@@ -9,9 +9,18 @@ import zipfile
 
 import pytest
 
-LORA = {"name": "lora export", "config": {
-    "backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_examples": 16, "max_steps": 2,
-    "batch_size": 8, "eval_every": 2, "propetl": {"petl": "lora"}}}
+LORA = {
+    "name": "lora export",
+    "config": {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 16,
+        "max_steps": 2,
+        "batch_size": 8,
+        "eval_every": 2,
+        "propetl": {"petl": "lora"},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +42,11 @@ def _files(reply) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("fmt", ["peft", "merged"])
 def test_exports_name_no_server_path(client, stack, lora_uid, fmt):
-    files = _files(client.get(f"/api/prototypes/{lora_uid}/masks/rotten_tomatoes/export",
-                              params={"format": fmt}))
+    files = _files(
+        client.get(
+            f"/api/prototypes/{lora_uid}/masks/rotten_tomatoes/export", params={"format": fmt}
+        )
+    )
     server_paths = (str(stack.data_dir), "site-packages", "/tmp/", ".export-")
     for name, data in files.items():
         if name.endswith((".json", ".md", ".txt")):
@@ -44,8 +56,7 @@ def test_exports_name_no_server_path(client, stack, lora_uid, fmt):
     top = next(iter(files)).split("/")[0]
     assert f"{top!r})" in readme  # loads from the folder beside the README, by its name
     if fmt == "peft":
-        config = json.loads(next(v for k, v in files.items()
-                                 if k.endswith("adapter_config.json")))
+        config = json.loads(next(v for k, v in files.items() if k.endswith("adapter_config.json")))
         assert config["base_model_name_or_path"] == "tiny-bert"
 
 

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-TINY_SPEC = {"name": "api job", "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
-                                           "max_examples": 16, "max_steps": 2}}
+TINY_SPEC = {
+    "name": "api job",
+    "config": {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 16,
+        "max_steps": 2,
+    },
+}
 
 
 def test_openapi_lists_every_endpoint(client):
     paths = client.get("/api/openapi.json").json()["paths"]
-    for path in ("/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/cancel",
-                 "/api/jobs/{job_id}/retry", "/api/tasks", "/api/prototypes",
-                 "/api/prototypes/{uid}/masks", "/api/predict", "/api/auth/token"):
+    for path in (
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/cancel",
+        "/api/jobs/{job_id}/retry",
+        "/api/tasks",
+        "/api/prototypes",
+        "/api/prototypes/{uid}/masks",
+        "/api/predict",
+        "/api/auth/token",
+    ):
         assert path in paths
     assert client.get("/api/docs").status_code == 200
 
@@ -22,11 +37,13 @@ def test_openapi_declares_the_token_and_what_routes_really_answer(client):
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     paths = schema["paths"]
     assert paths["/api/jobs/{job_id}"]["get"]["security"]
-    for path, kind in [("/api/prototypes/{uid}/download", "application/zip"),
-                       ("/api/prototypes/{uid}/masks/{task}/download", "application/zip"),
-                       ("/api/prototypes/{uid}/masks/{task}/export", "application/zip"),
-                       ("/api/jobs/{job_id}/metrics.csv", "text/csv"),
-                       ("/api/jobs/{job_id}/labels", "text/csv")]:
+    for path, kind in [
+        ("/api/prototypes/{uid}/download", "application/zip"),
+        ("/api/prototypes/{uid}/masks/{task}/download", "application/zip"),
+        ("/api/prototypes/{uid}/masks/{task}/export", "application/zip"),
+        ("/api/jobs/{job_id}/metrics.csv", "text/csv"),
+        ("/api/jobs/{job_id}/labels", "text/csv"),
+    ]:
         assert list(paths[path]["get"]["responses"]["200"]["content"]) == [kind], path
     health = paths["/api/health"]["get"]
     assert set(health["responses"]) == {"200", "503"} and "security" not in health
@@ -73,8 +90,9 @@ def test_bad_spec_is_422_naming_the_field(client):
     assert reply.status_code == 422
     [error] = reply.json()["detail"]
     assert error["loc"][-2:] == ["config", "lr"] and "lr must be in [1e-08, 10]" in error["msg"]
-    reply = client.post("/api/jobs", json={"config": {"backbone": "tiny-bert",
-                                                      "tasks": ["no_such_task"]}})
+    reply = client.post(
+        "/api/jobs", json={"config": {"backbone": "tiny-bert", "tasks": ["no_such_task"]}}
+    )
     assert reply.status_code == 422
     assert reply.json()["detail"][0]["loc"][-3:] == ["config", "tasks", 0]
     assert client.post("/api/jobs", json={"colour": "red"}).status_code == 422
@@ -87,18 +105,20 @@ def test_unknown_ids_are_404(client):
     assert client.get("/api/jobs/99999/log").status_code == 404
 
 
-@pytest.mark.parametrize(("method", "url", "field"), [
-    ("get", "/api/jobs/99999999999999999999999", "job_id"),
-    ("get", "/api/jobs/9223372036854775808", "job_id"),
-    ("post", "/api/jobs/99999999999999999999/cancel", "job_id"),
-    ("get", "/api/jobs/99999999999999999999/labels", "job_id"),
-    ("get", "/api/jobs/0", "job_id"),
-    ("get", "/api/sweeps/99999999999999999999", "sweep_id"),
-    ("get", "/api/jobs?sweep=99999999999999999999", "sweep"),
-    ("get", "/api/jobs?status=bogus", "status"),
-])
-def test_out_of_range_ids_and_unknown_statuses_are_422_naming_the_field(client, method, url,
-                                                                         field):
+@pytest.mark.parametrize(
+    ("method", "url", "field"),
+    [
+        ("get", "/api/jobs/99999999999999999999999", "job_id"),
+        ("get", "/api/jobs/9223372036854775808", "job_id"),
+        ("post", "/api/jobs/99999999999999999999/cancel", "job_id"),
+        ("get", "/api/jobs/99999999999999999999/labels", "job_id"),
+        ("get", "/api/jobs/0", "job_id"),
+        ("get", "/api/sweeps/99999999999999999999", "sweep_id"),
+        ("get", "/api/jobs?sweep=99999999999999999999", "sweep"),
+        ("get", "/api/jobs?status=bogus", "status"),
+    ],
+)
+def test_out_of_range_ids_and_unknown_statuses_are_422_naming_the_field(client, method, url, field):
     reply = client.request(method, url)
     assert reply.status_code == 422, reply.text
     assert [e["loc"][-1] for e in reply.json()["detail"]] == [field]

@@ -37,27 +37,46 @@ def test_masks_and_downloads(client, stack):
 
 
 def test_predict_task_per_request(client, stack):
-    one = client.post("/api/predict", json={"prototype": stack.uid, "task": "bbc_news",
-                                            "text": "the match ended in a draw"}).json()
+    one = client.post(
+        "/api/predict",
+        json={"prototype": stack.uid, "task": "bbc_news", "text": "the match ended in a draw"},
+    ).json()
     assert one["mode"] == "single" and len(one["results"]) == 1
-    assert set(one["results"][0]["scores"]) == {"business", "entertainment", "politics",
-                                                "sports", "tech"}
+    assert set(one["results"][0]["scores"]) == {
+        "business",
+        "entertainment",
+        "politics",
+        "sports",
+        "tech",
+    }
     assert one["timing"]["inference_ms"] > 0
-    every = client.post("/api/predict", json={"prototype": stack.uid, "task": "all",
-                                              "text": "great film"}).json()
+    every = client.post(
+        "/api/predict", json={"prototype": stack.uid, "task": "all", "text": "great film"}
+    ).json()
     assert every["mode"] == "mixed"
     assert sorted(r["task"] for r in every["results"]) == ["bbc_news", "rotten_tomatoes"]
-    mixed = client.post("/api/predict", json={"prototype": stack.uid, "items": [
-        {"task": "rotten_tomatoes", "text": "dull"}, {"task": "bbc_news", "text": "stocks"}]})
+    mixed = client.post(
+        "/api/predict",
+        json={
+            "prototype": stack.uid,
+            "items": [
+                {"task": "rotten_tomatoes", "text": "dull"},
+                {"task": "bbc_news", "text": "stocks"},
+            ],
+        },
+    )
     assert [r["task"] for r in mixed.json()["results"]] == ["rotten_tomatoes", "bbc_news"]
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"task": "sst2", "text": "x"}, 422),
-    ({"task": "bbc_news", "text": "  "}, 422),
-    ({"text": "x"}, 422),
-    ({"items": [{"task": "nope", "text": "x"}]}, 422),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"task": "sst2", "text": "x"}, 422),
+        ({"task": "bbc_news", "text": "  "}, 422),
+        ({"text": "x"}, 422),
+        ({"items": [{"task": "nope", "text": "x"}]}, 422),
+    ],
+)
 def test_predict_refusals(client, stack, body, code):
     reply = client.post("/api/predict", json={"prototype": stack.uid, **body})
     assert reply.status_code == code, reply.text
@@ -69,8 +88,7 @@ def test_predict_unknown_prototype_is_404(client):
     assert reply.status_code == 404
 
 
-@pytest.mark.parametrize("route", ["download", "masks/bbc_news/download",
-                                   "masks/bbc_news/export"])
+@pytest.mark.parametrize("route", ["download", "masks/bbc_news/download", "masks/bbc_news/export"])
 def test_concurrent_downloads_all_get_the_same_whole_zip(client, stack, route):
     """12 requests at once each rebuild the same file in exports/: every one is answered
     whole (none lost a temporary file to another, none sees a server path)."""
@@ -106,15 +124,27 @@ def _stored_labels() -> set:
     return set(labels_dir().glob("*/*")) if labels_dir().exists() else set()
 
 
-@pytest.mark.parametrize(("name", "data", "form", "words"), [
-    ("rows.csv", b"text\na fine film\n", {"text_column": "\x01", "task": "bbc_news"},
-     "text_column"),
-    ("rows.jsonl", b'{"text":"hi"}\nnot json\n{"nottext":1}\n', {"task": "bbc_news"},
-     "line 2 is not JSON"),
-    ("rows.jsonl", b'{"text":"hi"}\n[1, 2]\n', {"task": "bbc_news"}, "line 2 is not a JSON"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "form", "words"),
+    [
+        (
+            "rows.csv",
+            b"text\na fine film\n",
+            {"text_column": "\x01", "task": "bbc_news"},
+            "text_column",
+        ),
+        (
+            "rows.jsonl",
+            b'{"text":"hi"}\nnot json\n{"nottext":1}\n',
+            {"task": "bbc_news"},
+            "line 2 is not JSON",
+        ),
+        ("rows.jsonl", b'{"text":"hi"}\n[1, 2]\n', {"task": "bbc_news"}, "line 2 is not a JSON"),
+    ],
+)
 def test_a_label_file_or_option_that_cannot_work_is_422_and_nothing_is_kept(
-        client, stack, name, data, form, words):
+    client, stack, name, data, form, words
+):
     before = _stored_labels()
     reply = _label(client, stack.uid, name, data, **form)
     assert reply.status_code == 422 and words in reply.json()["detail"], reply.text
@@ -137,8 +167,9 @@ def test_labelling_with_a_prototype_without_tasks_is_422(client, stack):
 
 
 @pytest.mark.parametrize("route", ["label", "uploads"])
-def test_a_file_above_the_upload_limit_is_413_and_nothing_is_kept(client, stack, monkeypatch,
-                                                                   route):
+def test_a_file_above_the_upload_limit_is_413_and_nothing_is_kept(
+    client, stack, monkeypatch, route
+):
     from app import uploads
 
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
@@ -157,10 +188,13 @@ def test_a_file_above_the_upload_limit_is_413_and_nothing_is_kept(client, stack,
     assert kept() == before
 
 
-@pytest.mark.parametrize("route", ["masks/bbc_news/download", "masks/bbc_news/export",
-                                   "masks/bbc_news/export?format=propetl"])
+@pytest.mark.parametrize(
+    "route",
+    ["masks/bbc_news/download", "masks/bbc_news/export", "masks/bbc_news/export?format=propetl"],
+)
 def test_a_task_export_loads_from_its_own_folder_and_answers_as_the_server(
-        client, stack, route, tmp_path):
+    client, stack, route, tmp_path
+):
     import json
 
     from propetl.backbones import load_tokenizer
@@ -176,9 +210,11 @@ def test_a_task_export_loads_from_its_own_folder_and_answers_as_the_server(
     assert model.task_names == ["bbc_news"]
     text = "shares fell sharply after the results"
     here = Predictor(model, load_tokenizer(model.backbone_name)).predict(
-        "bbc_news", [(text, None)])[0]
-    served = client.post("/api/predict", json={"prototype": stack.uid, "task": "bbc_news",
-                                                "text": text}).json()["results"][0]
+        "bbc_news", [(text, None)]
+    )[0]
+    served = client.post(
+        "/api/predict", json={"prototype": stack.uid, "task": "bbc_news", "text": text}
+    ).json()["results"][0]
     assert here["label"] == served["label"]
     for label, prob in served["scores"].items():
         assert here["scores"][label] == pytest.approx(prob, abs=1e-4)

@@ -12,13 +12,14 @@ import pytest
 def test_run_folder_holds_predictions_losses_and_task_best(stack):
     job = stack.registry.get_job(stack.job_id)
     run = Path(job.run_dir)
-    rows = [json.loads(x) for x in
-            (run / "predictions" / "test" / "rotten_tomatoes.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x)
+        for x in (run / "predictions" / "test" / "rotten_tomatoes.jsonl").read_text().splitlines()
+    ]
     assert rows and {"text", "gold", "predicted", "probs"} <= set(rows[0])
     assert abs(sum(rows[0]["probs"].values()) - 1) < 1e-3
     best = json.loads((run / "best" / "per_task.json").read_text())
-    assert set(best) == {"rotten_tomatoes", "bbc_news"} and all("step" in v for v in
-                                                               best.values())
+    assert set(best) == {"rotten_tomatoes", "bbc_news"} and all("step" in v for v in best.values())
     series = stack.registry.metric_series(stack.job_id, split="train")
     per_task = {t for (t, _s, n) in series if n == "loss" and t}
     assert per_task == {"rotten_tomatoes", "bbc_news"}  # a loss curve per task
@@ -53,14 +54,24 @@ def test_run_html_shows_the_report(stack):
 
     job = stack.registry.get_job(stack.job_id)
     page = run_html(runs.run_view(stack.registry, job))
-    for text in ("wall time", "samples/s", "kept step", "majority", "Confusion matrix",
-                 "Worst misclassified", "rotten_tomatoes", "bbc_news", "precision"):
+    for text in (
+        "wall time",
+        "samples/s",
+        "kept step",
+        "majority",
+        "Confusion matrix",
+        "Worst misclassified",
+        "rotten_tomatoes",
+        "bbc_news",
+        "precision",
+    ):
         assert text in page, text
 
 
 def test_task_card_endpoint(client):
-    reply = client.get("/api/tasks/bbc_news/card", params={"backbone": "tiny-bert",
-                                                           "max_length": 64})
+    reply = client.get(
+        "/api/tasks/bbc_news/card", params={"backbone": "tiny-bert", "max_length": 64}
+    )
     assert reply.status_code == 200, reply.text
     card = reply.json()
     assert card["task"] == "bbc_news" and len(card["class_balance"]["train"]) == 5
@@ -69,10 +80,13 @@ def test_task_card_endpoint(client):
     assert client.get("/api/tasks/no_such_task/card").status_code == 404
 
 
-@pytest.mark.parametrize("error", [
-    FileNotFoundError(2, "No such file or directory", "/srv/secret/uploads/x.csv"),
-    OSError("Can't load tokenizer for '/srv/secret/models/x'"),  # as transformers says it
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError(2, "No such file or directory", "/srv/secret/uploads/x.csv"),
+        OSError("Can't load tokenizer for '/srv/secret/models/x'"),  # as transformers says it
+    ],
+)
 def test_a_card_whose_files_cannot_be_read_names_no_server_path(client, monkeypatch, error):
     from app import datacards
 
@@ -87,8 +101,10 @@ def test_a_card_whose_files_cannot_be_read_names_no_server_path(client, monkeypa
 
 def test_tags_note_search_and_metrics_csv(client, stack):
     job_id = stack.job_id
-    reply = client.patch(f"/api/jobs/{job_id}", json={"tags": ["baseline", " tiny ", "tiny"],
-                                                      "note": "first try on two tasks"})
+    reply = client.patch(
+        f"/api/jobs/{job_id}",
+        json={"tags": ["baseline", " tiny ", "tiny"], "note": "first try on two tasks"},
+    )
     assert reply.status_code == 200, reply.text
     assert reply.json()["tags"] == ["baseline", "tiny"]
     assert reply.json()["note"] == "first try on two tasks"
@@ -104,8 +120,7 @@ def test_tags_note_search_and_metrics_csv(client, stack):
     assert job_id not in ids("task:tweet_sentiment")
     assert job_id not in ids("status:failed")
     csv_reply = client.get(f"/api/jobs/{job_id}/metrics.csv")
-    assert csv_reply.status_code == 200 and csv_reply.headers["content-type"].startswith(
-        "text/csv")
+    assert csv_reply.status_code == 200 and csv_reply.headers["content-type"].startswith("text/csv")
     lines = csv_reply.text.splitlines()
     assert lines[0] == "job,step,split,task,metric,value"
     assert any(",test,rotten_tomatoes,accuracy," in line for line in lines)
@@ -123,4 +138,7 @@ def test_csv_cells_are_defused_and_quoted():
     assert defuse("-2+3") == "'-2+3" and defuse(-0.5) == -0.5
     text = to_csv(("task", "value"), [('a "quoted", text', -0.5), ("@SUM(A1)", 1.0)])
     assert list(csv.reader(io.StringIO(text))) == [
-        ["task", "value"], ['a "quoted", text', "-0.5"], ["'@SUM(A1)", "1.0"]]
+        ["task", "value"],
+        ['a "quoted", text', "-0.5"],
+        ["'@SUM(A1)", "1.0"],
+    ]

@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-BASE = {"config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_examples": 16,
-                   "max_steps": 4, "batch_size": 8, "eval_every": 2}}
+BASE = {
+    "config": {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 16,
+        "max_steps": 4,
+        "batch_size": 8,
+        "eval_every": 2,
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +27,15 @@ def sweep(client, stack):
     """A sweep petl in {adapter, lora} created through the API; its jobs run here."""
     from worker.runner import execute
 
-    reply = client.post("/api/sweeps", json={"name": "kinds", "base": BASE,
-                                             "grid": {"petl": ["adapter", "lora"]}})
+    reply = client.post(
+        "/api/sweeps", json={"name": "kinds", "base": BASE, "grid": {"petl": ["adapter", "lora"]}}
+    )
     assert reply.status_code == 201, reply.text
     created = reply.json()
     for job_id in created["job_ids"]:
-        assert execute(job_id, registry=stack.registry) == "succeeded", \
-            stack.registry.get_job(job_id).error
+        assert execute(job_id, registry=stack.registry) == "succeeded", stack.registry.get_job(
+            job_id
+        ).error
     return client.get(f"/api/sweeps/{created['id']}").json()
 
 
@@ -45,13 +55,18 @@ def test_sweep_lists_groups_and_results(client, sweep):
     assert client.get("/api/sweeps/99999").status_code == 404
 
 
-@pytest.mark.parametrize(("grid", "words"), [
-    ({"kep": [0.1]}, "unknown field 'kep'"),
-    ({"keep": [0.1, 7.0]}, "keep must be in [1e-06, 1], got 7 (in the job keep=7.0)"),
-    ({"bottleneck": [1000]}, "bottleneck must be at most 256 (8 x the hidden size 32 of "
-                             "tiny-bert)"),
-    ({"lr": [i / 1000 for i in range(1, 80)]}, "at most 64 jobs"),
-])
+@pytest.mark.parametrize(
+    ("grid", "words"),
+    [
+        ({"kep": [0.1]}, "unknown field 'kep'"),
+        ({"keep": [0.1, 7.0]}, "keep must be in [1e-06, 1], got 7 (in the job keep=7.0)"),
+        (
+            {"bottleneck": [1000]},
+            "bottleneck must be at most 256 (8 x the hidden size 32 of tiny-bert)",
+        ),
+        ({"lr": [i / 1000 for i in range(1, 80)]}, "at most 64 jobs"),
+    ],
+)
 def test_bad_sweeps_are_422_and_write_nothing(client, grid, words):
     before = len(client.get("/api/jobs", params={"limit": 500}).json())
     reply = client.post("/api/sweeps", json={"base": BASE, "grid": grid})
@@ -95,10 +110,12 @@ def test_peft_and_merged_exports_match_the_propetl_logits(client, stack, sweep, 
     adapted = peft.PeftModel.from_pretrained(base, adapter).eval()
     plain = AutoModelForSequenceClassification.from_pretrained(merged).eval()
     with torch.no_grad():
-        torch.testing.assert_close(adapted(input_ids=ids, attention_mask=mask).logits, expected,
-                                   atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(plain(input_ids=ids, attention_mask=mask).logits, expected,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            adapted(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-5, rtol=1e-5
+        )
+        torch.testing.assert_close(
+            plain(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-5, rtol=1e-5
+        )
     assert sorted(plain.config.label2id) == sorted(ours.task_specs["rotten_tomatoes"].label_names)
 
 
@@ -120,16 +137,17 @@ def test_a_sweep_and_its_jobs_belong_to_the_caller(auth_client):
 
     alice = token_for(auth_client, "alice", "wonder")
     bob = token_for(auth_client, "bob", "builder")
-    body = {"owner": "mallory", "base": {**BASE, "owner": "mallory"},
-            "grid": {"lr": [0.001, 0.01]}}
+    body = {"owner": "mallory", "base": {**BASE, "owner": "mallory"}, "grid": {"lr": [0.001, 0.01]}}
     assert auth_client.post("/api/sweeps", json=body).status_code == 401
     reply = auth_client.post("/api/sweeps", json=body, headers=alice)
     assert reply.status_code == 201, reply.text
     created = reply.json()
     assert created["owner"] == "alice"
     assert created["base_spec"]["owner"] == "alice"  # the stored base spec names her too
-    assert auth_client.get(f"/api/sweeps/{created['id']}",
-                           headers=alice).json()["base_spec"]["owner"] == "alice"
+    assert (
+        auth_client.get(f"/api/sweeps/{created['id']}", headers=alice).json()["base_spec"]["owner"]
+        == "alice"
+    )
     for job_id in created["job_ids"]:
         assert auth_client.get(f"/api/jobs/{job_id}", headers=alice).json()["owner"] == "alice"
         assert auth_client.post(f"/api/jobs/{job_id}/cancel", headers=bob).status_code == 404

@@ -10,9 +10,16 @@ from propetl.config import DEFAULT_MASK_LR, PAPER_MASK_LR
 
 
 def _accuracy_rows(seeds: int = 1, mask_lr: float | None = DEFAULT_MASK_LR["adapter"]) -> dict:
-    return {source: {"accuracy": 0.8, "accuracy_per_seed": [0.8] * seeds, "task_bytes": 1,
-                     "train_seconds": 1.0, "mask_lr": mask_lr}
-            for source in (*REUSED.values(), "propetl_lora")}
+    return {
+        source: {
+            "accuracy": 0.8,
+            "accuracy_per_seed": [0.8] * seeds,
+            "task_bytes": 1,
+            "train_seconds": 1.0,
+            "mask_lr": mask_lr,
+        }
+        for source in (*REUSED.values(), "propetl_lora")
+    }
 
 
 def test_default_settings_reuse_the_matching_runs() -> None:
@@ -26,8 +33,11 @@ def test_default_settings_reuse_the_matching_runs() -> None:
 
 def test_other_settings_or_seeds_train_afresh() -> None:
     planned = run_names(BenchSettings())
-    for settings in (replace(BenchSettings(), epochs=0.5), replace(BenchSettings(), seeds=(1,)),
-                     BenchSettings.smoke_settings(BenchSettings().out)):
+    for settings in (
+        replace(BenchSettings(), epochs=0.5),
+        replace(BenchSettings(), seeds=(1,)),
+        BenchSettings.smoke_settings(BenchSettings().out),
+    ):
         assert reused_runs(_accuracy_rows(), planned, settings) == {}
     settings = BenchSettings()
     assert reused_runs(_accuracy_rows(seeds=3), planned, settings) == {}

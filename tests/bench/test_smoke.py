@@ -18,9 +18,20 @@ def test_bench_smoke_writes_every_result(tmp_path):
     def part(only: str) -> tuple[subprocess.Popen, Path]:
         log = tmp_path / f"run_all-{only.split(',')[0] or 'summary'}.log"
         with log.open("w") as out:  # a file, not a pipe that fills while the other part runs
-            return subprocess.Popen([sys.executable, "-m", "bench.run_all", "--smoke", "--only",
-                                     only, "--out", str(tmp_path)], stdout=out,
-                                    stderr=subprocess.STDOUT), log
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.run_all",
+                    "--smoke",
+                    "--only",
+                    only,
+                    "--out",
+                    str(tmp_path),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            ), log
 
     def finish(run: subprocess.Popen, log: Path) -> None:
         assert run.wait(timeout=700) == 0, log.read_text()[-3000:]
@@ -33,10 +44,19 @@ def test_bench_smoke_writes_every_result(tmp_path):
 
     assert set(PARTS) == set(SERVER_PARTS.split(",")) | set(OTHER_PARTS.split(","))
     summary = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("rt_acc.propetl_adapter", "rt_acc.peft_lora_r8", "rt_acc.head_only",
-                "task_bytes.propetl_adapter_marginal", "infer_ratio.propetl_vs_bare",
-                "switch_ms.propetl_loaded", "load_ms.peft_hotswap", "mixed5_ratio.peft",
-                "train_sps.peft_lora_r8", "seeds", "machine"):
+    for key in (
+        "rt_acc.propetl_adapter",
+        "rt_acc.peft_lora_r8",
+        "rt_acc.head_only",
+        "task_bytes.propetl_adapter_marginal",
+        "infer_ratio.propetl_vs_bare",
+        "switch_ms.propetl_loaded",
+        "load_ms.peft_hotswap",
+        "mixed5_ratio.peft",
+        "train_sps.peft_lora_r8",
+        "seeds",
+        "machine",
+    ):
         assert key in summary, key
     for name in ("accuracy", "serving", "multitask", "storage", "ablations", "load"):
         assert (tmp_path / f"{name}.json").is_file()

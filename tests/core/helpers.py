@@ -10,8 +10,13 @@ from propetl.tiny import tiny_backbone
 SMALL = {"bottleneck": 8, "lora_r": 4, "prefix_len": 4, "prefix_hidden": 16}
 
 
-def build(family: str = "bert", petl: str = "adapter", sharing: str = "propetl",
-          tasks: tuple[TaskHeadSpec, ...] = (TaskHeadSpec("a", 2),), **overrides) -> ProPETLModel:
+def build(
+    family: str = "bert",
+    petl: str = "adapter",
+    sharing: str = "propetl",
+    tasks: tuple[TaskHeadSpec, ...] = (TaskHeadSpec("a", 2),),
+    **overrides,
+) -> ProPETLModel:
     config = PropetlConfig(petl=petl, sharing=sharing, **{**SMALL, **overrides})
     return ProPETLModel(tiny_backbone(family), config, list(tasks))
 
@@ -21,8 +26,8 @@ def batch(size: int = 6, length: int = 10, seed: int = 0, pad_first: bool = True
     ids = torch.randint(5, 256, (size, length), generator=generator)
     mask = torch.ones_like(ids)
     if pad_first:
-        mask[0, length // 2:] = 0
-        ids[0, length // 2:] = 0
+        mask[0, length // 2 :] = 0
+        ids[0, length // 2 :] = 0
     return ids, mask
 
 

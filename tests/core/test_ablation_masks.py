@@ -17,8 +17,11 @@ SHARINGS = ["propetl", "propetl-or"]
 
 def all_masks(model: ProPETLModel, task: str) -> dict[str, torch.Tensor]:
     with torch.no_grad():
-        return {f"{bank_name}.{name}": mask.clone() for bank_name, bank in model.banks.items()
-                for name, mask in bank.masks(task).items()}
+        return {
+            f"{bank_name}.{name}": mask.clone()
+            for bank_name, bank in model.banks.items()
+            for name, mask in bank.masks(task).items()
+        }
 
 
 @pytest.mark.parametrize("sharing", SHARINGS)
@@ -59,11 +62,15 @@ def test_training_steps_move_the_prototype_but_never_the_masks(sharing):
     model = build(petl="lora", sharing=sharing, keep=0.5, masks="random")
     nudge(model)  # LoRA's B starts at zero: give the A gradient something to flow through
     before = all_masks(model, "a")
-    proto_before = {k: v.detach().clone() for k, v in model.banks.items()
-                    for k, v in v.stored_prototype().items()}
+    proto_before = {
+        k: v.detach().clone()
+        for k, v in model.banks.items()
+        for k, v in v.stored_prototype().items()
+    }
     groups = model.parameter_groups()
-    optimizer = torch.optim.AdamW([{"params": groups["weights"]},
-                                   {"params": groups["no_decay"]}], lr=1e-2)
+    optimizer = torch.optim.AdamW(
+        [{"params": groups["weights"]}, {"params": groups["no_decay"]}], lr=1e-2
+    )
     ids, mask = batch()
     labels = torch.tensor([0, 1, 0, 1, 1, 0])
     model.train()
@@ -73,7 +80,9 @@ def test_training_steps_move_the_prototype_but_never_the_masks(sharing):
         optimizer.step()
     after = all_masks(model, "a")
     assert all(torch.equal(before[k], after[k]) for k in before)
-    proto_after = {k: v for bank in model.banks.values() for k, v in bank.stored_prototype().items()}
+    proto_after = {
+        k: v for bank in model.banks.values() for k, v in bank.stored_prototype().items()
+    }
     assert any(not torch.allclose(proto_before[k], proto_after[k]) for k in proto_before)
 
 
@@ -100,9 +109,17 @@ def test_engine_trains_with_random_masks_and_leaves_them_as_drawn(tmp_path):
     from propetl.training import train
 
     config = PropetlConfig(petl="adapter", keep=0.3, masks="random", **SMALL)
-    job = TrainConfig(backbone="tiny-bert", tasks=["rotten_tomatoes"], max_examples=48,
-                      batch_size=8, max_steps=6, eval_every=6, lr=1e-2, max_length=32,
-                      propetl=config)
+    job = TrainConfig(
+        backbone="tiny-bert",
+        tasks=["rotten_tomatoes"],
+        max_examples=48,
+        batch_size=8,
+        max_steps=6,
+        eval_every=6,
+        lr=1e-2,
+        max_length=32,
+        propetl=config,
+    )
     result = train(job, tmp_path, resume=False)
     assert result.status == "succeeded" and result.steps == 6
     trained = ProPETLModel.from_pretrained(result.model_dir)
@@ -115,8 +132,7 @@ def test_engine_trains_with_random_masks_and_leaves_them_as_drawn(tmp_path):
 
 
 def test_random_masks_need_a_masked_sharing_mode():
-    with pytest.raises(ConfigError, match="masks 'random' needs sharing 'propetl' or "
-                                          "'propetl-or'"):
+    with pytest.raises(ConfigError, match="masks 'random' needs sharing 'propetl' or 'propetl-or'"):
         PropetlConfig(sharing="none", masks="random")
     with pytest.raises(ConfigError, match="masks must be one of"):
         PropetlConfig(masks="frozen")

@@ -60,8 +60,9 @@ def test_a_task_can_be_added_and_deleted_without_touching_others(tmp_path):
     ids, mask = batch()
     model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(ids, mask, task="c").logits,
-                                   model(ids, mask, task="c").logits)
+        torch.testing.assert_close(
+            loaded(ids, mask, task="c").logits, model(ids, mask, task="c").logits
+        )
 
 
 def test_truncated_or_tampered_files_are_refused_clearly(tmp_path):

@@ -20,8 +20,14 @@ from .helpers import SMALL, batch, nudge
 peft = pytest.importorskip("peft")
 
 TASKS = (TaskHeadSpec("a", 2), TaskHeadSpec("b", 3, ("neg", "neu", "pos")))
-SUPPORTED = [("bert", "linear"), ("bert", "roberta"), ("roberta", "linear"),
-             ("roberta", "roberta"), ("electra", "linear"), ("distilbert", "linear")]
+SUPPORTED = [
+    ("bert", "linear"),
+    ("bert", "roberta"),
+    ("roberta", "linear"),
+    ("roberta", "roberta"),
+    ("electra", "linear"),
+    ("distilbert", "linear"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,10 @@ def test_peft_and_merged_match(bases, tmp_path, family, head) -> None:
 
     export_peft(model, "b", tmp_path / "peft")
     config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
-    assert config["r"] == SMALL["lora_r"] and config["base_model_name_or_path"] == Path(bases[family]).name  # no server path
+    assert (
+        config["r"] == SMALL["lora_r"]
+        and config["base_model_name_or_path"] == Path(bases[family]).name
+    )  # no server path
     base = AutoModelForSequenceClassification.from_pretrained(bases[family], num_labels=3)
     adapted = peft.PeftModel.from_pretrained(base, tmp_path / "peft").eval()
     torch.testing.assert_close(logits(adapted, ids, mask), expected, atol=1e-5, rtol=1e-5)
@@ -100,7 +109,8 @@ def test_merge_uses_the_masks(bases) -> None:
         query = merged.bert.encoder.layer[0].attention.self.query
         query.weight += scale * (proto["B"] @ proto["A"]) - scale * (
             model.banks["lora_query"].effective("a")["B"][0]
-            @ model.banks["lora_query"].effective("a")["A"][0])
+            @ model.banks["lora_query"].effective("a")["A"][0]
+        )
     assert (logits(merged, ids, mask) - expected).abs().max() > 1e-2
 
 
@@ -119,19 +129,22 @@ def test_linear_head_through_tanh_keeps_large_logits(bases, tmp_path) -> None:
     # another summation order errs by a few ulps of the largest terms, so a logit near 0
     # carries the absolute error of the largest one
     scale = float(expected.abs().max())
-    torch.testing.assert_close(logits(adapted, ids, mask), expected, atol=4e-6 * scale,
-                               rtol=4e-6)
-    torch.testing.assert_close(logits(merged_model(model, "a"), ids, mask), expected,
-                               atol=1e-5 * scale, rtol=1e-5)
+    torch.testing.assert_close(logits(adapted, ids, mask), expected, atol=4e-6 * scale, rtol=4e-6)
+    torch.testing.assert_close(
+        logits(merged_model(model, "a"), ids, mask), expected, atol=1e-5 * scale, rtol=1e-5
+    )
 
 
-@pytest.mark.parametrize(("family", "overrides", "message"), [
-    ("bert", {"petl": "adapter"}, "only LoRA tasks"),
-    ("bert", {"petl": "prefix"}, "only LoRA tasks"),
-    ("bert", {"pooling": "mean"}, "mean pooling"),
-    ("electra", {"head": "roberta"}, "uses gelu"),
-    ("distilbert", {"head": "roberta"}, "uses relu"),
-])
+@pytest.mark.parametrize(
+    ("family", "overrides", "message"),
+    [
+        ("bert", {"petl": "adapter"}, "only LoRA tasks"),
+        ("bert", {"petl": "prefix"}, "only LoRA tasks"),
+        ("bert", {"pooling": "mean"}, "mean pooling"),
+        ("electra", {"head": "roberta"}, "uses gelu"),
+        ("distilbert", {"head": "roberta"}, "uses relu"),
+    ],
+)
 def test_refusals_are_clear(bases, tmp_path, family, overrides, message) -> None:
     model = build(bases[family], **overrides)
     for export in (export_peft, export_merged):
@@ -144,8 +157,10 @@ def test_refusals_are_clear(bases, tmp_path, family, overrides, message) -> None
 
 def test_refuses_too_many_labels_for_the_hf_head(bases, tmp_path) -> None:
     model = ProPETLModel.from_backbone(
-        str(bases["distilbert"]), PropetlConfig(**{**SMALL, "petl": "lora"}),
-        [TaskHeadSpec("wide", 20)])
+        str(bases["distilbert"]),
+        PropetlConfig(**{**SMALL, "petl": "lora"}),
+        [TaskHeadSpec("wide", 20)],
+    )
     with pytest.raises(ExportError, match="needs 40 <= hidden size 32"):
         export_merged(model, "wide", tmp_path)
 
@@ -178,8 +193,20 @@ def test_cli_export_formats(bases, tmp_path) -> None:
 
     adapter = build(bases["bert"], petl="adapter")
     adapter.save_pretrained(tmp_path / "adapter")
-    result = runner.invoke(cli, ["export", "--model", str(tmp_path / "adapter"), "--task", "a",
-                                 "--format", "merged", "--out", str(tmp_path / "y")])
+    result = runner.invoke(
+        cli,
+        [
+            "export",
+            "--model",
+            str(tmp_path / "adapter"),
+            "--task",
+            "a",
+            "--format",
+            "merged",
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -56,6 +56,7 @@ def test_lora_scores_use_a_and_b_shapes():
 
 # ---------------------------------------------------------------- Pfeiffer adapter placement
 
+
 def _delta(model, a):
     """up(relu(down(a))) with task a's layer-0 tensors."""
     w = {k: v[0] for k, v in model.banks["adapter"].effective("a").items()}
@@ -126,10 +127,16 @@ def test_a_zero_adapter_leaves_the_backbone_unchanged(family, placement):
     ids, mask = batch()
     with torch.no_grad():
         with model.routing(task="a"):
-            ours = model.backbone(input_ids=ids, attention_mask=mask,
-                                  **({"decoder_input_ids": ids} if family == "t5" else {}))
-        plain = tiny_backbone(family)(input_ids=ids, attention_mask=mask,
-                                      **({"decoder_input_ids": ids} if family == "t5" else {}))
+            ours = model.backbone(
+                input_ids=ids,
+                attention_mask=mask,
+                **({"decoder_input_ids": ids} if family == "t5" else {}),
+            )
+        plain = tiny_backbone(family)(
+            input_ids=ids,
+            attention_mask=mask,
+            **({"decoder_input_ids": ids} if family == "t5" else {}),
+        )
     key = "logits" if family in TINY_GENERATIVE else "last_hidden_state"
     torch.testing.assert_close(ours[key], plain[key])
 
@@ -151,8 +158,9 @@ def test_models_saved_before_the_placement_field_load_with_the_old_placement(tmp
     assert isinstance(loaded.backbone.encoder.layer[0].output.dense, AdapterOutput)
     ids, mask = batch()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(ids, mask, task="a").logits,
-                                   old(ids, mask, task="a").logits)
+        torch.testing.assert_close(
+            loaded(ids, mask, task="a").logits, old(ids, mask, task="a").logits
+        )
     # a new config without the field gets the Pfeiffer placement
     assert PropetlConfig.from_dict({"petl": "adapter"}).adapter_placement == "pfeiffer"
 
@@ -169,6 +177,7 @@ def test_a_run_folder_from_before_the_placement_is_not_resumed_with_another_one(
 
 
 # ---------------------------------------------------------------- data seed
+
 
 def test_training_seeds_share_one_split_drawn_by_the_data_seed(tmp_path):
     path = tmp_path / "t.csv"

@@ -32,15 +32,26 @@ def accuracy(model, ids, mask, labels) -> float:
 @pytest.mark.parametrize("petl", ["adapter", "lora", "prefix"])
 def test_each_kind_learns_in_each_family(family, petl):
     torch.manual_seed(0)
-    model = build(family, petl, tasks=(TaskHeadSpec("marker", 2),), pooling="mean",
-                  bottleneck=16, lora_r=8, prefix_len=8, prefix_hidden=32,
-                  keep=0.5)
+    model = build(
+        family,
+        petl,
+        tasks=(TaskHeadSpec("marker", 2),),
+        pooling="mean",
+        bottleneck=16,
+        lora_r=8,
+        prefix_len=8,
+        prefix_hidden=32,
+        keep=0.5,
+    )
     ids, mask, labels = synthetic(512, seed=1)
     test_ids, test_mask, test_labels = synthetic(256, seed=2)
     groups = model.parameter_groups()
-    optimizer = torch.optim.AdamW([
-        {"params": groups["scores"], "lr": 3e-2 if petl == "lora" else 3e-3},
-        {"params": groups["weights"] + groups["no_decay"], "lr": 1e-2}])
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": groups["scores"], "lr": 3e-2 if petl == "lora" else 3e-3},
+            {"params": groups["weights"] + groups["no_decay"], "lr": 1e-2},
+        ]
+    )
     before = accuracy(model, test_ids, test_mask, test_labels)
     for _ in range(6):
         for start in range(0, len(ids), 32):

@@ -65,7 +65,7 @@ def test_mixed_task_batch_equals_per_task_batches(family, petl, sharing):
             rows = task_ids == index
             alone = model(ids[rows], mask[rows], task=spec.name).logits
             torch.testing.assert_close(mixed[rows, : spec.num_labels], alone, atol=1e-5, rtol=1e-4)
-            assert torch.isinf(mixed[rows, spec.num_labels:]).all()
+            assert torch.isinf(mixed[rows, spec.num_labels :]).all()
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)

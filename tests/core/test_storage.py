@@ -9,9 +9,17 @@ from propetl.storage import storage_report
 
 from .helpers import build
 
-ROBERTA_BASE = {"model_type": "roberta", "hidden_size": 768, "num_hidden_layers": 12,
-                "num_attention_heads": 12, "intermediate_size": 3072, "vocab_size": 50265,
-                "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1}
+ROBERTA_BASE = {
+    "model_type": "roberta",
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "vocab_size": 50265,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+    "pad_token_id": 1,
+}
 
 
 @pytest.fixture
@@ -27,8 +35,19 @@ def run_storage(*args):
 
 
 def test_paper_headline_for_roberta_base(roberta_base_config):
-    report = json.loads(run_storage("--backbone", str(roberta_base_config), "--petl", "adapter",
-                                    "--bottleneck", "64", "--keep", "0.5", "--json"))
+    report = json.loads(
+        run_storage(
+            "--backbone",
+            str(roberta_base_config),
+            "--petl",
+            "adapter",
+            "--bottleneck",
+            "64",
+            "--keep",
+            "0.5",
+            "--json",
+        )
+    )
     assert report["backbone_params"] == pytest.approx(124.6e6, rel=0.01)
     assert report["prototype_params"] == 768 * 64 * 2 + 64 + 768
     assert report["percent_of_backbone"] == pytest.approx(0.11, abs=0.005)
@@ -40,15 +59,18 @@ def test_text_report_and_more_tasks(roberta_base_config):
     text = run_storage("--backbone", str(roberta_base_config), "--petl", "lora", "--tasks", "3")
     assert "3 task(s)" in text and "% of the backbone" in text
     one = json.loads(run_storage("--backbone", str(roberta_base_config), "--json"))
-    three = json.loads(run_storage("--backbone", str(roberta_base_config), "--json",
-                                   "--tasks", "3"))
+    three = json.loads(
+        run_storage("--backbone", str(roberta_base_config), "--json", "--tasks", "3")
+    )
     assert three["propetl_fp32_eq"] - one["propetl_fp32_eq"] == pytest.approx(
-        2 * one["per_task_fp32_eq"])
+        2 * one["per_task_fp32_eq"]
+    )
 
 
 def test_bad_values_are_refused_without_traceback(roberta_base_config):
-    result = CliRunner().invoke(cli, ["storage", "--backbone", str(roberta_base_config),
-                                      "--keep", "1.5"])
+    result = CliRunner().invoke(
+        cli, ["storage", "--backbone", str(roberta_base_config), "--keep", "1.5"]
+    )
     assert result.exit_code != 0 and "keep must be in (0, 1]" in result.output
     assert "Traceback" not in result.output
 

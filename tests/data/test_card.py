@@ -13,8 +13,9 @@ def test_bundled_card():
     card = build_card(data, load_tokenizer("minilm-l6"), 16, "minilm-l6")
     assert card["sizes"] == {s: len(data.splits[s]) for s in ("train", "dev", "test")}
     balance = card["class_balance"]["train"]
-    assert set(balance) == {"negative", "positive"} and sum(balance.values()) == \
-        card["sizes"]["train"]
+    assert (
+        set(balance) == {"negative", "positive"} and sum(balance.values()) == card["sizes"]["train"]
+    )
     major = card["majority_baseline"]
     assert 0.5 <= major["test_accuracy"] < 0.6  # rotten_tomatoes is nearly balanced
     tokens = card["tokens"]

@@ -16,8 +16,9 @@ TASKS = (TaskHeadSpec("a", 1), TaskHeadSpec("b", 1), TaskHeadSpec("c", 1))
 KINDS = ("adapter", "lora")
 
 
-def build(family: str, petl: str = "adapter", sharing: str = "propetl", tasks=TASKS[:1],
-          **overrides) -> ProPETLModel:
+def build(
+    family: str, petl: str = "adapter", sharing: str = "propetl", tasks=TASKS[:1], **overrides
+) -> ProPETLModel:
     config = PropetlConfig(petl=petl, sharing=sharing, **{**SMALL, **overrides})
     model = ProPETLModel(tiny_backbone(family), config, list(tasks))
     for module in model.modules():
@@ -126,8 +127,10 @@ def test_mixed_task_batch_equals_per_task_batches(family, petl, sharing):
             rows = task_ids == index
             alone = model(ids[rows], mask[rows], labels=labels[rows], task=spec.name).logits
             torch.testing.assert_close(mixed[rows], alone, atol=1e-5, rtol=1e-4)
-        assert not torch.allclose(model(ids, mask, labels=labels, task="a").logits,
-                                  model(ids, mask, labels=labels, task="b").logits)
+        assert not torch.allclose(
+            model(ids, mask, labels=labels, task="a").logits,
+            model(ids, mask, labels=labels, task="b").logits,
+        )
 
 
 @pytest.mark.parametrize("family", TINY_GENERATIVE)

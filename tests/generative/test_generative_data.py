@@ -53,15 +53,20 @@ def test_causal_tokenisation_labels_only_the_target_and_keeps_the_prompt(headlin
     assert row["labels"][cut:] == row["input_ids"][cut:]
     assert row["labels"][-1] == tokenizer.eos_token_id
     asked = tokenizer("\nHeadline:", add_special_tokens=False)["input_ids"]
-    assert row["input_ids"][cut - len(asked):cut] == asked  # source truncated, prompt kept
+    assert row["input_ids"][cut - len(asked) : cut] == asked  # source truncated, prompt kept
     assert row["task_ids"] == 3 and row["reference"] == headlines.splits["train"][0]["target"]
 
 
 def test_collator_pads_right_for_training_and_left_for_causal_prompts(headlines, tokenizer):
-    rows = list(tokenize_text2text(headlines, tokenizer, 24, 8, 0, causal=True)["train"]
-                .select(range(4)))
-    rows[0] = {**rows[0], "input_ids": rows[0]["input_ids"][:5], "labels": rows[0]["labels"][:5],
-               "prompt_length": 3}
+    rows = list(
+        tokenize_text2text(headlines, tokenizer, 24, 8, 0, causal=True)["train"].select(range(4))
+    )
+    rows[0] = {
+        **rows[0],
+        "input_ids": rows[0]["input_ids"][:5],
+        "labels": rows[0]["labels"][:5],
+        "prompt_length": 3,
+    }
     collator = Text2TextCollator(tokenizer, causal=True)
     batch = collator(rows)
     assert batch["attention_mask"][0].tolist()[:5] == [1] * 5
@@ -85,8 +90,14 @@ def test_classification_task_is_answered_by_label_name(tokenizer):
     with pytest.raises(ValueError, match="regression"):
         from dataclasses import replace
 
-        tokenize_text2text(replace(data, info=replace(data.info, label_names=None)), tokenizer,
-                           32, 8, 0, causal=True)
+        tokenize_text2text(
+            replace(data, info=replace(data.info, label_names=None)),
+            tokenizer,
+            32,
+            8,
+            0,
+            causal=True,
+        )
 
 
 def test_generation_metrics_come_from_rouge_score_and_sacrebleu():
@@ -94,8 +105,9 @@ def test_generation_metrics_come_from_rouge_score_and_sacrebleu():
     assert same == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
     assert rouge(["cats"], ["dogs"])["rougeL"] == 0.0
     assert rouge(["profits jumped"], ["profit jumps"])["rouge1"] == 1.0  # stemming
-    assert bleu(["the cat sat on the mat today"], ["the cat sat on the mat today"]) == \
-        pytest.approx(1.0)
+    assert bleu(
+        ["the cat sat on the mat today"], ["the cat sat on the mat today"]
+    ) == pytest.approx(1.0)
     assert bleu(["a b c d"], ["w x y z"]) == 0.0
     info = get_task_info("bbc_headlines")
     metrics = generation_metrics(info, ["a b", "c"], ["a b", "d"])
@@ -116,8 +128,10 @@ def test_label_smoothing_changes_the_loss_and_ignores_unlabelled_positions():
     torch.testing.assert_close(plain, expected)
     assert lm_loss(logits, labels, causal=False, label_smoothing=0.2) != plain
     shifted = lm_loss(logits, labels, causal=True)
-    torch.testing.assert_close(shifted, torch.nn.functional.cross_entropy(
-        logits[:, :-1][kept[:, 1:]], labels[:, 1:][kept[:, 1:]]))
+    torch.testing.assert_close(
+        shifted,
+        torch.nn.functional.cross_entropy(logits[:, :-1][kept[:, 1:]], labels[:, 1:][kept[:, 1:]]),
+    )
 
 
 def test_generation_options_are_validated():

@@ -22,8 +22,11 @@ pytestmark = pytest.mark.timeout(300)
 def test_propetl_learns_to_answer_with_the_backbone_frozen(family):
     """Two tasks over one prototype learn different answers to the same inputs."""
     torch.manual_seed(0)
-    model = ProPETLModel(tiny_backbone(family), PropetlConfig(petl="adapter", bottleneck=16),
-                         [TaskHeadSpec("up", 1), TaskHeadSpec("down", 1)])
+    model = ProPETLModel(
+        tiny_backbone(family),
+        PropetlConfig(petl="adapter", bottleneck=16),
+        [TaskHeadSpec("up", 1), TaskHeadSpec("down", 1)],
+    )
     source = torch.randint(5, 200, (8, 6))
     answers = {"up": torch.arange(10, 14).repeat(8, 1), "down": torch.arange(40, 44).repeat(8, 1)}
 
@@ -49,8 +52,12 @@ def test_propetl_learns_to_answer_with_the_backbone_frozen(family):
         return (logits.argmax(-1)[kept] == labels[kept]).float().mean().item()
 
     groups = model.parameter_groups()
-    optimizer = torch.optim.AdamW([{"params": groups["scores"], "lr": 5e-2},
-                                   {"params": groups["weights"] + groups["no_decay"], "lr": 1e-2}])
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": groups["scores"], "lr": 5e-2},
+            {"params": groups["weights"] + groups["no_decay"], "lr": 1e-2},
+        ]
+    )
     before = {t: loss(t).item() for t in answers}
     model.train()
     for step in range(120):
@@ -70,11 +77,20 @@ def test_propetl_learns_to_answer_with_the_backbone_frozen(family):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gen")
-    config = TrainConfig(backbone="tiny-t5", tasks=["bbc_headlines", "rotten_tomatoes"],
-                         max_examples=8, batch_size=4, max_steps=3, eval_every=3,
-                         max_length=32, max_target_length=8, eval_batch_size=8, num_beams=2,
-                         label_smoothing=0.1,
-                         propetl={"petl": "lora", "lora_r": 4, "sharing": "propetl-or"})
+    config = TrainConfig(
+        backbone="tiny-t5",
+        tasks=["bbc_headlines", "rotten_tomatoes"],
+        max_examples=8,
+        batch_size=4,
+        max_steps=3,
+        eval_every=3,
+        max_length=32,
+        max_target_length=8,
+        eval_batch_size=8,
+        num_beams=2,
+        label_smoothing=0.1,
+        propetl={"petl": "lora", "lora_r": 4, "sharing": "propetl-or"},
+    )
     return train(config, folder / "run")
 
 
@@ -88,15 +104,19 @@ def test_engine_trains_multi_task_text_to_text_and_saves_a_loadable_model(traine
     generator = Generator(model, load_tokenizer("tiny-t5"), max_new_tokens=5)
     assert generator.prompt("bbc_headlines") == "Headline:"
     assert generator.prompt("rotten_tomatoes") == "Answer (negative, positive):"
-    out = generator.generate("bbc_headlines", ["The bank raised its rates.", "A film."],
-                             num_beams=2)
+    out = generator.generate(
+        "bbc_headlines", ["The bank raised its rates.", "A film."], num_beams=2
+    )
     assert [o["task"] for o in out] == ["bbc_headlines"] * 2
     assert all(isinstance(o["text"], str) for o in out)
 
 
 def test_streaming_yields_growing_text_and_a_token_rate():
-    model = ProPETLModel(tiny_backbone("llama", vocab_size=30522),
-                         PropetlConfig(petl="lora", lora_r=4), [TaskHeadSpec("bbc_headlines", 1)])
+    model = ProPETLModel(
+        tiny_backbone("llama", vocab_size=30522),
+        PropetlConfig(petl="lora", lora_r=4),
+        [TaskHeadSpec("bbc_headlines", 1)],
+    )
     generator = Generator(model, load_tokenizer("tiny-llama"), max_new_tokens=6)
     chunks = list(generator.stream("bbc_headlines", "Shares rose in London today."))
     assert chunks[-1].done and chunks[-1].tokens == 6 and chunks[-1].tokens_per_second > 0
@@ -109,28 +129,69 @@ def test_streaming_yields_growing_text_and_a_token_rate():
 
 
 def test_cli_trains_and_predicts_with_a_tiny_decoder(tmp_path):
-    run = CliRunner().invoke(cli, ["train", "--backbone", "tiny-llama", "--tasks",
-                                   "bbc_headlines", "--petl", "adapter", "--max-steps", "2",
-                                   "--max-examples", "8", "--batch-size", "4",
-                                   "--max-length", "32", "--max-target-length", "6",
-                                   "--label-smoothing", "0.1", "--run-dir",
-                                   str(tmp_path / "run"), "--json"])
+    run = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--backbone",
+            "tiny-llama",
+            "--tasks",
+            "bbc_headlines",
+            "--petl",
+            "adapter",
+            "--max-steps",
+            "2",
+            "--max-examples",
+            "8",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "32",
+            "--max-target-length",
+            "6",
+            "--label-smoothing",
+            "0.1",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--json",
+        ],
+    )
     assert run.exit_code == 0, run.output
-    result = json.loads(run.output[run.output.index("{"):])
+    result = json.loads(run.output[run.output.index("{") :])
     assert "rougeL" in result["test_metrics"]["bbc_headlines"]
-    predicted = CliRunner().invoke(cli, ["predict", "--model", result["model_dir"], "--task",
-                                         "bbc_headlines", "Oil prices fell.", "--json"])
+    predicted = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "--model",
+            result["model_dir"],
+            "--task",
+            "bbc_headlines",
+            "Oil prices fell.",
+            "--json",
+        ],
+    )
     assert predicted.exit_code == 0, predicted.output
     assert isinstance(json.loads(predicted.output)["text"], str)
-    scored = CliRunner().invoke(cli, ["eval", "--model", result["model_dir"], "--task",
-                                      "bbc_headlines", "--max-examples", "4", "--json"])
+    scored = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--model",
+            result["model_dir"],
+            "--task",
+            "bbc_headlines",
+            "--max-examples",
+            "4",
+            "--json",
+        ],
+    )
     assert scored.exit_code == 0, scored.output
     assert set(json.loads(scored.output)) == {"rouge1", "rouge2", "rougeL", "main"}
 
 
 def test_text_to_text_task_on_an_encoder_is_refused(tmp_path):
-    config = TrainConfig(backbone="tiny-bert", tasks=["bbc_headlines"], max_examples=8,
-                         max_steps=1)
+    config = TrainConfig(backbone="tiny-bert", tasks=["bbc_headlines"], max_examples=8, max_steps=1)
     with pytest.raises(ConfigError, match="need a generative backbone"):
         train(config, tmp_path)
 

@@ -74,8 +74,13 @@ def logits(model, batch: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
 def greedy(model, batch: dict[str, torch.Tensor], prompt_len: int | None) -> torch.Tensor:
     """Greedy ids of a plain HF model (decoder-only: the prompt cut off, as ProPETL does)."""
     with torch.no_grad():
-        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             max_new_tokens=6, do_sample=False, pad_token_id=0)
+        out = model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            max_new_tokens=6,
+            do_sample=False,
+            pad_token_id=0,
+        )
     return out if prompt_len is None else out[:, prompt_len:]
 
 
@@ -122,12 +127,14 @@ def test_merged_model_matches_logits_and_generation(bases, tmp_path, family) -> 
     assert (tmp_path / "tokenizer_config.json").is_file()  # the base's, copied
     # a merged W sums in another order than W x + B(A x): a few fp32 ulps of the logits
     torch.testing.assert_close(logits(merged, batch), expected, atol=5e-5, rtol=1e-4)
-    ours = model.generate(batch["input_ids"], batch["attention_mask"], task="a",
-                          max_new_tokens=6, do_sample=False)
+    ours = model.generate(
+        batch["input_ids"], batch["attention_mask"], task="a", max_new_tokens=6, do_sample=False
+    )
     prompt_len = None if family == "t5" else batch["input_ids"].shape[1]
     assert torch.equal(greedy(merged, batch, prompt_len), ours)
-    other = model.generate(batch["input_ids"], batch["attention_mask"], task="b",
-                           max_new_tokens=6, do_sample=False)
+    other = model.generate(
+        batch["input_ids"], batch["attention_mask"], task="b", max_new_tokens=6, do_sample=False
+    )
     assert not torch.equal(other, ours)  # the tasks' masks make a difference
 
 
@@ -158,8 +165,20 @@ def test_cli_exports_a_generative_task(bases, tmp_path) -> None:
     expected = logits(model, batch, task="b")
     runner = CliRunner()
     for fmt in ("merged", "peft"):
-        result = runner.invoke(cli, ["export", "--model", str(tmp_path / "model"), "--task", "b",
-                                     "--format", fmt, "--out", str(tmp_path / fmt)])
+        result = runner.invoke(
+            cli,
+            [
+                "export",
+                "--model",
+                str(tmp_path / "model"),
+                "--task",
+                "b",
+                "--format",
+                fmt,
+                "--out",
+                str(tmp_path / fmt),
+            ],
+        )
         assert result.exit_code == 0, result.output
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
     # a merged W sums in another order than W x + B(A x): a few fp32 ulps of the logits
@@ -179,10 +198,13 @@ def test_api_export_zip_of_a_generative_task(bases, tmp_path, monkeypatch) -> No
     settings.reset_settings()
     model = build(bases["t5"])
     model.save_pretrained(tmp_path / "model")
-    proto = SimpleNamespace(uid="0123456789abcdef", config=model.config.to_dict(),
-                            artifact_path=str(tmp_path / "model"),
-                            mask_sets=[SimpleNamespace(task=SimpleNamespace(name="a"))],
-                            backbone=SimpleNamespace(name="tiny-t5"))
+    proto = SimpleNamespace(
+        uid="0123456789abcdef",
+        config=model.config.to_dict(),
+        artifact_path=str(tmp_path / "model"),
+        mask_sets=[SimpleNamespace(task=SimpleNamespace(name="a"))],
+        backbone=SimpleNamespace(name="tiny-t5"),
+    )
     try:
         path = exports.export_zip(proto, "a", "merged")  # type: ignore[arg-type]
         with zipfile.ZipFile(path) as archive:
@@ -190,8 +212,9 @@ def test_api_export_zip_of_a_generative_task(bases, tmp_path, monkeypatch) -> No
         [folder] = (tmp_path / "unzipped").iterdir()
         merged = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
         batch = inputs("t5")
-        torch.testing.assert_close(logits(merged, batch), logits(model, batch, task="a"),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            logits(merged, batch), logits(model, batch, task="a"), atol=1e-5, rtol=1e-5
+        )
         proto.config = build(bases["t5"], petl="adapter").config.to_dict()
         with pytest.raises(ExportError, match="only LoRA tasks"):
             exports.export_zip(proto, "a", "peft")  # type: ignore[arg-type]

@@ -15,8 +15,11 @@ def stack(tmp_path_factory):
 def test_worker_run_records_rouge_and_accuracy_curves(stack):
     series = stack.registry.metric_series(stack.job_id)
     names = {(task, split, name) for task, split, name in series}
-    assert {("bbc_headlines", "dev", "rougeL"), ("bbc_headlines", "test", "rouge1"),
-            ("rotten_tomatoes", "dev", "accuracy")} <= names
+    assert {
+        ("bbc_headlines", "dev", "rougeL"),
+        ("bbc_headlines", "test", "rouge1"),
+        ("rotten_tomatoes", "dev", "accuracy"),
+    } <= names
 
 
 def test_playground_and_rest_answer_with_generated_text(stack):
@@ -37,12 +40,16 @@ def test_playground_and_rest_answer_with_generated_text(stack):
     shown = list(respond(stack.uid, "bbc_headlines", "Oil prices fell sharply today.", ""))
     assert "pp-generated" in shown[-1][0] and "tokens/s" in shown[-1][1]
     with TestClient(create_app(get_auth(), ui=False)) as client:
-        reply = client.post("/api/predict", json={"prototype": stack.uid,
-                                                  "task": "bbc_headlines", "text": "Shares rose."})
+        reply = client.post(
+            "/api/predict",
+            json={"prototype": stack.uid, "task": "bbc_headlines", "text": "Shares rose."},
+        )
         assert reply.status_code == 200, reply.text
         assert "text" in reply.json()["results"][0]
-        mixed = client.post("/api/predict", json={"prototype": stack.uid, "items": [
-            {"task": "bbc_headlines", "text": "a"}]})
+        mixed = client.post(
+            "/api/predict",
+            json={"prototype": stack.uid, "items": [{"task": "bbc_headlines", "text": "a"}]},
+        )
         assert mixed.status_code == 422 and "one task at a time" in mixed.text
 
 
@@ -52,8 +59,9 @@ def test_text_to_text_job_on_an_encoder_is_refused_at_submission():
     from app.specs import JobSpec
 
     with pytest.raises(ValidationError, match="needs a generative backbone"):
-        JobSpec.model_validate({"name": "x", "config": {"backbone": "tiny-bert",
-                                                        "tasks": ["bbc_headlines"]}})
+        JobSpec.model_validate(
+            {"name": "x", "config": {"backbone": "tiny-bert", "tasks": ["bbc_headlines"]}}
+        )
 
 
 def _trained(stack, backbone: str) -> str:
@@ -61,9 +69,20 @@ def _trained(stack, backbone: str) -> str:
     from worker.runner import execute
 
     registry = stack.registry
-    job_id = registry.submit_job({"config": {
-        "backbone": backbone, "tasks": ["rotten_tomatoes"], "max_examples": 8, "max_steps": 2,
-        "batch_size": 4, "eval_every": 2, "max_length": 32, "max_target_length": 6}})
+    job_id = registry.submit_job(
+        {
+            "config": {
+                "backbone": backbone,
+                "tasks": ["rotten_tomatoes"],
+                "max_examples": 8,
+                "max_steps": 2,
+                "batch_size": 4,
+                "eval_every": 2,
+                "max_length": 32,
+                "max_target_length": 6,
+            }
+        }
+    )
     assert execute(job_id, registry=registry) == "succeeded", registry.get_job(job_id).error
     return registry.prototype_for_job(job_id).uid
 
@@ -80,24 +99,37 @@ def test_a_text_to_text_task_is_checked_on_the_prototypes_backbone_when_added(st
 
     t5, bert = _trained(stack, "tiny-t5"), _trained(stack, "tiny-bert")
     with TestClient(create_app(get_auth(), ui=False)) as client:
-        reply = client.post(f"/api/prototypes/{t5}/tasks",
-                            json={"tasks": ["bbc_headlines"], "config": {"max_steps": 2}})
+        reply = client.post(
+            f"/api/prototypes/{t5}/tasks",
+            json={"tasks": ["bbc_headlines"], "config": {"max_steps": 2}},
+        )
         assert reply.status_code == 201, reply.text
-        assert client.get(f"/api/jobs/{reply.json()['id']}").json()["spec"]["config"][
-            "backbone"] == "tiny-t5"
-        reply = client.post("/api/jobs", json={"base_prototype": t5[:8],
-                                               "config": {"tasks": ["bbc_headlines"]}})
+        assert (
+            client.get(f"/api/jobs/{reply.json()['id']}").json()["spec"]["config"]["backbone"]
+            == "tiny-t5"
+        )
+        reply = client.post(
+            "/api/jobs", json={"base_prototype": t5[:8], "config": {"tasks": ["bbc_headlines"]}}
+        )
         assert reply.status_code == 201, reply.text
         reply = client.post(f"/api/prototypes/{bert}/tasks", json={"tasks": ["bbc_headlines"]})
         assert reply.status_code == 422, reply.text
         [error] = reply.json()["detail"]
         assert error["loc"] == ["body", "tasks", 0]  # where this route's body has it
         assert "needs a generative backbone" in error["msg"]
-    message, job_id = grow.submit_add(Ctx(get_auth()), None, "", "", t5, ["bbc_headlines"],
-                                      {"backbone": "minilm-l6", "max_steps": 2})
+    message, job_id = grow.submit_add(
+        Ctx(get_auth()),
+        None,
+        "",
+        "",
+        t5,
+        ["bbc_headlines"],
+        {"backbone": "minilm-l6", "max_steps": 2},
+    )
     assert job_id is not None, message
-    message, job_id = grow.submit_add(Ctx(get_auth()), None, "", "", bert, ["bbc_headlines"],
-                                      {"max_steps": 2})
+    message, job_id = grow.submit_add(
+        Ctx(get_auth()), None, "", "", bert, ["bbc_headlines"], {"max_steps": 2}
+    )
     assert job_id is None and "needs a generative backbone" in message
     for job in stack.registry.list_jobs(status="queued"):
         stack.registry.request_cancel(job.id)

@@ -49,23 +49,38 @@ def test_sweeps_migration_keeps_rows(db_url):
     engine = db.get_engine(db_url)
     now = "2026-01-01 00:00:00"
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO jobs (id, name, owner, sweep_id, spec, status, progress, step, queue, "
-            "attempts, cancel_requested, created_at) VALUES (7, 'j', 'local', 'old-label', '{}', "
-            "'succeeded', 1.0, 3, 'q', 1, false, :now)"), {"now": now})
-        conn.execute(text("INSERT INTO metric_points (job_id, step, task, split, name, value, "
-                          "created_at) VALUES (7, 1, '', 'train', 'loss', 0.5, :now)"),
-                     {"now": now})
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, name, owner, sweep_id, spec, status, progress, step, queue, "
+                "attempts, cancel_requested, created_at) VALUES (7, 'j', 'local', 'old-label', '{}', "
+                "'succeeded', 1.0, 3, 'q', 1, false, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO metric_points (job_id, step, task, split, name, value, "
+                "created_at) VALUES (7, 1, '', 'train', 'loss', 0.5, :now)"
+            ),
+            {"now": now},
+        )
     db.upgrade(db_url, "0002")
     assert db.current_revision(db_url) == "0002"
     with engine.begin() as conn:
         assert conn.execute(text("SELECT sweep_id FROM jobs WHERE id = 7")).scalar_one() is None
         assert conn.execute(text("SELECT count(*) FROM metric_points")).scalar_one() == 1
-        conn.execute(text("INSERT INTO sweeps (id, name, owner, base_spec, grid, created_at) "
-                          "VALUES (1, 's', 'local', '{}', '{}', :now)"), {"now": now})
+        conn.execute(
+            text(
+                "INSERT INTO sweeps (id, name, owner, base_spec, grid, created_at) "
+                "VALUES (1, 's', 'local', '{}', '{}', :now)"
+            ),
+            {"now": now},
+        )
         conn.execute(text("UPDATE jobs SET sweep_id = 1 WHERE id = 7"))
     fks = inspect(engine).get_foreign_keys("jobs")
-    assert [(f["referred_table"], f["constrained_columns"]) for f in fks] == [("sweeps", ["sweep_id"])]
+    assert [(f["referred_table"], f["constrained_columns"]) for f in fks] == [
+        ("sweeps", ["sweep_id"])
+    ]
     if engine.dialect.name == "sqlite":  # turned back on after the migration
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1

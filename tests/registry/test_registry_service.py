@@ -17,21 +17,41 @@ from app.registry import (
     TaskOutcome,
 )
 
-SPEC = {"name": "t", "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"],
-                                "max_steps": 4, "max_examples": 32}}
-
+SPEC = {
+    "name": "t",
+    "config": {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_steps": 4,
+        "max_examples": 32,
+    },
+}
 
 
 def _outcome(tasks=("rotten_tomatoes",)) -> RunOutcome:
     return RunOutcome(
-        artifact_path="/artifacts/p", storage={"prototype_params": 123, "backbone_params": 9000},
-        tasks={t: TaskOutcome(info={"source": "bundled", "text_columns": ["text"],
-                                    "label_names": ["neg", "pos"], "metrics": ["accuracy"],
-                                    "main_metric": "accuracy"},
-                              artifact_path=f"/artifacts/p/tasks/{t}", mask_bits=64, mask_bytes=8,
-                              density=[0.5, 0.5], dev_metrics={"accuracy": 0.6},
-                              test_metrics={"accuracy": 0.55}) for t in tasks},
-        steps=4)
+        artifact_path="/artifacts/p",
+        storage={"prototype_params": 123, "backbone_params": 9000},
+        tasks={
+            t: TaskOutcome(
+                info={
+                    "source": "bundled",
+                    "text_columns": ["text"],
+                    "label_names": ["neg", "pos"],
+                    "metrics": ["accuracy"],
+                    "main_metric": "accuracy",
+                },
+                artifact_path=f"/artifacts/p/tasks/{t}",
+                mask_bits=64,
+                mask_bytes=8,
+                density=[0.5, 0.5],
+                dev_metrics={"accuracy": 0.6},
+                test_metrics={"accuracy": 0.55},
+            )
+            for t in tasks
+        },
+        steps=4,
+    )
 
 
 def test_submit_records_and_enqueues(reg):
@@ -65,8 +85,10 @@ def test_enqueue_failure_marks_job_failed(db_url, isolated_settings):
 def test_claim_is_exclusive_even_under_races(reg):
     job_id = reg.submit_job(SPEC)
     claims = []
-    threads = [threading.Thread(target=lambda i=i: claims.append(reg.claim_job(job_id, host=f"h{i}")))
-               for i in range(6)]
+    threads = [
+        threading.Thread(target=lambda i=i: claims.append(reg.claim_job(job_id, host=f"h{i}")))
+        for i in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -92,8 +114,11 @@ def test_stale_running_job_can_be_reclaimed_and_old_attempt_is_fenced(reg, monke
 
 def test_metric_points_are_idempotent(reg):
     job_id = reg.submit_job(SPEC)
-    points = [Point(1, "train", "loss", 0.9), Point(2, "train", "loss", 0.8),
-              Point(2, "dev", "accuracy", 0.5, task="rotten_tomatoes")]
+    points = [
+        Point(1, "train", "loss", 0.9),
+        Point(2, "train", "loss", 0.8),
+        Point(2, "dev", "accuracy", 0.5, task="rotten_tomatoes"),
+    ]
     reg.add_metric_points(job_id, points)
     reg.add_metric_points(job_id, [*points, Point(2, "train", "loss", 0.7)])  # a resume re-reports
     assert reg.count_metric_points(job_id) == 3
@@ -108,10 +133,17 @@ def test_best_dev_metrics_of_a_job_list_in_one_query(reg):
 
     two, one, none = (reg.submit_job(SPEC) for _ in range(3))
     # the best evaluation by mean over tasks (0.7 at step 4), not the best single value (0.9)
-    reg.add_metric_points(two, [
-        Point(2, "dev", "main", 0.9, task="a"), Point(2, "dev", "main", 0.1, task="b"),
-        Point(4, "dev", "main", 0.6, task="a"), Point(4, "dev", "main", 0.8, task="b"),
-        Point(4, "dev", "accuracy", 1.0, task="a"), Point(4, "test", "main", 1.0, task="a")])
+    reg.add_metric_points(
+        two,
+        [
+            Point(2, "dev", "main", 0.9, task="a"),
+            Point(2, "dev", "main", 0.1, task="b"),
+            Point(4, "dev", "main", 0.6, task="a"),
+            Point(4, "dev", "main", 0.8, task="b"),
+            Point(4, "dev", "accuracy", 1.0, task="a"),
+            Point(4, "test", "main", 1.0, task="a"),
+        ],
+    )
     reg.add_metric_points(one, [Point(1, "dev", "main", 0.25, task="a")])
     reg.add_metric_points(none, [Point(1, "train", "loss", 0.5)])
     statements: list[str] = []
@@ -169,8 +201,9 @@ def test_an_uploaded_tasks_labels_stay_with_each_run_not_the_shared_row(reg):
         job_id = reg.submit_job({**SPEC, "owner": owner})
         claim = reg.claim_job(job_id, host="w")
         outcome = _outcome(("reviews",))
-        outcome.tasks["reviews"].info.update(source="file", label_names=labels,
-                                              sizes={"train": len(labels)})
+        outcome.tasks["reviews"].info.update(
+            source="file", label_names=labels, sizes={"train": len(labels)}
+        )
         runs[owner] = reg.finish_job(job_id, claim.attempt, outcome)
     for owner, labels in (("alice", ["yak", "zebra"]), ("bob", ["cat", "dog", "eel"])):
         [mask] = reg.get_prototype(runs[owner]).mask_sets
@@ -209,8 +242,10 @@ def test_a_mask_set_from_before_0005_reads_its_labels_from_its_own_folder(reg, t
 
 def test_a_prototype_lists_its_tasks_in_the_jobs_order(reg):
     """Not in the order the task rows were made (an older task would come first)."""
-    for tasks in (("tweet_sentiment", "bbc_news"), ("bbc_news", "rotten_tomatoes",
-                                                    "tweet_sentiment")):
+    for tasks in (
+        ("tweet_sentiment", "bbc_news"),
+        ("bbc_news", "rotten_tomatoes", "tweet_sentiment"),
+    ):
         spec = {**SPEC, "config": {**SPEC["config"], "tasks": list(tasks)}}
         job_id = reg.submit_job(spec)
         claim = reg.claim_job(job_id, host="w")
@@ -268,7 +303,9 @@ def test_reaper_requeues_then_fails(reg, monkeypatch):
     reg.claim_job(job_id, host="dead")
     assert reg.reap_stale_jobs(timeout=60) == []  # heartbeat is fresh
     time.sleep(0.3)
-    assert reg.reap_stale_jobs(timeout=0.1, active=lambda: {reg.get_job(job_id).celery_task_id}) == []
+    assert (
+        reg.reap_stale_jobs(timeout=0.1, active=lambda: {reg.get_job(job_id).celery_task_id}) == []
+    )
     assert reg.reap_stale_jobs(timeout=0.1) == [(job_id, "requeued")]
     job = reg.get_job(job_id)
     assert job.status == "queued" and "lost" in job.error

@@ -44,8 +44,9 @@ def logged_points(run_dir: Path) -> set[tuple[int, str, str, str]]:
     return keys
 
 
-def assert_exactly_once(stack: Stack, job_id: int, attempts: int | None = None,
-                        strays: bool = False) -> Any:
+def assert_exactly_once(
+    stack: Stack, job_id: int, attempts: int | None = None, strays: bool = False
+) -> Any:
     """The job succeeded once: one registered prototype whose files exist, no stray
     prototype folder (unless `strays`: a kill between publishing and registering leaves
     one that nothing points at), and every metric point the engine logged is in the
@@ -63,8 +64,11 @@ def assert_exactly_once(stack: Stack, job_id: int, attempts: int | None = None,
     registered = sorted(p.uid for p in registry.list_prototypes())
     assert set(registered) <= set(published), "a registered prototype without its folder"
     assert strays or published == registered, "a model folder that no prototype row points at"
-    stored = [(s, t, sp, n) for (t, sp, n), points in registry.metric_series(job_id).items()
-              for s, _ in points]
+    stored = [
+        (s, t, sp, n)
+        for (t, sp, n), points in registry.metric_series(job_id).items()
+        for s, _ in points
+    ]
     assert len(stored) == len(set(stored)), "a metric point recorded twice"
     missing = logged_points(Path(job.run_dir)) - set(stored)
     assert not missing, f"{len(missing)} logged points missing, e.g. {sorted(missing)[:5]}"

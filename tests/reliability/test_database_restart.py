@@ -17,8 +17,9 @@ from .conftest import assert_exactly_once, long_job, set_env, wait_for
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 
-def test_short_outage_is_retried_and_the_same_attempt_finishes(postgres_registry_stack,
-                                                               private_postgres, monkeypatch):
+def test_short_outage_is_retried_and_the_same_attempt_finishes(
+    postgres_registry_stack, private_postgres, monkeypatch
+):
     stack = postgres_registry_stack
     # the outage is shorter than the retry bound and the reaper's patience
     set_env(stack, monkeypatch, PROPETL_DB_RETRY_SECONDS="60", PROPETL_REAPER_TIMEOUT="60")
@@ -36,8 +37,9 @@ def test_short_outage_is_retried_and_the_same_attempt_finishes(postgres_registry
 
 
 @pytest.mark.slow
-def test_outage_past_the_retry_bound_leaves_the_job_to_the_reaper(postgres_registry_stack,
-                                                                  private_postgres, monkeypatch):
+def test_outage_past_the_retry_bound_leaves_the_job_to_the_reaper(
+    postgres_registry_stack, private_postgres, monkeypatch
+):
     stack = postgres_registry_stack
     set_env(stack, monkeypatch, PROPETL_DB_RETRY_SECONDS="1")
     stack.start_worker()
@@ -46,8 +48,11 @@ def test_outage_past_the_retry_bound_leaves_the_job_to_the_reaper(postgres_regis
     wait_for(lambda: registry.get_job(job_id).step >= 40, 90, "the job to pass step 40")
     private_postgres.stop("immediate")  # a crash
     log = stack.logs[0]
-    wait_for(lambda: "leaving the job to the reaper" in log.read_text(), 90,
-             f"the worker to give up on the registry\n{stack.tail()}")
+    wait_for(
+        lambda: "leaving the job to the reaper" in log.read_text(),
+        90,
+        f"the worker to give up on the registry\n{stack.tail()}",
+    )
     private_postgres.start()
     job = stack.wait_final(job_id, timeout=120)
     assert job.status == "succeeded", job.error

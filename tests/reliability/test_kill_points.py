@@ -26,8 +26,11 @@ def test_sigkill_at_random_points_still_completes_exactly_once(embedded_stack, m
     job_id = registry.submit_job(long_job(stack.queue, steps=STEPS))
     for point in points:
         worker = stack.start_worker()
-        wait_for(lambda p=point: registry.get_job(job_id).step >= p, 120,
-                 f"the job to pass step {point}\n{stack.tail()}")
+        wait_for(
+            lambda p=point: registry.get_job(job_id).step >= p,
+            120,
+            f"the job to pass step {point}\n{stack.tail()}",
+        )
         stack.kill(worker)
         assert registry.get_job(job_id).status == "running"
     stack.start_worker()

@@ -23,13 +23,30 @@ HOST = "127.0.0.2"
 
 def _serve(tmp: Path, env_extra: dict[str, str], *flags: str) -> tuple[subprocess.Popen, Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROPETL_")}
-    env.update(PROPETL_DATA_DIR=str(tmp / "data"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", **env_extra)
+    env.update(
+        PROPETL_DATA_DIR=str(tmp / "data"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        **env_extra,
+    )
     log = tmp / "server.log"
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("propetl")), "serve",
-                             "--no-worker", "--log-level", "warning", *flags], cwd=REPO,
-                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("propetl")),
+            "serve",
+            "--no-worker",
+            "--log-level",
+            "warning",
+            *flags,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return proc, log
 
 
@@ -49,8 +66,7 @@ def test_serve_binds_the_address_of_the_settings(tmp_path):
     port = free_port()
     proc, log = _serve(tmp_path, {"PROPETL_WEB_HOST": HOST, "PROPETL_WEB_PORT": str(port)})
     try:
-        assert _reachable(f"http://{HOST}:{port}/api/backbones", proc, log), \
-            log.read_text()[-3000:]
+        assert _reachable(f"http://{HOST}:{port}/api/backbones", proc, log), log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -76,8 +92,11 @@ def test_flags_override_the_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("PROPETL_WEB_PORT", "7001")
     reset_caches()
     try:
-        for flags, expected in (([], (HOST, 7001)), (["--port", "7002"], (HOST, 7002)),
-                                (["--host", "127.0.0.3", "--port", "7003"], ("127.0.0.3", 7003))):
+        for flags, expected in (
+            ([], (HOST, 7001)),
+            (["--port", "7002"], (HOST, 7002)),
+            (["--host", "127.0.0.3", "--port", "7003"], ("127.0.0.3", 7003)),
+        ):
             done = CliRunner().invoke(server.serve, ["--no-worker", *flags])
             assert done.exit_code == 0, done.output
             assert bound[-1] == expected

@@ -24,9 +24,19 @@ from .conftest import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 CHROMIUM = Path("/usr/bin/chromium")
-LONG = {"name": "survives the server", "config": {
-    "backbone": "tiny-bert", "tasks": ["bbc_news"], "max_examples": 64, "max_steps": 80,
-    "batch_size": 16, "max_length": 128, "eval_every": 40, "save_every": 10}}
+LONG = {
+    "name": "survives the server",
+    "config": {
+        "backbone": "tiny-bert",
+        "tasks": ["bbc_news"],
+        "max_examples": 64,
+        "max_steps": 80,
+        "batch_size": 16,
+        "max_length": 128,
+        "eval_every": 40,
+        "save_every": 10,
+    },
+}
 
 
 def _get(server: Server, path: str) -> dict:
@@ -40,10 +50,17 @@ def test_server_restart_while_jobs_run(tmp_path):
     worker_pid = None
     try:
         job = httpx.post(f"{server.url}/api/jobs", json=LONG, timeout=30).json()
-        waiting = [httpx.post(f"{server.url}/api/jobs", json={**SUBMIT, "name": f"next-{i}"},
-                              timeout=30).json()["id"] for i in range(2)]
-        wait_for(lambda: _get(server, f"/api/jobs/{job['id']}")["step"] >= 10, 120,
-                 "the job to pass step 10")
+        waiting = [
+            httpx.post(
+                f"{server.url}/api/jobs", json={**SUBMIT, "name": f"next-{i}"}, timeout=30
+            ).json()["id"]
+            for i in range(2)
+        ]
+        wait_for(
+            lambda: _get(server, f"/api/jobs/{job['id']}")["step"] >= 10,
+            120,
+            "the job to pass step 10",
+        )
         worker_pid = int(re.search(r"embedded worker pid (\d+)", server.log.read_text())[1])
         server.stop(signal.SIGKILL)
         with pytest.raises(httpx.HTTPError):
@@ -55,8 +72,15 @@ def test_server_restart_while_jobs_run(tmp_path):
         if CHROMIUM.exists():
             _jobs_page_shows(server.url, LONG["name"])
         for job_id in [job["id"], *waiting]:
-            done = wait_for(lambda i=job_id: (j := _get(server, f"/api/jobs/{i}"))["status"]
-                            in ("succeeded", "failed", "cancelled") and j, 180, f"job {job_id}")
+            done = wait_for(
+                lambda i=job_id: (
+                    (j := _get(server, f"/api/jobs/{i}"))["status"]
+                    in ("succeeded", "failed", "cancelled")
+                    and j
+                ),
+                180,
+                f"job {job_id}",
+            )
             assert done["status"] == "succeeded", done.get("error")
         listed = _get(server, "/api/jobs")
         assert sorted(j["id"] for j in listed) == sorted([job["id"], *waiting])
@@ -73,8 +97,9 @@ def _jobs_page_shows(url: str, name: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)

@@ -61,8 +61,9 @@ def test_other_errors_are_raised_at_once():
 
 def test_which_errors_count_as_lost_connections():
     assert is_connection_error(_down())
-    invalidated = DBAPIError("SELECT 1", {}, Refused("server closed the connection"),
-                             connection_invalidated=True)
+    invalidated = DBAPIError(
+        "SELECT 1", {}, Refused("server closed the connection"), connection_invalidated=True
+    )
     assert is_connection_error(invalidated)
     assert not is_connection_error(IntegrityError("INSERT", {}, Refused("duplicate")))
     assert not is_connection_error(ValueError("not a database error"))

@@ -26,8 +26,13 @@ def auth(stack):
 
     from app.auth import get_auth
 
-    return replace(get_auth(), enabled=True, users={"alice": "wonder-S3CRET", "bob": "builder"},
-                   admins=frozenset(), secret=b"test-secret-KEY-123")
+    return replace(
+        get_auth(),
+        enabled=True,
+        users={"alice": "wonder-S3CRET", "bob": "builder"},
+        admins=frozenset(),
+        secret=b"test-secret-KEY-123",
+    )
 
 
 @pytest.fixture(scope="session")

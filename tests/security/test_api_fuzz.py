@@ -15,10 +15,19 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance)
-BOUNDED = settings(max_examples=12, deadline=None, derandomize=True, database=None,
-                   suppress_health_check=list(HealthCheck))
+CHECKS = (
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+)
+BOUNDED = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +91,12 @@ class TestFuzzLoginOn:
             if case.operation.path.removeprefix("/api") not in ("/auth/token", "/health"):
                 assert response.status_code == 401, (case.operation.label, response.text)
 
-        failures = fuzz(login_schema, headers={"Authorization": "Bearer forged.token"},
-                        examples=3, expect=unauthorised)
+        failures = fuzz(
+            login_schema,
+            headers={"Authorization": "Bearer forged.token"},
+            examples=3,
+            expect=unauthorised,
+        )
         assert not failures, "\n\n".join(failures)
 
 
@@ -92,16 +105,34 @@ class TestPredictAndJobsFuzz:
     guess): answers are 200 or a 4xx with a message, never a 5xx."""
 
     @settings(BOUNDED, max_examples=25)
-    @given(task=st.one_of(st.sampled_from(["rotten_tomatoes", "bbc_news", "all", "nope", ""]),
-                          st.text(max_size=20)),
-           text=st.one_of(st.none(), st.text(max_size=300), st.just("x" * 20_000)),
-           pair=st.one_of(st.none(), st.text(max_size=50)),
-           items=st.one_of(st.none(), st.lists(st.fixed_dictionaries(
-               {"task": st.sampled_from(["rotten_tomatoes", "bbc_news", "nope"]),
-                "text": st.text(max_size=40)}), max_size=3)))
+    @given(
+        task=st.one_of(
+            st.sampled_from(["rotten_tomatoes", "bbc_news", "all", "nope", ""]),
+            st.text(max_size=20),
+        ),
+        text=st.one_of(st.none(), st.text(max_size=300), st.just("x" * 20_000)),
+        pair=st.one_of(st.none(), st.text(max_size=50)),
+        items=st.one_of(
+            st.none(),
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "task": st.sampled_from(["rotten_tomatoes", "bbc_news", "nope"]),
+                        "text": st.text(max_size=40),
+                    }
+                ),
+                max_size=3,
+            ),
+        ),
+    )
     def test_predict(self, client, stack, task, text, pair, items):
-        body = {"prototype": stack.uid, "task": task, "text": text, "text_pair": pair,
-                "items": items}
+        body = {
+            "prototype": stack.uid,
+            "task": task,
+            "text": text,
+            "text_pair": pair,
+            "items": items,
+        }
         reply = client.post("/api/predict", json=body)
         assert reply.status_code in (200, 404, 409, 422), reply.text
         assert isinstance(reply.json(), dict)
@@ -125,23 +156,35 @@ def client(app):
 # --- what the schema fuzzer above did not generate: non-ASCII header bytes, non-finite
 # numbers (NaN / Infinity are not JSON, but Python's parser accepts them) ------------------
 
+
 def _schema_routes(app) -> list[tuple[str, str]]:
-    return sorted((method, path) for path, item in app.openapi()["paths"].items()
-                  for method in item if method in ("get", "post", "put", "patch", "delete"))
+    return sorted(
+        (method, path)
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    )
 
 
 def _fill(path: str) -> str:
-    return (path.replace("{job_id}", "1").replace("{sweep_id}", "1").replace("{uid}", "x")
-            .replace("{task}", "t"))
+    return (
+        path.replace("{job_id}", "1")
+        .replace("{sweep_id}", "1")
+        .replace("{uid}", "x")
+        .replace("{task}", "t")
+    )
 
 
 class TestHeaderBytes:
     """Any bytes in the token headers: 401 on every route, never a 5xx."""
 
     @settings(BOUNDED, max_examples=30)
-    @given(token=st.binary(min_size=1, max_size=40).filter(
-        lambda b: not any(c in b for c in b"\r\n\x00")),
-           header=st.sampled_from(["X-API-Token", "Authorization"]))
+    @given(
+        token=st.binary(min_size=1, max_size=40).filter(
+            lambda b: not any(c in b for c in b"\r\n\x00")
+        ),
+        header=st.sampled_from(["X-API-Token", "Authorization"]),
+    )
     def test_every_route(self, auth_app, token, header):
         from fastapi.testclient import TestClient
 
@@ -159,8 +202,9 @@ def _number_paths(schema: dict, spec: dict, prefix: tuple = (), depth: int = 0) 
     if depth > 10:
         return []
     if "$ref" in schema:
-        return _number_paths(spec["components"]["schemas"][schema["$ref"].split("/")[-1]],
-                             spec, prefix, depth + 1)
+        return _number_paths(
+            spec["components"]["schemas"][schema["$ref"].split("/")[-1]], spec, prefix, depth + 1
+        )
     out: list[tuple] = []
     for part in schema.get("anyOf", []) + schema.get("allOf", []):
         out += _number_paths(part, spec, prefix, depth + 1)
@@ -207,8 +251,12 @@ class TestNonFiniteNumbers:
                         continue
                     for i, field in enumerate(_number_paths(schema, spec)):
                         text = json.dumps(_body(field, values[i % 3]))  # NaN, Infinity
-                        reply = client.request(method, _fill(path), content=text, headers={
-                            **alice, "Content-Type": "application/json"})
+                        reply = client.request(
+                            method,
+                            _fill(path),
+                            content=text,
+                            headers={**alice, "Content-Type": "application/json"},
+                        )
                         sent += 1
                         assert 400 <= reply.status_code < 500, (path, field, reply.text)
                         json.loads(reply.text, parse_constant=_refuse)  # strict JSON back

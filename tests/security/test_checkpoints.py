@@ -49,33 +49,41 @@ def _load(folder: Path):
 TAMPERING = {
     "config: not JSON": lambda d: (d / "propetl_config.json").write_text("{not json"),
     "config: not an object": lambda d: (d / "propetl_config.json").write_text("[1, 2]"),
-    "config: bad field": lambda d: _edit(d / "propetl_config.json",
-                                         lambda m: m["config"].update(bottleneck="many")),
-    "config: unknown field": lambda d: _edit(d / "propetl_config.json",
-                                             lambda m: m["config"].update(evil=1)),
-    "config: other format": lambda d: _edit(d / "propetl_config.json",
-                                            lambda m: m.update(format="pickle")),
+    "config: bad field": lambda d: _edit(
+        d / "propetl_config.json", lambda m: m["config"].update(bottleneck="many")
+    ),
+    "config: unknown field": lambda d: _edit(
+        d / "propetl_config.json", lambda m: m["config"].update(evil=1)
+    ),
+    "config: other format": lambda d: _edit(
+        d / "propetl_config.json", lambda m: m.update(format="pickle")
+    ),
     "config: binary": lambda d: (d / "propetl_config.json").write_bytes(b"\xff\xfe\x00"),
     "prototype: truncated": lambda d: _truncate(d / "prototype.safetensors"),
     "prototype: empty": lambda d: (d / "prototype.safetensors").write_bytes(b""),
     "prototype: pickle": lambda d: (d / "prototype.safetensors").write_bytes(
-        pickle.dumps(_Payload())),
-    "prototype: torch.save": lambda d: torch.save({"x": torch.zeros(2), "p": _Payload()},
-                                                  d / "prototype.safetensors"),
+        pickle.dumps(_Payload())
+    ),
+    "prototype: torch.save": lambda d: torch.save(
+        {"x": torch.zeros(2), "p": _Payload()}, d / "prototype.safetensors"
+    ),
     "prototype: wrong shapes": lambda d: _reshape(d / "prototype.safetensors"),
     "masks: truncated": lambda d: _truncate(d / "tasks/a/masks.safetensors"),
     "masks: pickle": lambda d: (d / "tasks/a/masks.safetensors").write_bytes(
-        pickle.dumps(_Payload())),
+        pickle.dumps(_Payload())
+    ),
     "masks: wrong shapes": lambda d: _reshape(d / "tasks/a/masks.safetensors"),
     "masks: bad shape metadata": lambda d: _remeta(d / "tasks/a/masks.safetensors", "[oops"),
     "masks: shape metadata not a list": lambda d: _remeta(d / "tasks/a/masks.safetensors", "7"),
     "head: wrong shapes": lambda d: _reshape(d / "tasks/a/head.safetensors"),
     "head: missing": lambda d: (d / "tasks/a/head.safetensors").unlink(),
     "task.json: bad": lambda d: (d / "tasks/a/task.json").write_text('{"task": {"name": 5}}'),
-    "task.json: renamed task": lambda d: _edit(d / "tasks/a/task.json",
-                                               lambda m: m["task"].update(name="b")),
-    "task.json: labels mismatch": lambda d: _edit(d / "tasks/a/task.json",
-                                                  lambda m: m["task"].update(num_labels=3)),
+    "task.json: renamed task": lambda d: _edit(
+        d / "tasks/a/task.json", lambda m: m["task"].update(name="b")
+    ),
+    "task.json: labels mismatch": lambda d: _edit(
+        d / "tasks/a/task.json", lambda m: m["task"].update(num_labels=3)
+    ),
     "head: symlink outside": lambda d: _link(d / "tasks/a/head.safetensors"),
     "config: symlink outside": lambda d: _link(d / "propetl_config.json"),
     "task folder: symlink outside": lambda d: _link(d / "tasks/a"),
@@ -102,14 +110,20 @@ def _tensors(path: Path):
 
 def _reshape(path: Path) -> None:
     tensors, metadata = _tensors(path)
-    save_file({k: torch.zeros(v.numel() + 3, dtype=v.dtype) for k, v in tensors.items()},
-              str(path), metadata=metadata)
+    save_file(
+        {k: torch.zeros(v.numel() + 3, dtype=v.dtype) for k, v in tensors.items()},
+        str(path),
+        metadata=metadata,
+    )
 
 
 def _remeta(path: Path, shape: str) -> None:
     tensors, metadata = _tensors(path)
-    save_file(tensors, str(path), metadata={k: (shape if k != "format" else v)
-                                            for k, v in metadata.items()})
+    save_file(
+        tensors,
+        str(path),
+        metadata={k: (shape if k != "format" else v) for k, v in metadata.items()},
+    )
 
 
 def _link(path: Path) -> None:
@@ -157,10 +171,13 @@ class TestNoUnsafeLoading:
         return [p for d in ("app", "propetl", "worker") for p in (REPO / d).rglob("*.py")]
 
     def test_no_torch_load_pickle_or_remote_code(self):
-        pattern = re.compile(r"torch\.load\(|pickle\.loads?\(|trust_remote_code\s*=\s*True|"
-                             r"allow_pickle\s*=\s*True|joblib\.load|dill\.")
-        found = [f"{p}: {m.group()}" for p in self.sources()
-                 for m in pattern.finditer(p.read_text())]
+        pattern = re.compile(
+            r"torch\.load\(|pickle\.loads?\(|trust_remote_code\s*=\s*True|"
+            r"allow_pickle\s*=\s*True|joblib\.load|dill\."
+        )
+        found = [
+            f"{p}: {m.group()}" for p in self.sources() for m in pattern.finditer(p.read_text())
+        ]
         assert found == []
 
     def test_transformers_loads_trainer_state_with_weights_only(self):

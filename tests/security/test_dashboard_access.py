@@ -29,7 +29,8 @@ from tests.services import free_port
 REPO = Path(__file__).resolve().parents[2]
 USERS = "alice:alice-PW-1,bob:bob-PW-2"
 SECRET_CSV = "text,label\n" + "".join(
-    f"private sentence {i},{'zebra_secret' if i % 2 else 'yak_secret'}\n" for i in range(40))
+    f"private sentence {i},{'zebra_secret' if i % 2 else 'yak_secret'}\n" for i in range(40)
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,35 +50,80 @@ def alices(tmp_path_factory):
         source = tmp / "secret_reviews.csv"
         source.write_text(SECRET_CSV)
         upload = uploads.store("alice", source)
-        job_id = registry.submit_job({
-            "name": "alice-secret-job", "owner": "alice",
-            "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes", upload.name],
-                       "max_examples": 16, "max_steps": 2, "batch_size": 8}})
+        job_id = registry.submit_job(
+            {
+                "name": "alice-secret-job",
+                "owner": "alice",
+                "config": {
+                    "backbone": "tiny-bert",
+                    "tasks": ["rotten_tomatoes", upload.name],
+                    "max_examples": 16,
+                    "max_steps": 2,
+                    "batch_size": 8,
+                },
+            }
+        )
         assert execute(job_id, registry=registry) == "succeeded", registry.get_job(job_id).error
-        sweep_id = registry.create_sweep({
-            "name": "alice-secret-sweep", "owner": "alice", "grid": {"lr": [0.01, 0.02]},
-            "base": {"config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"]}}})
+        sweep_id = registry.create_sweep(
+            {
+                "name": "alice-secret-sweep",
+                "owner": "alice",
+                "grid": {"lr": [0.01, 0.02]},
+                "base": {"config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"]}},
+            }
+        )
         uid = registry.prototype_for_job(job_id).uid
         reset_caches()
-    return {"data_dir": tmp / "data", "job_id": job_id, "uid": uid, "sweep_id": sweep_id,
-            "upload": upload.name,
-            "secrets": [uid, uid[:8], "alice-secret-job", "alice-secret-sweep", "secret_reviews",
-                        "zebra_secret", "yak_secret"]}
+    return {
+        "data_dir": tmp / "data",
+        "job_id": job_id,
+        "uid": uid,
+        "sweep_id": sweep_id,
+        "upload": upload.name,
+        "secrets": [
+            uid,
+            uid[:8],
+            "alice-secret-job",
+            "alice-secret-sweep",
+            "secret_reviews",
+            "zebra_secret",
+            "yak_secret",
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
 def server(alices, tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROPETL_")}
-    env.update(PROPETL_DATA_DIR=str(alices["data_dir"]), PROPETL_AUTH_ENABLED="true",
-               PROPETL_USERS=USERS, PROPETL_SECRET_KEY="dash-access-KEY",
-               PROPETL_LOGIN_MAX_FAILURES="3", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    env.update(
+        PROPETL_DATA_DIR=str(alices["data_dir"]),
+        PROPETL_AUTH_ENABLED="true",
+        PROPETL_USERS=USERS,
+        PROPETL_SECRET_KEY="dash-access-KEY",
+        PROPETL_LOGIN_MAX_FAILURES="3",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+    )
     log = tmp_path_factory.mktemp("dash-server") / "server.log"
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("propetl")), "serve",
-                             "--no-worker", "--port", str(port), "--log-level", "warning"],
-                            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("propetl")),
+            "serve",
+            "--no-worker",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -132,8 +178,13 @@ def test_gradio_client_endpoints_give_bob_nothing_of_alice(server, alices):
     client = Client(url, auth=("bob", "bob-PW-2"), verbose=False, download_files=False)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert endpoints, "the dashboard lists its client endpoints"
-    values = [alices["uid"], alices["uid"][:8], alices["job_id"], alices["upload"],
-              alices["sweep_id"]]
+    values = [
+        alices["uid"],
+        alices["uid"][:8],
+        alices["job_id"],
+        alices["upload"],
+        alices["sweep_id"],
+    ]
     calls = 0
     for name, info in endpoints.items():
         params = info["parameters"]
@@ -142,7 +193,11 @@ def test_gradio_client_endpoints_give_bob_nothing_of_alice(server, alices):
             for p in params:
                 kind = json.dumps(p.get("python_type", {}))
                 if p.get("parameter_has_default") and p["parameter_name"] not in (
-                        "prototype", "tasks", "task", "sweep"):
+                    "prototype",
+                    "tasks",
+                    "task",
+                    "sweep",
+                ):
                     continue
                 args[p["parameter_name"]] = [value] if "list" in kind.lower() else value
             try:
@@ -150,12 +205,16 @@ def test_gradio_client_endpoints_give_bob_nothing_of_alice(server, alices):
             except Exception as err:  # refused: its message must not tell alice's work
                 result = str(err)
             calls += 1
-            assert not _leaks(json.dumps(result, default=str), alices["secrets"], args), \
-                (name, args, result)
+            assert not _leaks(json.dumps(result, default=str), alices["secrets"], args), (
+                name,
+                args,
+                result,
+            )
     assert calls >= 3 * len(values)
 
 
 # --- every event of the page, as the browser calls it ------------------------------------
+
 
 def _config(client: httpx.Client) -> dict:
     return client.get("/config").json()
@@ -166,8 +225,9 @@ def _dependency(client: httpx.Client, trigger: str, elem_id: str) -> int:
     config = _config(client)
     ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
     for i, dep in enumerate(config["dependencies"]):
-        if any(t[1] == trigger for t in dep.get("targets", [])) and \
-                any(ids.get(o) == elem_id for o in dep["outputs"]):
+        if any(t[1] == trigger for t in dep.get("targets", [])) and any(
+            ids.get(o) == elem_id for o in dep["outputs"]
+        ):
             return i
     raise AssertionError(f"no {trigger} event drawing #{elem_id}")
 
@@ -175,14 +235,22 @@ def _dependency(client: httpx.Client, trigger: str, elem_id: str) -> int:
 def _run_event(client: httpx.Client, fn_index: int, data: list) -> str:
     """Run event `fn_index` through the queue like the page; the whole answer as text."""
     session = uuid.uuid4().hex[:10]
-    joined = client.post("/gradio_api/queue/join", json={
-        "data": data, "event_data": None, "fn_index": fn_index, "trigger_id": None,
-        "session_hash": session})
+    joined = client.post(
+        "/gradio_api/queue/join",
+        json={
+            "data": data,
+            "event_data": None,
+            "fn_index": fn_index,
+            "trigger_id": None,
+            "session_hash": session,
+        },
+    )
     if joined.status_code != 200:
         return joined.text
     text = []
-    with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session},
-                       timeout=60) as stream:
+    with client.stream(
+        "GET", "/gradio_api/queue/data", params={"session_hash": session}, timeout=60
+    ) as stream:
         for line in stream.iter_lines():
             text.append(line)
             if '"process_completed"' in line or '"close_stream"' in line:
@@ -229,8 +297,10 @@ def test_every_event_of_the_page_gives_bob_nothing_of_alice(server, alices):
         for fn_index, dep in enumerate(config["dependencies"]):
             if not dep.get("backend_fn", True):
                 continue
-            data = [_fill(components.get(i, {}), _pick(components.get(i, {}), alices))
-                    for i in dep["inputs"]]
+            data = [
+                _fill(components.get(i, {}), _pick(components.get(i, {}), alices))
+                for i in dep["inputs"]
+            ]
             answer = _run_event(bob, fn_index, data)
             called += 1
             found = _leaks(answer, alices["secrets"], data)
@@ -245,8 +315,10 @@ def test_dashboard_login_is_throttled(server):
     here), even the right one is answered 429 for a while; failures are logged."""
     url, log = server
     with httpx.Client(base_url=url, timeout=30) as client:
-        codes = [client.post("/login", data={"username": "carol", "password": f"w{i}"}
-                             ).status_code for i in range(4)]
+        codes = [
+            client.post("/login", data={"username": "carol", "password": f"w{i}"}).status_code
+            for i in range(4)
+        ]
         assert codes == [400, 400, 400, 429]
         reply = client.post("/login", data={"username": "carol", "password": "w0"})
         assert reply.status_code == 429 and int(reply.headers["retry-after"]) >= 1

@@ -17,19 +17,74 @@ from propetl.data import DatasetValidationError, load_user_file, validate_user_f
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 SUFFIXES = (".csv", ".tsv", ".jsonl")
-NASTY = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "=HYPERLINK(\"http://x\")",
-         "NaN", "nan", "inf", "-inf", "1e309", "null", "None", "", " ", "\"", "\"\"", "'",
-         ",", "\t", "\r\n", "\n", "\x00", "\ufeff", "é", "🙂", "a" * 5000, "0", "1", "2.5",
-         "true", "train", "dev", "test", "validation", "TRAIN"]
-COLUMNS = ["text", "label", "text_pair", "sentence", "sentence1", "sentence2", "split",
-           "Label", "TEXT", "txt", "", "text ", "label"]
+NASTY = [
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    '=HYPERLINK("http://x")',
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "1e309",
+    "null",
+    "None",
+    "",
+    " ",
+    '"',
+    '""',
+    "'",
+    ",",
+    "\t",
+    "\r\n",
+    "\n",
+    "\x00",
+    "\ufeff",
+    "é",
+    "🙂",
+    "a" * 5000,
+    "0",
+    "1",
+    "2.5",
+    "true",
+    "train",
+    "dev",
+    "test",
+    "validation",
+    "TRAIN",
+]
+COLUMNS = [
+    "text",
+    "label",
+    "text_pair",
+    "sentence",
+    "sentence1",
+    "sentence2",
+    "split",
+    "Label",
+    "TEXT",
+    "txt",
+    "",
+    "text ",
+    "label",
+]
 
-cells = st.one_of(st.sampled_from(NASTY), st.text(max_size=20),
-                  st.integers(-3, 3).map(str), st.floats(allow_nan=True).map(repr))
-json_cells = st.one_of(cells, st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-                       st.floats(allow_nan=False, allow_infinity=False),
-                       st.lists(st.integers(0, 3), max_size=2),
-                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=1))
+cells = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(max_size=20),
+    st.integers(-3, 3).map(str),
+    st.floats(allow_nan=True).map(repr),
+)
+json_cells = st.one_of(
+    cells,
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+)
 headers = st.lists(st.sampled_from(COLUMNS), min_size=0, max_size=5)
 
 
@@ -49,7 +104,7 @@ def tables(draw, cell=cells):
             row[name] = draw(strategy)
         if draw(st.integers(0, 9)) == 0:  # ragged row
             extra = draw(st.integers(-min(width, 2), 2))
-            row = dict(list(row.items())[:width + extra]) if extra < 0 else row
+            row = dict(list(row.items())[: width + extra]) if extra < 0 else row
         rows.append(row)
     return header, rows
 
@@ -68,13 +123,26 @@ def clean_tables(draw):
     """Tables that should mostly load: enough rows per class, awkward but valid cells."""
     pair = draw(st.booleans())
     header = ["text", "text_pair", "label"] if pair else ["text", "label"]
-    labels = draw(st.sampled_from([("a", "b"), ("=cmd|' /C calc'!A0", "+1+1", "@x"),
-                                   ("0", "1", "2"), ("0.5", "1.25", "-3"), ("é", "🙂")]))
-    texts = st.one_of(st.sampled_from(NASTY).filter(lambda t: t.strip("\x00\ufeff \r\n\t")),
-                      st.text(min_size=1, max_size=30).filter(str.strip))
+    labels = draw(
+        st.sampled_from(
+            [
+                ("a", "b"),
+                ("=cmd|' /C calc'!A0", "+1+1", "@x"),
+                ("0", "1", "2"),
+                ("0.5", "1.25", "-3"),
+                ("é", "🙂"),
+            ]
+        )
+    )
+    texts = st.one_of(
+        st.sampled_from(NASTY).filter(lambda t: t.strip("\x00\ufeff \r\n\t")),
+        st.text(min_size=1, max_size=30).filter(str.strip),
+    )
     n = draw(st.integers(10 * len(labels), 60))
-    rows = [{"text": draw(texts), "text_pair": draw(texts), "label": labels[i % len(labels)]}
-            for i in range(n)]
+    rows = [
+        {"text": draw(texts), "text_pair": draw(texts), "label": labels[i % len(labels)]}
+        for i in range(n)
+    ]
     if draw(st.booleans()):
         header.append("split")
         for i, row in enumerate(rows):
@@ -85,8 +153,9 @@ def clean_tables(draw):
 @st.composite
 def files(draw):
     suffix = draw(st.sampled_from(SUFFIXES))
-    kind = draw(st.sampled_from(["table", "table", "clean", "clean", "clean", "garbage",
-                                 "mixed", "empty"]))
+    kind = draw(
+        st.sampled_from(["table", "table", "clean", "clean", "clean", "garbage", "mixed", "empty"])
+    )
     if kind == "empty":
         return suffix, draw(st.sampled_from([b"", b"\n", b"\xef\xbb\xbf", b"  \n\n"]))
     if kind == "garbage":
@@ -103,15 +172,14 @@ def files(draw):
         lines = []
         for row in rows:
             if draw(st.integers(0, 12)) == 0:
-                lines.append(draw(st.sampled_from(["[1, 2]", "{bad json", "42", "\"x\""])))
+                lines.append(draw(st.sampled_from(["[1, 2]", "{bad json", "42", '"x"'])))
             else:
                 lines.append(json.dumps(row, allow_nan=True))
         text = "\n".join(lines)
     else:
         header, rows = draw(tables())
         text = _delimited(header, rows, "\t" if suffix == ".tsv" else ",")
-    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "latin-1", "utf-16",
-                                     "cp1252"]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "latin-1", "utf-16", "cp1252"]))
     data = text.encode(encoding, errors="replace")
     if kind == "mixed":  # a few raw bytes spliced in
         at = draw(st.integers(0, len(data)))
@@ -166,8 +234,9 @@ class TestUploadedDatasetExamples:
     """The named bad-input classes, one by one."""
 
     def good(self, labels=("pos", "neg"), n=40) -> str:
-        return "text,label\n" + "".join(f"example {i},{labels[i % len(labels)]}\n"
-                                        for i in range(n))
+        return "text,label\n" + "".join(
+            f"example {i},{labels[i % len(labels)]}\n" for i in range(n)
+        )
 
     @pytest.mark.parametrize("suffix", SUFFIXES)
     def test_empty(self, suffix):
@@ -182,8 +251,10 @@ class TestUploadedDatasetExamples:
         assert problems and "above the" in problems[0]
 
     def test_huge_cell(self):
-        data = ("text,label\n" + "".join(f"{'x' * 200_000 if i == 3 else 'hi'} {i},{i % 2}\n"
-                                         for i in range(40))).encode()
+        data = (
+            "text,label\n"
+            + "".join(f"{'x' * 200_000 if i == 3 else 'hi'} {i},{i % 2}\n" for i in range(40))
+        ).encode()
         assert _check(data, ".csv") is not None
 
     @pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
@@ -194,8 +265,10 @@ class TestUploadedDatasetExamples:
 
     def test_formula_labels_stay_plain_strings(self):
         labels = ("=cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0")
-        task = _check(self.good(labels).replace("=cmd|' /C calc'!A0", "\"=cmd|' /C calc'!A0\"")
-                      .encode(), ".csv")
+        task = _check(
+            self.good(labels).replace("=cmd|' /C calc'!A0", "\"=cmd|' /C calc'!A0\"").encode(),
+            ".csv",
+        )
         assert task is not None and set(task.info.label_names) == set(labels)
 
     def test_nan_labels_are_missing_not_numbers(self):
@@ -204,8 +277,9 @@ class TestUploadedDatasetExamples:
             _check_raise(text.encode(), ".csv")
 
     def test_jsonl_non_finite_and_nested_labels(self):
-        lines = [json.dumps({"text": f"t {i}", "label": [1] if i == 2 else i % 2})
-                 for i in range(40)] + ['{"text": "x", "label": Infinity}']
+        lines = [
+            json.dumps({"text": f"t {i}", "label": [1] if i == 2 else i % 2}) for i in range(40)
+        ] + ['{"text": "x", "label": Infinity}']
         _check("\n".join(lines).encode(), ".jsonl")  # loads or lists problems; no crash
 
 

@@ -18,8 +18,9 @@ def secret_env(monkeypatch, tmp_path):
     from app.settings import reset_settings
 
     monkeypatch.setenv("PROPETL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("PROPETL_DATABASE_URL",
-                       f"postgresql+psycopg://propetl:{DB_PASSWORD}@127.0.0.1:1/propetl")
+    monkeypatch.setenv(
+        "PROPETL_DATABASE_URL", f"postgresql+psycopg://propetl:{DB_PASSWORD}@127.0.0.1:1/propetl"
+    )
     monkeypatch.setenv("PROPETL_BROKER_URL", f"redis://:{BROKER_PASSWORD}@127.0.0.1:1/0")
     monkeypatch.setenv("PROPETL_RESULT_BACKEND", f"redis://:{BROKER_PASSWORD}@127.0.0.1:1/1")
     monkeypatch.setenv("PROPETL_SECRET_KEY", SECRET_KEY)
@@ -55,13 +56,16 @@ class TestSettingsAndAuthObjects:
         _clean(repr(auth))
         _clean(str(auth))
 
-    @pytest.mark.parametrize(("url", "shown"), [
-        ("postgresql://u:p%40ss@h:5432/d", "postgresql://u:***@h:5432/d"),
-        ("postgresql://u:p@ss@h/d", "postgresql://u:***@h/d"),
-        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
-        ("sqla+sqlite:////tmp/x/broker.sqlite", "sqla+sqlite:////tmp/x/broker.sqlite"),
-        ("redis://h:6379/0", "redis://h:6379/0"),
-    ])
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("postgresql://u:p%40ss@h:5432/d", "postgresql://u:***@h:5432/d"),
+            ("postgresql://u:p@ss@h/d", "postgresql://u:***@h/d"),
+            ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+            ("sqla+sqlite:////tmp/x/broker.sqlite", "sqla+sqlite:////tmp/x/broker.sqlite"),
+            ("redis://h:6379/0", "redis://h:6379/0"),
+        ],
+    )
     def test_mask_url(self, url, shown):
         from app.settings import mask_url
 
@@ -101,8 +105,9 @@ class TestCommandLineAndWorker:
         from app.queue import create_celery
 
         app = create_celery()
-        banner = Worker(app=app, hostname="w@h", without_mingle=True, without_gossip=True,
-                        pool_cls="solo").startup_info()
+        banner = Worker(
+            app=app, hostname="w@h", without_mingle=True, without_gossip=True, pool_cls="solo"
+        ).startup_info()
         assert "redis://:**@127.0.0.1:1/0" in banner
         _clean(banner)
         _clean(app.connection_for_write().as_uri())
@@ -111,7 +116,10 @@ class TestCommandLineAndWorker:
         from app import db
 
         caplog.set_level(logging.DEBUG)
-        with pytest.raises(Exception) as info, db.get_engine().connect():  # whatever the driver says
+        with (
+            pytest.raises(Exception) as info,
+            db.get_engine().connect(),
+        ):  # whatever the driver says
             pass
         db.dispose_engines()
         _clean(str(info.value))
@@ -123,10 +131,12 @@ class TestApiErrorBodies:
 
     def test_login_errors(self, auth_app):
         with TestClient(auth_app) as client:
-            for body in ({"username": "alice", "password": "wonder-S3CRET-wrong"},
-                         {"username": "nobody", "password": "wonder-S3CRET"},
-                         {"password": "wonder-S3CRET"},
-                         {"username": ["wonder-S3CRET"], "password": "wonder-S3CRET"}):
+            for body in (
+                {"username": "alice", "password": "wonder-S3CRET-wrong"},
+                {"username": "nobody", "password": "wonder-S3CRET"},
+                {"password": "wonder-S3CRET"},
+                {"username": ["wonder-S3CRET"], "password": "wonder-S3CRET"},
+            ):
                 reply = client.post("/api/auth/token", json=body)
                 assert reply.status_code in (401, 422), reply.text
                 _clean(reply.text)

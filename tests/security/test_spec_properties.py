@@ -55,13 +55,33 @@ class TestJobSpecProperties:
             _names_a_field(err)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.fixed_dictionaries({
-        "backbone": st.sampled_from(["tiny-bert", "tiny-nope", "", "../../etc", "/dev/null"]),
-        "tasks": st.lists(st.one_of(st.sampled_from(["rotten_tomatoes", "bbc_news", "nope",
-                                                     "/etc/passwd", "../../x.csv", "a.jsonl",
-                                                     "/dev/null", "~/.ssh/id_rsa"]),
-                                    st.text(max_size=10)), max_size=3),
-    }))
+    @given(
+        st.fixed_dictionaries(
+            {
+                "backbone": st.sampled_from(
+                    ["tiny-bert", "tiny-nope", "", "../../etc", "/dev/null"]
+                ),
+                "tasks": st.lists(
+                    st.one_of(
+                        st.sampled_from(
+                            [
+                                "rotten_tomatoes",
+                                "bbc_news",
+                                "nope",
+                                "/etc/passwd",
+                                "../../x.csv",
+                                "a.jsonl",
+                                "/dev/null",
+                                "~/.ssh/id_rsa",
+                            ]
+                        ),
+                        st.text(max_size=10),
+                    ),
+                    max_size=3,
+                ),
+            }
+        )
+    )
     def test_resolving_backbones_and_tasks_never_crashes(self, config):
         try:
             JobSpec.model_validate({"config": config})
@@ -92,13 +112,22 @@ class TestTrainConfigFromDict:
             return
         assert PropetlConfig.from_json(config.to_json()) == config
 
-    @pytest.mark.parametrize(("data", "field"), [
-        ({"lr": "fast"}, "lr"), ({"tasks": 5}, "tasks"), ({"tasks": [["a"]]}, "tasks"),
-        ({"propetl": "adapter"}, "propetl"), ({"propetl": {"keep": "half"}}, "keep"),
-        ({"propetl": {"lora_targets": 5}}, "lora_targets"), ({"epochs": float("inf")}, "epochs"),
-        ({"temperature": float("nan")}, "temperature"), ({"batch_size": 2.5}, "batch_size"),
-        ({"propetl": {"extra": []}}, "extra"), ({"max_steps": True}, "max_steps"),
-    ])
+    @pytest.mark.parametrize(
+        ("data", "field"),
+        [
+            ({"lr": "fast"}, "lr"),
+            ({"tasks": 5}, "tasks"),
+            ({"tasks": [["a"]]}, "tasks"),
+            ({"propetl": "adapter"}, "propetl"),
+            ({"propetl": {"keep": "half"}}, "keep"),
+            ({"propetl": {"lora_targets": 5}}, "lora_targets"),
+            ({"epochs": float("inf")}, "epochs"),
+            ({"temperature": float("nan")}, "temperature"),
+            ({"batch_size": 2.5}, "batch_size"),
+            ({"propetl": {"extra": []}}, "extra"),
+            ({"max_steps": True}, "max_steps"),
+        ],
+    )
     def test_wrong_types_name_the_field(self, data, field):
         with pytest.raises(ConfigError, match=rf"^(propetl\.)?{field} must be"):
             TrainConfig.from_dict(data)
@@ -111,6 +140,5 @@ class TestTrainConfigFromDict:
 
     def test_infinite_numbers_are_refused_through_the_spec_too(self):
         with pytest.raises(ValidationError) as info:
-            JobSpec.model_validate({"config": {"epochs": float("inf")}},
-                                   context={"resolve": False})
+            JobSpec.model_validate({"config": {"epochs": float("inf")}}, context={"resolve": False})
         assert info.value.errors()[0]["loc"] == ("config", "epochs")

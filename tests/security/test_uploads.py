@@ -54,21 +54,32 @@ class TestUploadRefusals:
     def test_oversized(self, launch, tmp_path, uploads, monkeypatch):
         import propetl.data.user_file as user_file
 
-        monkeypatch.setattr(user_file.validate_user_file, "__kwdefaults__",
-                            {"task_type": "auto", "max_bytes": 1000})
+        monkeypatch.setattr(
+            user_file.validate_user_file, "__kwdefaults__", {"task_type": "auto", "max_bytes": 1000}
+        )
         message, _ = _send(launch, tmp_path, "big.csv", GOOD * 10)
         assert "above the" in message and "limit" in message
         assert not (uploads / "big.csv").exists()
 
-    @pytest.mark.parametrize(("name", "content", "why"), [
-        ("garbage.csv", bytes(range(256)) * 4, "not valid UTF-8"),
-        ("utf16.csv", GOOD.replace("text number", "numéro").encode("utf-16"), "not valid UTF-8"),
-        ("latin1.tsv", GOOD.replace(",", "\t").replace("number", "é").encode("latin-1"),
-         "not valid UTF-8"),
-        ("model.bin", b"\x80\x04\x95" + b"\x00" * 64, "unsupported file type"),
-        ("archive.zip", b"PK\x03\x04" + b"\x00" * 64, "unsupported file type"),
-        ("empty.jsonl", b"", "empty"),
-    ])
+    @pytest.mark.parametrize(
+        ("name", "content", "why"),
+        [
+            ("garbage.csv", bytes(range(256)) * 4, "not valid UTF-8"),
+            (
+                "utf16.csv",
+                GOOD.replace("text number", "numéro").encode("utf-16"),
+                "not valid UTF-8",
+            ),
+            (
+                "latin1.tsv",
+                GOOD.replace(",", "\t").replace("number", "é").encode("latin-1"),
+                "not valid UTF-8",
+            ),
+            ("model.bin", b"\x80\x04\x95" + b"\x00" * 64, "unsupported file type"),
+            ("archive.zip", b"PK\x03\x04" + b"\x00" * 64, "unsupported file type"),
+            ("empty.jsonl", b"", "empty"),
+        ],
+    )
     def test_refused_with_a_reason(self, launch, tmp_path, uploads, name, content, why):
         message, _ = _send(launch, tmp_path, name, content)
         assert message.startswith(f"**✗ {name}") and why in message, message
@@ -79,13 +90,12 @@ class TestUploadRefusals:
         from propetl.data.user_file import DEFAULT_MAX_BYTES
 
         app = create_app()
-        blocks = next(r.app.blocks for r in app.routes if hasattr(getattr(r, "app", None),
-                                                                   "blocks"))
+        blocks = next(
+            r.app.blocks for r in app.routes if hasattr(getattr(r, "app", None), "blocks")
+        )
         assert blocks.max_file_size == DEFAULT_MAX_BYTES
 
-
-    def test_an_oversized_stream_is_read_no_further_than_the_limit(self, tmp_path,
-                                                                    monkeypatch):
+    def test_an_oversized_stream_is_read_no_further_than_the_limit(self, tmp_path, monkeypatch):
         from app import uploads
 
         class Endless:
@@ -106,13 +116,20 @@ class TestUploadRefusals:
 class TestUploadNames:
     """File names are sanitised: nothing is written outside `<data>/uploads`."""
 
-    @pytest.mark.parametrize(("name", "safe"), [
-        ("../../etc/x.csv", "x.csv"), ("..\\..\\windows\\x.csv", "x.csv"),
-        ("/etc/passwd.csv", "passwd.csv"), (".hidden.csv", "hidden.csv"),
-        ("..csv", "upload.csv"), ("a b;rm -rf $(x).CSV", "a_b_rm_-rf_x.csv"),
-        ("=cmd|' calc'!A0.tsv", "cmd_calc_A0.tsv"), ("ünïcödé.jsonl", "n_c_d.jsonl"),
-        ("x" * 300 + ".csv", "x" * 100 + ".csv"),
-    ])
+    @pytest.mark.parametrize(
+        ("name", "safe"),
+        [
+            ("../../etc/x.csv", "x.csv"),
+            ("..\\..\\windows\\x.csv", "x.csv"),
+            ("/etc/passwd.csv", "passwd.csv"),
+            (".hidden.csv", "hidden.csv"),
+            ("..csv", "upload.csv"),
+            ("a b;rm -rf $(x).CSV", "a_b_rm_-rf_x.csv"),
+            ("=cmd|' calc'!A0.tsv", "cmd_calc_A0.tsv"),
+            ("ünïcödé.jsonl", "n_c_d.jsonl"),
+            ("x" * 300 + ".csv", "x" * 100 + ".csv"),
+        ],
+    )
     def test_safe_upload_name(self, launch, name, safe):
         assert launch.safe_upload_name(name) == safe
 
@@ -179,7 +196,7 @@ class TestFormulaLabels:
 
     def test_formula_labels(self, launch, tmp_path, uploads):
         labels = ("=cmd|' /C calc'!A0", "@SUM(1+1)")
-        text = "text,label\n" + "".join(f"row {i},\"{labels[i % 2]}\"\n" for i in range(40))
+        text = "text,label\n" + "".join(f'row {i},"{labels[i % 2]}"\n' for i in range(40))
         message, update = _send(launch, tmp_path, "formulas.csv", text)
         assert "ready" in message
         from propetl.data import load_user_file
@@ -228,8 +245,14 @@ class TestNoArchives:
         for d in ("app", "propetl", "worker"):
             for path in (repo / d).rglob("*.py"):
                 text = path.read_text()
-                for needle in ("extractall", "unpack_archive", "tarfile", "ZipFile(",
-                               "gzip.open", "zipfile.ZipFile(path"):
+                for needle in (
+                    "extractall",
+                    "unpack_archive",
+                    "tarfile",
+                    "ZipFile(",
+                    "gzip.open",
+                    "zipfile.ZipFile(path",
+                ):
                     if needle == "ZipFile(" and path.name == "bundles.py":
                         assert '"w"' in text  # writes download bundles only
                         continue

@@ -26,8 +26,9 @@ def test_concurrent_requests_share_batches_and_get_their_own_rows():
 
     batcher = Batcher(run, max_batch=16, max_wait_ms=20, max_queue=100)
     with ThreadPoolExecutor(48) as pool:
-        answers = list(pool.map(
-            lambda i: batcher.predict([(f"task{i % 7}", (f"text {i}", None))]), range(96)))
+        answers = list(
+            pool.map(lambda i: batcher.predict([(f"task{i % 7}", (f"text {i}", None))]), range(96))
+        )
     for i, answer in enumerate(answers):
         assert answer.results == [{"task": f"task{i % 7}", "text": f"text {i}"}]
     assert sum(seen) == 96 and max(seen) <= 16
@@ -47,8 +48,12 @@ def test_a_batch_waits_at_most_max_wait_for_company():
 
 def test_a_request_larger_than_max_batch_runs_in_pieces_and_stays_whole():
     sizes: list[int] = []
-    batcher = Batcher(lambda items: sizes.append(len(items)) or echo(items), max_batch=4,
-                      max_wait_ms=0, max_queue=10)
+    batcher = Batcher(
+        lambda items: sizes.append(len(items)) or echo(items),
+        max_batch=4,
+        max_wait_ms=0,
+        max_queue=10,
+    )
     items = [(f"t{i}", (str(i), None)) for i in range(10)]
     answer = batcher.predict(items)
     assert [r["text"] for r in answer.results] == [str(i) for i in range(10)]

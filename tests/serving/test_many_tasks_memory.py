@@ -33,7 +33,8 @@ def test_masks_stay_packed_and_materialised_tasks_are_bounded(folder):
     packed = [b for t in bank.tasks.values() for b in t.buffers()]
     assert all(b.dtype == torch.uint8 for b in packed), "a task holds unpacked masks"
     assert sum(b.numel() for b in packed) == MANY * sum(
-        math.ceil(bank.num_layers * math.prod(s) / 8) for s in bank.masked.values())
+        math.ceil(bank.num_layers * math.prod(s) / 8) for s in bank.masked.values()
+    )
     assert per_task_bits // 8 <= sum(b.numel() for b in bank.tasks["t0000"].buffers())
     bank.cache_limit = 16
     predictor = Predictor(model, load_tokenizer("tiny-bert"), max_length=16)
@@ -49,8 +50,9 @@ def test_masks_stay_packed_and_materialised_tasks_are_bounded(folder):
 
 
 def test_one_more_task_loads_in_milliseconds(folder):
-    model = load_model(folder, tasks=[t for t in (f"t{i:04d}" for i in range(MANY))
-                                      if t != "t0500"])
+    model = load_model(
+        folder, tasks=[t for t in (f"t{i:04d}" for i in range(MANY)) if t != "t0500"]
+    )
     times = []
     for _ in range(5):
         started = time.perf_counter()

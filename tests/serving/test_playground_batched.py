@@ -86,8 +86,11 @@ def test_a_task_missing_from_the_list_read_last_is_looked_up_again_at_once(serve
 
     uid, _ = served
     engine = _engine(recheck_s=60)
-    [folder] = [m.artifact_path for m in get_registry().get_prototype(uid).mask_sets
-                if m.task.name == "t0005"]
+    [folder] = [
+        m.artifact_path
+        for m in get_registry().get_prototype(uid).mask_sets
+        if m.task.name == "t0005"
+    ]
     hidden = folder + ".away"
     os.rename(folder, hidden)  # as if its worker had not placed it yet
     assert engine.predict(uid, "t0000", "a text").tasks == task_names(5)
@@ -103,8 +106,7 @@ def test_without_recheck_interval_a_task_deleted_elsewhere_is_refused_at_once(se
     uid, _ = served
     engine = _engine(recheck_s=0)
     assert engine.predict(uid, "t0003", "a text").results[0]["task"] == "t0003"
-    [mask_set] = [m for m in get_registry().get_prototype(uid).mask_sets
-                  if m.task.name == "t0003"]
+    [mask_set] = [m for m in get_registry().get_prototype(uid).mask_sets if m.task.name == "t0003"]
     get_registry().delete_mask_set(mask_set.id)  # another process, not this engine
     with pytest.raises(PlaygroundError, match="unknown task 't0003'"):
         engine.predict(uid, "t0003", "a text")

@@ -25,8 +25,13 @@ def served(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("serve-http") / "data"
     uid = make_prototypes(data_dir, "tiny-bert", [5])[5]
     # the batcher waits up to 3 s for a full batch of CLIENTS texts
-    server = Server(data_dir, free_port(), worker=False, PROPETL_SERVE_MAX_BATCH=str(CLIENTS),
-                    PROPETL_SERVE_MAX_WAIT_MS="3000").start()
+    server = Server(
+        data_dir,
+        free_port(),
+        worker=False,
+        PROPETL_SERVE_MAX_BATCH=str(CLIENTS),
+        PROPETL_SERVE_MAX_WAIT_MS="3000",
+    ).start()
     try:
         yield server, uid
     finally:
@@ -40,8 +45,10 @@ def test_more_requests_wait_for_one_batch_than_the_server_has_threads(served):
     tasks = task_names(5)
 
     async def run() -> list[dict]:
-        async with aiohttp.ClientSession(server.url, connector=aiohttp.TCPConnector(
-                limit=CLIENTS)) as client:
+        async with aiohttp.ClientSession(
+            server.url, connector=aiohttp.TCPConnector(limit=CLIENTS)
+        ) as client:
+
             async def one(i: int) -> dict:
                 body = {"prototype": uid, "task": tasks[i % 5], "text": f"text {i}"}
                 async with client.post("/api/predict", json=body) as reply:
@@ -58,8 +65,10 @@ def test_more_requests_wait_for_one_batch_than_the_server_has_threads(served):
 
 def _request(uid: str) -> bytes:
     body = json.dumps({"prototype": uid, "task": "t0000", "text": "still there?"}).encode()
-    return (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+        b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def _response(sock: socket.socket) -> bytes:
@@ -69,8 +78,13 @@ def _response(sock: socket.socket) -> bytes:
         assert chunk, f"the server closed the connection: {data!r}"
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length")))
+    length = int(
+        next(
+            line.split(b":")[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+    )
     while len(rest) < length:
         chunk = sock.recv(65536)
         assert chunk, "the server closed the connection mid-body"

@@ -21,9 +21,15 @@ MANY = 1000
 def served(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("serve") / "data"
     uid = make_prototypes(data_dir, "tiny-bert", [MANY])[MANY]
-    server = Server(data_dir, free_port(), worker=False, PROPETL_SERVE_MAX_QUEUE="8",
-                    PROPETL_SERVE_MAX_BATCH="16", PROPETL_SERVE_MAX_WAIT_MS="10",
-                    PROPETL_SERVE_TASK_CACHE="32").start()
+    server = Server(
+        data_dir,
+        free_port(),
+        worker=False,
+        PROPETL_SERVE_MAX_QUEUE="8",
+        PROPETL_SERVE_MAX_BATCH="16",
+        PROPETL_SERVE_MAX_WAIT_MS="10",
+        PROPETL_SERVE_TASK_CACHE="32",
+    ).start()
     try:
         yield server, uid
     finally:
@@ -53,8 +59,11 @@ def test_concurrent_requests_get_their_own_tasks_answers(served):
         assert set(alone[task]["scores"]) == {f"{task}:a", f"{task}:b"}
     calls = [tasks[(7 * i) % len(tasks)] for i in range(4 * len(tasks))]
     with ThreadPoolExecutor(24) as pool:
-        replies = list(pool.map(
-            lambda t: post(server.url, {"prototype": uid, "task": t, "text": text[t]}), calls))
+        replies = list(
+            pool.map(
+                lambda t: post(server.url, {"prototype": uid, "task": t, "text": text[t]}), calls
+            )
+        )
     batched = 0
     for task, reply in zip(calls, replies, strict=True):
         assert reply.status_code == 200, reply.text
@@ -66,8 +75,9 @@ def test_concurrent_requests_get_their_own_tasks_answers(served):
         batched += body["batch"]["requests"] > 1
     assert batched > len(calls) // 4, "concurrent requests were not batched together"
     # one request naming many tasks: the same answers as each alone
-    mixed = post(server.url, {"prototype": uid, "items": [
-        {"task": t, "text": text[t]} for t in tasks]}).json()
+    mixed = post(
+        server.url, {"prototype": uid, "items": [{"task": t, "text": text[t]} for t in tasks]}
+    ).json()
     assert [r["label"] for r in mixed["results"]] == [alone[t]["label"] for t in tasks]
 
 

@@ -17,15 +17,23 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
-    spec = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes", "bbc_news"],
-            "max_examples": 32, "batch_size": 8, "max_steps": 4, "eval_every": 4,
-            "max_length": 32, "propetl": {"petl": "lora", "lora_r": 4}}
+    spec = {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes", "bbc_news"],
+        "max_examples": 32,
+        "batch_size": 8,
+        "max_steps": 4,
+        "eval_every": 4,
+        "max_length": 32,
+        "propetl": {"petl": "lora", "lora_r": 4},
+    }
     config = folder / "job.yaml"
     config.write_text(yaml.safe_dump(spec) + "lr: 2e-3\n")  # as people write it (YAML 1.2)
-    result = CliRunner().invoke(cli, ["train", str(config), "--run-dir", str(folder / "run"),
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["train", str(config), "--run-dir", str(folder / "run"), "--json"]
+    )
     assert result.exit_code == 0, result.output
-    return json.loads(result.output[result.output.index("{"):])
+    return json.loads(result.output[result.output.index("{") :])
 
 
 def run_cli(*args):
@@ -45,12 +53,25 @@ def test_train_from_yaml_writes_the_run_folder(trained):
 
 def test_predict_eval_and_export(trained, tmp_path):
     model_dir = trained["model_dir"]
-    answer = json.loads(run_cli("predict", "--model", model_dir, "--task", "bbc_news",
-                                "shares fell sharply", "--json"))
+    answer = json.loads(
+        run_cli(
+            "predict", "--model", model_dir, "--task", "bbc_news", "shares fell sharply", "--json"
+        )
+    )
     assert answer["label"] in answer["scores"] and len(answer["scores"]) == 5
     assert sum(answer["scores"].values()) == pytest.approx(1.0)
-    metrics = json.loads(run_cli("eval", "--model", model_dir, "--task", "rotten_tomatoes",
-                                 "--max-examples", "32", "--json"))
+    metrics = json.loads(
+        run_cli(
+            "eval",
+            "--model",
+            model_dir,
+            "--task",
+            "rotten_tomatoes",
+            "--max-examples",
+            "32",
+            "--json",
+        )
+    )
     assert 0 <= metrics["accuracy"] <= 1
     run_cli("export", "--model", model_dir, "--task", "bbc_news", "--out", str(tmp_path / "x"))
     exported = ProPETLModel.from_pretrained(tmp_path / "x")
@@ -58,25 +79,56 @@ def test_predict_eval_and_export(trained, tmp_path):
 
 
 def test_cli_errors_are_one_clear_line(trained, tmp_path):
-    result = CliRunner().invoke(cli, ["predict", "--model", trained["model_dir"], "--task",
-                                      "nope", "some text"])
+    result = CliRunner().invoke(
+        cli, ["predict", "--model", trained["model_dir"], "--task", "nope", "some text"]
+    )
     assert result.exit_code != 0 and "unknown task 'nope'" in result.output
     assert "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-bert", "--tasks", "nope",
-                                      "--run-dir", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--backbone", "tiny-bert", "--tasks", "nope", "--run-dir", str(tmp_path / "r")],
+    )
     assert result.exit_code != 0 and "nope" in result.output and "rotten_tomatoes" in result.output
-    result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-bert", "--batch-size", "0",
-                                      "--run-dir", str(tmp_path / "r2")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--backbone",
+            "tiny-bert",
+            "--batch-size",
+            "0",
+            "--run-dir",
+            str(tmp_path / "r2"),
+        ],
+    )
     assert result.exit_code != 0 and "batch_size" in result.output
-    result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-bert", "--batch-size", "0",
-                                      "--keep", "2", "--lr", "-1", "--run-dir", str(tmp_path / "r4")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--backbone",
+            "tiny-bert",
+            "--batch-size",
+            "0",
+            "--keep",
+            "2",
+            "--lr",
+            "-1",
+            "--run-dir",
+            str(tmp_path / "r4"),
+        ],
+    )
     lines = result.output.strip().splitlines()
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert [line.split()[1] for line in lines if line.strip().startswith("- ")] == \
-        ["propetl.keep", "lr", "batch_size"], result.output
+    assert [line.split()[1] for line in lines if line.strip().startswith("- ")] == [
+        "propetl.keep",
+        "lr",
+        "batch_size",
+    ], result.output
     assert not (tmp_path / "r4").exists()
-    result = CliRunner().invoke(cli, ["train", "--backbone", "no-such/model-xyz",
-                                      "--run-dir", str(tmp_path / "r3")])
+    result = CliRunner().invoke(
+        cli, ["train", "--backbone", "no-such/model-xyz", "--run-dir", str(tmp_path / "r3")]
+    )
     assert result.exit_code != 0 and "cannot load backbone" in result.output
 
 
@@ -104,31 +156,69 @@ def test_predictor_serves_every_task_and_mixed_requests(trained):
         predictor.predict("bbc_news", [("a", "b"), ("c", None)])
 
 
-@pytest.mark.parametrize("args", [
-    ["--backbone", "tiny-bert", "--tasks", "nosuchtask"],
-    ["--backbone", "tiny-nope", "--tasks", "rotten_tomatoes"],
-    ["--backbone", "tiny-bert", "--tasks", "rotten_tomatoes", "--max-length", "4000"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--backbone", "tiny-bert", "--tasks", "nosuchtask"],
+        ["--backbone", "tiny-nope", "--tasks", "rotten_tomatoes"],
+        ["--backbone", "tiny-bert", "--tasks", "rotten_tomatoes", "--max-length", "4000"],
+    ],
+)
 def test_a_refused_run_writes_nothing(args, tmp_path):
     """Refusals come before the run folder is made, so the corrected command just runs."""
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["train", *args, "--max-examples", "16", "--batch-size",
-                                      "8", "--max-steps", "1", "--run-dir", str(run_dir)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            *args,
+            "--max-examples",
+            "16",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1",
+            "--run-dir",
+            str(run_dir),
+        ],
+    )
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert not run_dir.exists(), sorted(p.name for p in run_dir.iterdir())
 
 
 def test_a_refused_onto_run_writes_nothing(trained, tmp_path):
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["train", "--onto", trained["model_dir"], "--tasks",
-                                      "nosuch", "--max-steps", "1", "--run-dir", str(run_dir)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--onto",
+            trained["model_dir"],
+            "--tasks",
+            "nosuch",
+            "--max-steps",
+            "1",
+            "--run-dir",
+            str(run_dir),
+        ],
+    )
     assert result.exit_code != 0 and "unknown task 'nosuch'" in result.output
     assert not run_dir.exists()
 
 
 def test_every_unknown_name_is_reported_at_once_without_class_names(tmp_path):
-    result = CliRunner().invoke(cli, ["train", "--backbone", "tiny-nope", "--tasks",
-                                      "nosuch,alsonot", "--run-dir", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--backbone",
+            "tiny-nope",
+            "--tasks",
+            "nosuch,alsonot",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+    )
     assert result.exit_code != 0
     assert "'nosuch'" in result.output and "'alsonot'" in result.output
     assert "tiny-nope" in result.output
@@ -149,21 +239,39 @@ def test_export_refuses_a_folder_of_another_prototype(trained, tmp_path):
 
     model_dir = trained["model_dir"]
     other = tmp_path / "other"
-    result = CliRunner().invoke(method_cli, ["train", "--backbone", "tiny-bert", "--tasks",
-                                             "rotten_tomatoes", "--max-examples", "16",
-                                             "--batch-size", "8", "--max-steps", "1",
-                                             "--seed", "7", "--run-dir", str(other)])
+    result = CliRunner().invoke(
+        method_cli,
+        [
+            "train",
+            "--backbone",
+            "tiny-bert",
+            "--tasks",
+            "rotten_tomatoes",
+            "--max-examples",
+            "16",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1",
+            "--seed",
+            "7",
+            "--run-dir",
+            str(other),
+        ],
+    )
     assert result.exit_code == 0, result.output
     before = file_hashes(other / "model")
-    result = CliRunner().invoke(cli, ["export", "--model", model_dir, "--task", "bbc_news",
-                                      "--out", str(other / "model")])
+    result = CliRunner().invoke(
+        cli, ["export", "--model", model_dir, "--task", "bbc_news", "--out", str(other / "model")]
+    )
     assert result.exit_code != 0 and "another prototype" in result.output
     assert file_hashes(other / "model") == before  # nothing written
     stray = tmp_path / "notes"
     stray.mkdir()
     (stray / "readme.txt").write_text("mine")
-    result = CliRunner().invoke(cli, ["export", "--model", model_dir, "--task", "bbc_news",
-                                      "--out", str(stray)])
+    result = CliRunner().invoke(
+        cli, ["export", "--model", model_dir, "--task", "bbc_news", "--out", str(stray)]
+    )
     assert result.exit_code != 0 and "not empty" in result.output
     assert sorted(p.name for p in stray.iterdir()) == ["readme.txt"]
     # the same prototype: adding a task to an export of it is fine

@@ -15,11 +15,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_beats_the_majority_class_and_answers_both_examples(tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--run-dir", str(tmp_path / "demo")],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["demo", "--run-dir", str(tmp_path / "demo")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
-    found = re.search(r"test accuracy: ([\d.]+) on ([\d,]+) reviews \(always answering the "
-                      r"majority class: ([\d.]+)\)", result.output)
+    found = re.search(
+        r"test accuracy: ([\d.]+) on ([\d,]+) reviews \(always answering the "
+        r"majority class: ([\d.]+)\)",
+        result.output,
+    )
     assert found, result.output
     accuracy, majority = float(found.group(1)), float(found.group(3))
     assert accuracy >= 0.7 and accuracy >= majority + 0.1, result.output

@@ -21,9 +21,17 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def tiny_job(**overrides) -> TrainConfig:
-    fields = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_examples": 64,
-              "batch_size": 8, "max_steps": 12, "eval_every": 4, "lr": 3e-3, "max_length": 32,
-              "propetl": PropetlConfig(petl="adapter", bottleneck=8)}
+    fields = {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 64,
+        "batch_size": 8,
+        "max_steps": 12,
+        "eval_every": 4,
+        "lr": 3e-3,
+        "max_length": 32,
+        "propetl": PropetlConfig(petl="adapter", bottleneck=8),
+    }
     return TrainConfig(**{**fields, **overrides})
 
 
@@ -38,8 +46,9 @@ def test_a_short_run_reports_progress_and_writes_a_loadable_model(tmp_path):
     phases = [e.phase for e in events]
     assert phases[-2:] == ["test", "done"] and "eval" in phases and "train" in phases
     train_events = [e for e in events if e.phase == "train"]
-    assert all(e.loss is not None and set(e.learning_rates) == {"lr", "mask_lr"}
-               for e in train_events)
+    assert all(
+        e.loss is not None and set(e.learning_rates) == {"lr", "mask_lr"} for e in train_events
+    )
     assert train_events[-1].eta_seconds is not None and train_events[-1].tokens_per_second > 0
     assert set(result.test_metrics["rotten_tomatoes"]) >= {"accuracy", "main"}
     assert result.best_step in (4, 8, 12)
@@ -96,13 +105,34 @@ def test_cancel_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_p
 
 def test_a_killed_cli_run_resumes_from_its_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "propetl.cli", "train", "--backbone", "tiny-bert",
-               "--tasks", "rotten_tomatoes", "--max-examples", "64", "--batch-size", "4",
-               "--max-steps", "40", "--eval-every", "5", "--max-length", "32",
-               "--bottleneck", "8", "--run-dir", str(run_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "propetl.cli",
+        "train",
+        "--backbone",
+        "tiny-bert",
+        "--tasks",
+        "rotten_tomatoes",
+        "--max-examples",
+        "64",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "40",
+        "--eval-every",
+        "5",
+        "--max-length",
+        "32",
+        "--bottleneck",
+        "8",
+        "--run-dir",
+        str(run_dir),
+    ]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while not (run_dir / "checkpoints" / "checkpoint-10" / "trainer_state.json").is_file():
         assert process.poll() is None and time.monotonic() < deadline, "run ended early"
@@ -112,18 +142,23 @@ def test_a_killed_cli_run_resumes_from_its_checkpoint(tmp_path):
     before_kill = read_events(run_dir)
     killed_at = max(e["step"] for e in before_kill)
     assert killed_at < 40
-    finished = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True,
-                              timeout=180)
+    finished = subprocess.run(
+        [*command, "--json"], env=env, capture_output=True, text=True, timeout=180
+    )
     assert finished.returncode == 0, finished.stderr[-2000:]
-    result = json.loads(finished.stdout[finished.stdout.index("{"):])
+    result = json.loads(finished.stdout[finished.stdout.index("{") :])
     assert result["steps"] == 40 and result["status"] == "succeeded"
-    resumed = [e["step"] for e in read_events(run_dir)[len(before_kill):] if e["phase"] == "train"]
+    resumed = [e["step"] for e in read_events(run_dir)[len(before_kill) :] if e["phase"] == "train"]
     assert 10 < resumed[0] <= killed_at + 1, f"resumed at step {resumed[0]}, killed at {killed_at}"
 
 
 def test_multi_task_job_trains_one_prototype_for_all_tasks(tmp_path):
-    result = train(tiny_job(tasks=["rotten_tomatoes", "bbc_news", "tweet_sentiment"],
-                            max_steps=9, eval_every=9), tmp_path)
+    result = train(
+        tiny_job(
+            tasks=["rotten_tomatoes", "bbc_news", "tweet_sentiment"], max_steps=9, eval_every=9
+        ),
+        tmp_path,
+    )
     assert set(result.test_metrics) == {"rotten_tomatoes", "bbc_news", "tweet_sentiment"}
     model = ProPETLModel.from_pretrained(result.model_dir)
     assert [model.task_specs[t].num_labels for t in model.task_names] == [2, 5, 3]
@@ -168,8 +203,14 @@ def test_job_config_validation_names_the_field():
 
 def test_one_config_error_names_every_problem():
     with pytest.raises(ConfigError) as caught:
-        TrainConfig.from_dict({"learning_rate": 1, "batch_size": 0, "lr": -1.0,
-                               "propetl": {"keep": 2.0, "bottleneck": 0}})
+        TrainConfig.from_dict(
+            {
+                "learning_rate": 1,
+                "batch_size": 0,
+                "lr": -1.0,
+                "propetl": {"keep": 2.0, "bottleneck": 0},
+            }
+        )
     problems = caught.value.problems
     assert len(problems) == 5, problems
     for field in ("learning_rate", "batch_size", "lr", "keep", "bottleneck"):
@@ -185,8 +226,10 @@ def test_one_config_error_names_every_problem():
 
 
 def test_early_stopping_ends_a_run_that_no_longer_improves(tmp_path):
-    result = train(tiny_job(lr=1e-12, mask_lr=1e-12, eval_every=1, max_steps=12,
-                            early_stopping_patience=2), tmp_path)
+    result = train(
+        tiny_job(lr=1e-12, mask_lr=1e-12, eval_every=1, max_steps=12, early_stopping_patience=2),
+        tmp_path,
+    )
     assert result.status == "succeeded" and result.steps == 3
     assert result.best_step == 1
 

@@ -27,8 +27,18 @@ from propetl.model import ProPETLModel
 
 pytestmark = pytest.mark.timeout(300)
 
-QUICK = ["--max-examples", "32", "--batch-size", "8", "--max-steps", "3", "--eval-every", "3",
-         "--max-length", "32"]
+QUICK = [
+    "--max-examples",
+    "32",
+    "--batch-size",
+    "8",
+    "--max-steps",
+    "3",
+    "--eval-every",
+    "3",
+    "--max-length",
+    "32",
+]
 
 
 def run_cli(*args):
@@ -40,8 +50,11 @@ def run_cli(*args):
 def base(tmp_path_factory):
     """A tiny 2-task prototype trained from the command line, kept pristine (tests copy it)."""
     folder = tmp_path_factory.mktemp("base")
-    spec = {"backbone": "tiny-bert", "tasks": ["bbc_news", "tweet_sentiment"],
-            "propetl": {"petl": "adapter", "bottleneck": 8, "keep": 0.3, "seed": 7}}
+    spec = {
+        "backbone": "tiny-bert",
+        "tasks": ["bbc_news", "tweet_sentiment"],
+        "propetl": {"petl": "adapter", "bottleneck": 8, "keep": 0.3, "seed": 7},
+    }
     (folder / "job.yaml").write_text(yaml.safe_dump(spec))
     result = run_cli("train", folder / "job.yaml", "--run-dir", folder / "run", *QUICK)
     assert result.exit_code == 0, result.output
@@ -53,10 +66,11 @@ def grown(base, tmp_path_factory):
     """`propetl train --onto` adding rotten_tomatoes, with the base's files hashed before."""
     before = file_hashes(base)
     run = tmp_path_factory.mktemp("grown") / "run"
-    result = run_cli("train", "--onto", base, "--tasks", "rotten_tomatoes", "--run-dir", run,
-                     "--json", *QUICK)
+    result = run_cli(
+        "train", "--onto", base, "--tasks", "rotten_tomatoes", "--run-dir", run, "--json", *QUICK
+    )
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output[result.output.index("{"):])
+    out = json.loads(result.output[result.output.index("{") :])
     return before, out
 
 
@@ -102,28 +116,52 @@ def test_new_task_starts_from_the_shared_seeded_scores(base, grown):
 
 
 def test_conflicting_method_fields_and_taken_names_are_refused(base, tmp_path):
-    result = run_cli("train", "--onto", base, "--tasks", "rotten_tomatoes", "--keep", "0.5",
-                     "--petl", "lora", "--run-dir", tmp_path / "x")
+    result = run_cli(
+        "train",
+        "--onto",
+        base,
+        "--tasks",
+        "rotten_tomatoes",
+        "--keep",
+        "0.5",
+        "--petl",
+        "lora",
+        "--run-dir",
+        tmp_path / "x",
+    )
     assert result.exit_code != 0
     assert "propetl.keep: given 0.5, the prototype has 0.3" in result.output
     assert "propetl.petl: given 'lora', the prototype has 'adapter'" in result.output
     result = run_cli("train", "--onto", base, "--tasks", "bbc_news", "--run-dir", tmp_path / "y")
     assert result.exit_code != 0 and "already on the prototype" in result.output
     assert "--replace" in result.output
-    result = run_cli("train", "--onto", base, "--tasks", "rotten_tomatoes", "--replace",
-                     "bbc_news", "--run-dir", tmp_path / "z")
+    result = run_cli(
+        "train",
+        "--onto",
+        base,
+        "--tasks",
+        "rotten_tomatoes",
+        "--replace",
+        "bbc_news",
+        "--run-dir",
+        tmp_path / "z",
+    )
     assert result.exit_code != 0 and "list the task among the tasks" in result.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     # the same value as the prototype's is not a conflict
-    config = onto_config(read_base(base), {"tasks": ["rotten_tomatoes"],
-                                           "propetl": {"keep": 0.3}, "backbone": "tiny-bert"})
+    config = onto_config(
+        read_base(base),
+        {"tasks": ["rotten_tomatoes"], "propetl": {"keep": 0.3}, "backbone": "tiny-bert"},
+    )
     assert config.propetl.bottleneck == 8 and config.propetl.seed == 7
     # an added task trains its mask scores at the default rate of the prototype's kind
     assert config.mask_lr == DEFAULT_MASK_LR["adapter"]
     given = onto_config(read_base(base), {"tasks": ["rotten_tomatoes"], "mask_lr": 1e-3})
     assert given.mask_lr == 1e-3
     # the API's path: mask_lr not given, the submitted config filled in its own kind's default
-    submitted = replace(given, propetl=PropetlConfig(petl="prefix"), mask_lr=PAPER_MASK_LR["prefix"])
+    submitted = replace(
+        given, propetl=PropetlConfig(petl="prefix"), mask_lr=PAPER_MASK_LR["prefix"]
+    )
     rebased = rebased_config(read_base(base), submitted, {})
     assert rebased.mask_lr == DEFAULT_MASK_LR["adapter"] != PAPER_MASK_LR["prefix"]
     assert rebased_config(read_base(base), given, {"mask_lr": 1e-3}).mask_lr == 1e-3
@@ -132,8 +170,19 @@ def test_conflicting_method_fields_and_taken_names_are_refused(base, tmp_path):
 
 
 def test_replace_retrains_one_task_and_keeps_the_others(base, tmp_path):
-    result = run_cli("train", "--onto", base, "--tasks", "bbc_news", "--replace", "bbc_news",
-                     "--run-dir", tmp_path / "run", "--json", *QUICK)
+    result = run_cli(
+        "train",
+        "--onto",
+        base,
+        "--tasks",
+        "bbc_news",
+        "--replace",
+        "bbc_news",
+        "--run-dir",
+        tmp_path / "run",
+        "--json",
+        *QUICK,
+    )
     assert result.exit_code == 0, result.output
     model_dir = tmp_path / "run" / "model"
     assert changed_files(prototype_hashes(base, ["tweet_sentiment"]), model_dir) == []
@@ -155,8 +204,11 @@ def test_add_task_folders_places_only_new_folders_and_rolls_back(base, grown, tm
     with pytest.raises(Exception, match="already in"):
         add_task_folders(out["model_dir"], ["rotten_tomatoes"], target)
     assert file_hashes(target) == after
-    assert sorted(p.name for p in (target / "tasks").iterdir()) == \
-        ["bbc_news", "rotten_tomatoes", "tweet_sentiment"]
+    assert sorted(p.name for p in (target / "tasks").iterdir()) == [
+        "bbc_news",
+        "rotten_tomatoes",
+        "tweet_sentiment",
+    ]
     # replace swaps a folder in; rollback puts the old one back byte for byte
     placement = add_task_folders(base, ["bbc_news"], target, replace=["bbc_news"])
     placement.rollback()

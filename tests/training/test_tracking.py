@@ -7,8 +7,14 @@ from __future__ import annotations
 from propetl.config import TrainConfig
 from propetl.training import train
 
-TINY = dict(backbone="tiny-bert", tasks=["rotten_tomatoes", "bbc_news"], max_examples=16,
-            max_steps=2, batch_size=8, eval_every=2)
+TINY = dict(
+    backbone="tiny-bert",
+    tasks=["rotten_tomatoes", "bbc_news"],
+    max_examples=16,
+    max_steps=2,
+    batch_size=8,
+    eval_every=2,
+)
 
 
 def test_tensorboard_and_mlflow(tmp_path, monkeypatch):
@@ -37,8 +43,12 @@ def test_tensorboard_and_mlflow(tmp_path, monkeypatch):
     assert run.info.status == "FINISHED"
     assert run.data.params["backbone"] == "tiny-bert"
     assert run.data.params["propetl.petl"] == "adapter"
-    assert abs(run.data.metrics["test/bbc_news/accuracy"]
-               - result.test_metrics["bbc_news"]["accuracy"]) < 1e-6
+    assert (
+        abs(
+            run.data.metrics["test/bbc_news/accuracy"] - result.test_metrics["bbc_news"]["accuracy"]
+        )
+        < 1e-6
+    )
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert "model/propetl_config.json" in artifacts
     assert mlflow.active_run() is None

@@ -17,8 +17,14 @@ from tests.dashboard_stack import make_stack
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="package")
@@ -52,15 +58,33 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROPETL_")}
-    env.update(PROPETL_DATA_DIR=str(tmp / "data"), PROPETL_HEARTBEAT_INTERVAL="1",
-               PROPETL_PROGRESS_INTERVAL="0.5", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               PROPETL_QUEUES="nowhere")  # a queue API jobs may name that no worker reads
+    env.update(
+        PROPETL_DATA_DIR=str(tmp / "data"),
+        PROPETL_HEARTBEAT_INTERVAL="1",
+        PROPETL_PROGRESS_INTERVAL="0.5",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        PROPETL_QUEUES="nowhere",
+    )  # a queue API jobs may name that no worker reads
     log = tmp / "server.log"
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("propetl")), "serve", "--port",
-                             str(port), "--log-level", "warning"], cwd=REPO, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("propetl")),
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait(f"http://127.0.0.1:{port}/api/jobs", proc, log)
         worker_log = tmp / "data" / "logs" / "worker.log"

@@ -22,8 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 def _call(url: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as reply:
         return json.loads(reply.read())
 
@@ -62,8 +61,7 @@ def test_playground_streams_generated_text_and_swaps_task(browser, server, gener
         expect(page.locator("#play-out .pp-task")).to_have_text("bbc_headlines")
         expect(page.locator("#play-out .pp-generated")).to_have_count(1)
         choose(page, "play-task", "rotten_tomatoes")
-        expect(page.locator("#play-out .pp-task")).to_have_text("rotten_tomatoes",
-                                                                 timeout=60_000)
+        expect(page.locator("#play-out .pp-task")).to_have_text("rotten_tomatoes", timeout=60_000)
         expect(page.locator("#play-timing")).to_contain_text("done", timeout=60_000)
     finally:
         context.close()

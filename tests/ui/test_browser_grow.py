@@ -17,16 +17,30 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 def _api(server: str, path: str, body: dict | None = None) -> object:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server + path, data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        server + path, data=data, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as reply:
         return json.loads(reply.read())
 
 
 def _trained_prototype(server: str) -> str:
-    job = _api(server, "/api/jobs", {"name": "grow-base", "config": {
-        "backbone": "tiny-bert", "tasks": ["bbc_news"], "max_examples": 16, "max_steps": 2,
-        "batch_size": 8, "eval_every": 2, "propetl": {"keep": 0.3, "bottleneck": 8}}})
+    job = _api(
+        server,
+        "/api/jobs",
+        {
+            "name": "grow-base",
+            "config": {
+                "backbone": "tiny-bert",
+                "tasks": ["bbc_news"],
+                "max_examples": 16,
+                "max_steps": 2,
+                "batch_size": 8,
+                "eval_every": 2,
+                "propetl": {"keep": 0.3, "bottleneck": 8},
+            },
+        },
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         state = _api(server, f"/api/jobs/{job['id']}")
@@ -54,8 +68,12 @@ def test_launch_adds_a_task_to_a_prototype(browser, server):
         expect(page.locator("#launch-base-info")).to_contain_text("read-only")
         expect(page.locator("#launch-backbone input")).to_have_value("tiny-bert")
         expect(page.locator("#launch-estimate")).to_contain_text("Added storage only")
-        for elem_id, value in (("opt-max-examples", "16"), ("opt-max-steps", "2"),
-                               ("opt-batch-size", "8"), ("opt-eval-every", "2")):
+        for elem_id, value in (
+            ("opt-max-examples", "16"),
+            ("opt-max-steps", "2"),
+            ("opt-batch-size", "8"),
+            ("opt-eval-every", "2"),
+        ):
             box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
             box.fill(value)
             box.press("Tab")

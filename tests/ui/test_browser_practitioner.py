@@ -77,8 +77,12 @@ def test_page_loads_nothing_from_other_hosts(upage: Page, outside: list[str], ou
 
 def test_launch_form_labels_and_method_fields(upage: Page, out_dir: Path):
     upage.get_by_text("Advanced", exact=True).click()
-    seeds = [upage.locator(f"#{elem} label, #{elem} .label-text, #{elem} span").first
-             .inner_text().strip() for elem in ("opt-seed", "opt-propetl-seed")]
+    seeds = [
+        upage.locator(f"#{elem} label, #{elem} .label-text, #{elem} span")
+        .first.inner_text()
+        .strip()
+        for elem in ("opt-seed", "opt-propetl-seed")
+    ]
     assert seeds[0] != seeds[1], f"two seed fields with one label: {seeds}"
     # adapter (the default) shows the bottleneck, not LoRA's or prefix's sizes
     assert visible(upage, "opt-propetl-bottleneck")
@@ -106,8 +110,11 @@ def test_launch_form_labels_and_method_fields(upage: Page, out_dir: Path):
 
 
 def test_upload_a_csv_is_added_with_its_sizes(upage: Page, out_dir: Path, tmp_path: Path):
-    rows = [f"\"{'a fine, warm story' if i % 2 else 'a dull, boring plot'} number {i}\","
-            f"{'good' if i % 2 else 'bad'}" for i in range(UPLOAD_ROWS)]
+    rows = [
+        f'"{"a fine, warm story" if i % 2 else "a dull, boring plot"} number {i}",'
+        f"{'good' if i % 2 else 'bad'}"
+        for i in range(UPLOAD_ROWS)
+    ]
     data = tmp_path / "debates.csv"
     data.write_text("text,label\n" + "\n".join(rows) + "\n")
     upage.get_by_text("Add your own task").click()
@@ -146,8 +153,9 @@ def test_job_with_the_upload_has_a_run_page(upage: Page, out_dir: Path):
     expect(run).to_contain_text("Confusion")
     expect(run).to_contain_text("Worst misclassified")
     log = upage.locator("#job-log textarea").input_value()
-    assert log.splitlines()[0].split()[2] in ("done", "test"), \
+    assert log.splitlines()[0].split()[2] in ("done", "test"), (
         f"the log does not start with the latest event:\n{log[:300]}"
+    )
     expect(upage.locator("#job-loss img")).to_be_visible()
     upage.wait_for_timeout(2500)
     snap(upage, out_dir, "p4-run-page")
@@ -201,7 +209,8 @@ def test_fresh_page_shows_the_prototype(upage: Page, out_dir: Path):
     upage.get_by_role("option", name=re.compile("rotten_tomatoes, debates")).first.click()
     upage.keyboard.press("Escape")
     expect(upage.locator("#models-export-format input[value=propetl]")).to_be_checked(
-        timeout=30_000)
+        timeout=30_000
+    )
     upage.locator("#models-export").click()
     expect(upage.locator("#models-message")).to_contain_text("ready", timeout=60_000)
     snap(upage, out_dir, "p7-models")

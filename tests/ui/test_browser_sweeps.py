@@ -16,7 +16,8 @@ pytestmark = pytest.mark.browser
 
 def _image_drawn(page: Page, elem_id: str) -> bool:
     return page.locator(f"#{elem_id} img").first.evaluate(
-        "img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100")
+        "img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100"
+    )
 
 
 def test_sweep_from_launch_to_plots(page: Page):
@@ -45,16 +46,18 @@ def test_sweep_from_launch_to_plots(page: Page):
     table = page.locator("#sweep-table")
     expect(table).to_contain_text("keep=0.1")
     expect(table).to_contain_text("keep=0.5")
-    expect(page.locator("#sweep-summary")).to_contain_text("2 jobs (2 succeeded)",
-                                                           timeout=240_000)
+    expect(page.locator("#sweep-summary")).to_contain_text("2 jobs (2 succeeded)", timeout=240_000)
     for plot in ("sweep-metric", "sweep-pareto"):
         expect(page.locator(f"#{plot} img")).to_be_visible(timeout=30_000)
     page.wait_for_timeout(3500)  # one more refresh: the plots of the finished sweep
     assert _image_drawn(page, "sweep-metric") and _image_drawn(page, "sweep-pareto")
     shoot(page, "5-sweep")
 
-    outside = {"name": "outside the sweep", "queue": "nowhere",
-               "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"]}}
+    outside = {
+        "name": "outside the sweep",
+        "queue": "nowhere",
+        "config": {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"]},
+    }
     reply = page.request.post(page.url.split("?")[0].rstrip("/") + "/api/jobs", data=outside)
     assert reply.status == 201, reply.text()
     tab(page, "Jobs")

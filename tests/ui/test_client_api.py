@@ -29,9 +29,13 @@ def test_only_the_named_surface_is_listed(client):
 
 
 def test_launch_list_and_predict_as_a_client(client, server):
-    job = client.predict(tasks=["rotten_tomatoes"], backbone="tiny-bert", name="from a client",
-                         config={"max_steps": 2, "max_examples": 16, "batch_size": 8,
-                                 "eval_every": 2}, api_name="/launch")
+    job = client.predict(
+        tasks=["rotten_tomatoes"],
+        backbone="tiny-bert",
+        name="from a client",
+        config={"max_steps": 2, "max_examples": 16, "batch_size": 8, "eval_every": 2},
+        api_name="/launch",
+    )
     assert job["name"] == "from a client" and job["status"] == "queued"
     listed = client.predict(limit=5, api_name="/list_jobs")
     assert job["id"] in [j["id"] for j in listed]
@@ -47,14 +51,14 @@ def test_launch_list_and_predict_as_a_client(client, server):
     [mine] = [j for j in done if j["id"] == job["id"]]
     # the same best dev figure as the REST API gives
     assert mine["best_metric"] is not None and mine["best_metric"] == rest["best_metric"]
-    answer = client.predict(prototype=uid[:8], task="rotten_tomatoes",
-                            text="a warm and funny film", api_name="/predict")
+    answer = client.predict(
+        prototype=uid[:8], task="rotten_tomatoes", text="a warm and funny film", api_name="/predict"
+    )
     assert answer["prototype"] == uid
     assert answer["results"][0]["task"] == "rotten_tomatoes"
     assert set(answer["results"][0]["scores"]) == {"negative", "positive"}
     with pytest.raises(Exception, match="no prototype"):
-        client.predict(prototype="ffffffff", task="rotten_tomatoes", text="x",
-                       api_name="/predict")
+        client.predict(prototype="ffffffff", task="rotten_tomatoes", text="x", api_name="/predict")
     with pytest.raises(Exception, match="max_steps"):
         client.predict(tasks=["rotten_tomatoes"], config={"max_steps": -1}, api_name="/launch")
     with pytest.raises(Exception, match=r"max_steps.*unknown task 'nope'"):  # all at once

@@ -34,8 +34,15 @@ def sweep_id(ctx, stack):
 
     values = _values(max_examples="16", max_steps="4", batch_size=8, eval_every="2")
     message, tabs, picker = launch.submit_sweep(
-        ctx, None, "ui sweep", "", "tiny-bert", ["rotten_tomatoes"], values,
-        [("propetl.petl", "adapter, lora"), (None, "")])
+        ctx,
+        None,
+        "ui sweep",
+        "",
+        "tiny-bert",
+        ["rotten_tomatoes"],
+        values,
+        [("propetl.petl", "adapter, lora"), (None, "")],
+    )
     assert "2 jobs" in message and tabs.selected == "sweeps", message
     sweep = stack.registry.get_sweep(picker["value"])
     for job in sweep.jobs:
@@ -47,12 +54,27 @@ def test_launch_refuses_a_bad_sweep_naming_the_problem(ctx, stack):
     from app.ui import launch
 
     before = len(stack.registry.list_sweeps())
-    message, _, _ = launch.submit_sweep(ctx, None, "bad", "", "tiny-bert", ["rotten_tomatoes"],
-                                        _values(), [("propetl.keep", "0.1, 3"),
-                                                    ("lr", "0.1, 0.2")])
+    message, _, _ = launch.submit_sweep(
+        ctx,
+        None,
+        "bad",
+        "",
+        "tiny-bert",
+        ["rotten_tomatoes"],
+        _values(),
+        [("propetl.keep", "0.1, 3"), ("lr", "0.1, 0.2")],
+    )
     assert "keep must be in [1e-06, 1], got 3" in message
-    message, _, _ = launch.submit_sweep(ctx, None, "bad", "", "tiny-bert", ["rotten_tomatoes"],
-                                        _values(), [("propetl.keep", ""), (None, "")])
+    message, _, _ = launch.submit_sweep(
+        ctx,
+        None,
+        "bad",
+        "",
+        "tiny-bert",
+        ["rotten_tomatoes"],
+        _values(),
+        [("propetl.keep", ""), (None, "")],
+    )
     assert "give at least one value" in message
     assert len(stack.registry.list_sweeps()) == before
     assert ("Tasks (one per job)", "tasks") in launch.sweep_field_choices()

@@ -33,8 +33,9 @@ def test_form_is_generated_from_the_dataclasses():
     values = forms.from_config(launch.SPECS, TrainConfig(max_steps=7).to_dict())
     config = forms.to_config(launch.SPECS, values)
     assert config["max_steps"] == 7 and config["propetl"]["petl"] == "adapter"
-    blank = forms.to_config(launch.SPECS, [s.default if not s.optional else "" for s in
-                                           launch.SPECS])
+    blank = forms.to_config(
+        launch.SPECS, [s.default if not s.optional else "" for s in launch.SPECS]
+    )
     assert "max_steps" not in blank and "keep" not in blank["propetl"]
 
 
@@ -42,8 +43,9 @@ def test_generation_options_have_their_section_opened_by_generative_choices():
     from app.ui import launch
 
     section = {s.key: s.section for s in launch.SPECS}
-    assert {section[k] for k in ("max_target_length", "num_beams", "label_smoothing")} == \
-        {"generation"}
+    assert {section[k] for k in ("max_target_length", "num_beams", "label_smoothing")} == {
+        "generation"
+    }
     assert launch.generation_open("minilm-l6", ["bbc_headlines"])["open"] is True
     assert launch.generation_open("tiny-llama", ["rotten_tomatoes"])["open"] is True
     assert "open" not in launch.generation_open("minilm-l6", ["rotten_tomatoes", "nope"])
@@ -64,8 +66,9 @@ def test_submit_names_the_bad_field_then_queues(ctx):
     message, _, _ = launch.submit(ctx, None, "x", "", "tiny-bert", ["rotten_tomatoes"], values)
     assert "config.lr: lr must be in [1e-08, 10], got -1" in message
     values[lr], values[steps] = 1e-3, "2"
-    message, tabs, job = launch.submit(ctx, None, "ui job", "", "tiny-bert",
-                                       ["rotten_tomatoes"], values)
+    message, tabs, job = launch.submit(
+        ctx, None, "ui job", "", "tiny-bert", ["rotten_tomatoes"], values
+    )
     assert "queued" in message and tabs.selected == "jobs" and job["value"] > 0
     assert "ProPETL needs" in launch.storage("tiny-bert", ["a", "b"], *values)
 
@@ -78,8 +81,7 @@ def test_upload_lists_every_problem(ctx, tmp_path):
     message, _ = launch.upload(str(bad), [])
     assert message.startswith("**✗ bad.csv") and message.count("\n- ") >= 2
     good = tmp_path / "mine.csv"
-    good.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n"
-                                             for i in range(40)))
+    good.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(40)))
     message, update = launch.upload(str(good), ["rotten_tomatoes"])
     assert "ready as task `mine`" in message
     assert update["value"][-1] == "mine.csv"  # the upload's name, never a server path
@@ -125,8 +127,9 @@ def test_jobs_table_page_and_compare(ctx, stack):
     assert stack.job_id in ids and list(table["ID"]) == ids
     unchanged = jobs.refresh_table(ids, 0, "", digest)
     assert unchanged[0] == gr.skip() and unchanged[-1] == digest  # not redrawn
-    other = stack.registry.submit_job({"config": {"backbone": "tiny-bert",
-                                                  "tasks": ["bbc_news"], "lr": 0.01}})
+    other = stack.registry.submit_job(
+        {"config": {"backbone": "tiny-bert", "tasks": ["bbc_news"], "lr": 0.01}}
+    )
     _loss, _dev, diff = jobs.compare([stack.job_id, other], True)
     assert "lr" in list(diff["option"]) and "propetl.petl" not in list(diff["option"])
     assert "cancelled" in jobs.act(ctx, None, other, "cancel")
@@ -161,8 +164,9 @@ def test_owner_rule_in_the_ui(ctx, stack):
 def test_masks_tab(stack):
     from app.ui import masks
 
-    note, charts, *figures = masks.render(stack.uid, "adapter.down", 1, False,
-                                          "rotten_tomatoes", "bbc_news")
+    note, charts, *figures = masks.render(
+        stack.uid, "adapter.down", 1, False, "rotten_tomatoes", "bbc_news"
+    )
     assert "adapter.down" in note and len(figures) == masks.N_PLOTS
     assert all(f is not None for f in figures) and charts["visible"] is True
     note, charts, *_ = masks.render(None, None, 0, False, None, None)
@@ -199,8 +203,11 @@ def test_server_mounts_ui_with_stable_api_names(stack):
     with TestClient(create_app(get_auth())) as client:
         assert client.get("/").status_code == 200
         config = client.get("/config").json()
-        public = {d.get("api_name") for d in config["dependencies"]
-                  if d.get("api_visibility", "public") == "public"}
+        public = {
+            d.get("api_name")
+            for d in config["dependencies"]
+            if d.get("api_visibility", "public") == "public"
+        }
         assert public == {"launch", "list_jobs", "predict"}  # the page's own events are private
         assert client.get("/api/openapi.json").status_code == 200
 
@@ -221,20 +228,33 @@ def test_client_endpoints_answer_bad_arguments_by_name(stack):
     from app.server import create_app
 
     with TestClient(create_app(get_auth())) as client:
-        for data, words in [(["", 99999999999999999999, 5], "sweep must be a sweep's id"),
-                            (["bogus", 0, 5], "status must be one of queued, running")]:
+        for data, words in [
+            (["", 99999999999999999999, 5], "sweep must be a sweep's id"),
+            (["bogus", 0, 5], "status must be one of queued, running"),
+        ]:
             event, payload = _client_call(client, "list_jobs", data)
             assert event == "error" and words in payload, payload
-        event, payload = _client_call(client, "launch", [["rotten_tomatoes"], "tiny-bert", "",
-                                                         "notadict", ""])
+        event, payload = _client_call(
+            client, "launch", [["rotten_tomatoes"], "tiny-bert", "", "notadict", ""]
+        )
         assert event == "error" and "config must be a mapping" in payload, payload
-        event, payload = _client_call(client, "launch", [
-            ["rotten_tomatoes"], "nope-backbone", "",
-            {"max_steps": -1, "propetl": {"keep": 5, "petl": "zzz"}}, ""])
+        event, payload = _client_call(
+            client,
+            "launch",
+            [
+                ["rotten_tomatoes"],
+                "nope-backbone",
+                "",
+                {"max_steps": -1, "propetl": {"keep": 5, "petl": "zzz"}},
+                "",
+            ],
+        )
         assert event == "error" and payload.count("max_steps must") == 1, payload
         assert payload.count("keep must") == 1 and ">= 1" not in payload
         for task in ("all", "all tasks"):  # as the REST API reads them
             event, payload = _client_call(client, "predict", [stack.uid, task, "a fine film", ""])
             assert event == "complete", payload
             assert {r["task"] for r in json.loads(payload)[0]["results"]} == {
-                "rotten_tomatoes", "bbc_news"}
+                "rotten_tomatoes",
+                "bbc_news",
+            }

@@ -20,20 +20,37 @@ from tests import services
 REPO = Path(__file__).resolve().parents[2]
 
 #: Fast timings so that crashes are noticed in seconds.
-FAST = {"PROPETL_HEARTBEAT_INTERVAL": "0.5", "PROPETL_PROGRESS_INTERVAL": "0.5",
-        "PROPETL_REAPER_TIMEOUT": "4", "PROPETL_REAPER_INTERVAL": "1"}
+FAST = {
+    "PROPETL_HEARTBEAT_INTERVAL": "0.5",
+    "PROPETL_PROGRESS_INTERVAL": "0.5",
+    "PROPETL_REAPER_TIMEOUT": "4",
+    "PROPETL_REAPER_INTERVAL": "1",
+}
 
 
 def tiny_job(queue: str, **config: Any) -> dict[str, Any]:
-    base = {"backbone": "tiny-bert", "tasks": ["rotten_tomatoes"], "max_examples": 16,
-            "max_steps": 2, "batch_size": 8}
+    base = {
+        "backbone": "tiny-bert",
+        "tasks": ["rotten_tomatoes"],
+        "max_examples": 16,
+        "max_steps": 2,
+        "batch_size": 8,
+    }
     return {"queue": queue, "config": {**base, **config}}
 
 
 def long_job(queue: str, steps: int) -> dict[str, Any]:
     """~70 ms a step on this machine: long enough to cancel or kill in the middle."""
-    return tiny_job(queue, tasks=["bbc_news"], max_examples=64, max_steps=steps, batch_size=16,
-                    max_length=128, eval_every=max(steps // 2, 1), save_every=10)
+    return tiny_job(
+        queue,
+        tasks=["bbc_news"],
+        max_examples=64,
+        max_steps=steps,
+        batch_size=16,
+        max_length=128,
+        eval_every=max(steps // 2, 1),
+        save_every=10,
+    )
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -65,16 +82,42 @@ class Stack:
     def start_worker(self, name: str | None = None, wait: bool = True) -> subprocess.Popen:
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
         log = self.tmp / f"{name}.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-               "--pool", "solo", "-c", "1", "-Q", self.queue, "-n", f"{name}@%h", "-l", "info",
-               "--without-gossip", "--without-mingle"]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log.open("w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "--pool",
+            "solo",
+            "-c",
+            "1",
+            "-Q",
+            self.queue,
+            "-n",
+            f"{name}@%h",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=self.env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.workers.append(proc)
         self.logs.append(log)
         if wait:
-            wait_for(lambda: " ready." in log.read_text() or proc.poll() is not None, 60,
-                     f"worker {name} to start")
+            wait_for(
+                lambda: " ready." in log.read_text() or proc.poll() is not None,
+                60,
+                f"worker {name} to start",
+            )
             assert proc.poll() is None, log.read_text()[-3000:]
         return proc
 
@@ -84,8 +127,11 @@ class Stack:
         proc.wait(timeout=30)
 
     def wait_final(self, job_id: int, timeout: float = 90) -> Any:
-        return wait_for(lambda: (j := self.registry.get_job(job_id)).is_final and j, timeout,
-                        f"job {job_id} to finish\n{self.tail()}")
+        return wait_for(
+            lambda: (j := self.registry.get_job(job_id)).is_final and j,
+            timeout,
+            f"job {job_id} to finish\n{self.tail()}",
+        )
 
     def tail(self) -> str:
         return "\n".join(f"--- {p.name}\n" + p.read_text()[-2500:] for p in self.logs if p.exists())
@@ -97,15 +143,31 @@ class Stack:
                 proc.wait(timeout=30)
 
 
-def _stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None,
-           broker_url: str | None) -> Iterator[Stack]:
+def _stack(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str | None,
+    broker_url: str | None,
+) -> Iterator[Stack]:
     from app import db, queue, registry, settings
 
-    env = {**os.environ, **FAST, "PROPETL_DATA_DIR": str(tmp_path / "data"),
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    for key in ("PROPETL_DATABASE_URL", "PROPETL_BROKER_URL", "PROPETL_ARTIFACTS_DIR",
-                "PROPETL_RUNS_DIR", "PROPETL_RESULT_BACKEND"):
+    env = {
+        **os.environ,
+        **FAST,
+        "PROPETL_DATA_DIR": str(tmp_path / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for key in (
+        "PROPETL_DATABASE_URL",
+        "PROPETL_BROKER_URL",
+        "PROPETL_ARTIFACTS_DIR",
+        "PROPETL_RUNS_DIR",
+        "PROPETL_RESULT_BACKEND",
+    ):
         env.pop(key, None)
         monkeypatch.delenv(key, raising=False)
     if database_url:

@@ -26,8 +26,10 @@ def _client():
 def test_a_worker_labels_an_uploaded_file(embedded_stack, monkeypatch):
     from tests.dashboard_stack import reset_caches
 
-    for key, value in {"PROPETL_SERVE_MAX_BATCH": "16",
-                       "PROPETL_DEFAULT_QUEUE": embedded_stack.queue}.items():
+    for key, value in {
+        "PROPETL_SERVE_MAX_BATCH": "16",
+        "PROPETL_DEFAULT_QUEUE": embedded_stack.queue,
+    }.items():
         monkeypatch.setenv(key, value)
         embedded_stack.env[key] = value
     reset_caches()
@@ -43,8 +45,11 @@ def test_a_worker_labels_an_uploaded_file(embedded_stack, monkeypatch):
     writer.writeheader()
     writer.writerows(rows)
     with _client() as client:
-        reply = client.post(f"/api/prototypes/{uid}/label", data={"task": tasks[3]},
-                            files={"file": ("reviews.csv", body.getvalue().encode(), "text/csv")})
+        reply = client.post(
+            f"/api/prototypes/{uid}/label",
+            data={"task": tasks[3]},
+            files={"file": ("reviews.csv", body.getvalue().encode(), "text/csv")},
+        )
         assert reply.status_code == 201, reply.text
         job_id = reply.json()["id"]
         early = client.get(f"/api/jobs/{job_id}/labels")
@@ -57,12 +62,22 @@ def test_a_worker_labels_an_uploaded_file(embedded_stack, monkeypatch):
         assert reply.status_code == 200, reply.text
         assert reply.headers["content-type"].startswith("text/csv")
         out = list(csv.DictReader(io.StringIO(reply.text)))
-        reference = client.post("/api/predict", json={"prototype": uid, "items": [
-            {"task": r["task"] or tasks[3], "text": r["text"]} for i, r in enumerate(rows)
-            if i not in (7, 9)]}).json()["results"]
+        reference = client.post(
+            "/api/predict",
+            json={
+                "prototype": uid,
+                "items": [
+                    {"task": r["task"] or tasks[3], "text": r["text"]}
+                    for i, r in enumerate(rows)
+                    if i not in (7, 9)
+                ],
+            },
+        ).json()["results"]
         # a wrong file is refused at once, naming the problem
-        bad = client.post(f"/api/prototypes/{uid}/label",
-                          files={"file": ("x.csv", b"sentence\nhello\n", "text/csv")})
+        bad = client.post(
+            f"/api/prototypes/{uid}/label",
+            files={"file": ("x.csv", b"sentence\nhello\n", "text/csv")},
+        )
         assert bad.status_code == 422 and "'text'" in bad.json()["detail"]
     assert [int(r["row"]) for r in out] == list(range(1, 151))
     assert out[7]["error"] == "empty 'text'" and out[9]["error"] == "unknown task 'nope'"

@@ -49,9 +49,14 @@ def test_jobs_commands(embedded_stack, tmp_path):
 def test_bad_spec_refused_at_submit_naming_the_field(embedded_stack, tmp_path):
     spec = tmp_path / "bad.yaml"
     spec.write_text(GOOD.replace("max_steps: 2", "max_steps: 2\n  lr: -1"))
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "jobs", "submit", str(spec)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env=embedded_stack.env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "jobs", "submit", str(spec)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=embedded_stack.env,
+    )
     assert proc.returncode != 0
     assert "config.lr: lr must be in [1e-08, 10], got -1" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -74,20 +79,28 @@ def test_every_bad_input_is_one_clear_message(embedded_stack, tmp_path):
     bad.write_text("a: [1,\n")
     empty.write_text("")
     huge = str(2**63)
-    for args in (("jobs", "show", huge), ("jobs", "cancel", huge), ("jobs", "retry", huge),
-                 ("jobs", "list", "--sweep", "99999999999999999999"),
-                 ("jobs", "list", "--limit", "-5"),
-                 ("jobs", "submit", str(bad)), ("jobs", "sweep", str(bad)),
-                 ("jobs", "submit", str(empty)),
-                 ("db", "upgrade", "nosuchrev"), ("db", "downgrade", "zzz")):
+    for args in (
+        ("jobs", "show", huge),
+        ("jobs", "cancel", huge),
+        ("jobs", "retry", huge),
+        ("jobs", "list", "--sweep", "99999999999999999999"),
+        ("jobs", "list", "--limit", "-5"),
+        ("jobs", "submit", str(bad)),
+        ("jobs", "sweep", str(bad)),
+        ("jobs", "submit", str(empty)),
+        ("db", "upgrade", "nosuchrev"),
+        ("db", "downgrade", "zzz"),
+    ):
         result = CliRunner().invoke(cli, list(args))
         assert result.exit_code != 0, (args, result.output)
-        assert not isinstance(result.exception, Exception) or \
-            isinstance(result.exception, SystemExit), (args, result.exception)
+        assert not isinstance(result.exception, Exception) or isinstance(
+            result.exception, SystemExit
+        ), (args, result.exception)
         assert "Traceback" not in result.output and "Error:" in result.output, args
     assert "not valid YAML" in _run("jobs", "submit", str(bad))[1]
-    assert "name at least one task" in CliRunner().invoke(
-        cli, ["jobs", "submit", str(empty)]).output
+    assert (
+        "name at least one task" in CliRunner().invoke(cli, ["jobs", "submit", str(empty)]).output
+    )
     assert embedded_stack.registry.list_jobs() == []  # the empty spec queued nothing
 
 

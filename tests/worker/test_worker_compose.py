@@ -86,14 +86,16 @@ def test_deployment_shape():
     assert env["PROPETL_DATABASE_URL"].startswith("postgresql+psycopg://")
     from app.settings import Settings
 
-    assert Settings(**{k[8:].lower(): _unset(v) for k, v in env.items()
-                       if k.startswith("PROPETL_")})
+    assert Settings(
+        **{k[8:].lower(): _unset(v) for k, v in env.items() if k.startswith("PROPETL_")}
+    )
 
 
 def _unset(value: str) -> str:
     """`value` as compose reads it when the variables it names are not set: `${X:-d}` -> d."""
-    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "",
-                  str(value))
+    return re.sub(
+        r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", str(value)
+    )
 
 
 def test_web_and_workers_read_the_same_login_settings():
@@ -102,15 +104,17 @@ def test_web_and_workers_read_the_same_login_settings():
     from app.auth import _UserSettings
     from app.settings import Settings
 
-    login = {"auth_enabled", "default_owner", "secret_key", *_UserSettings.model_fields} - \
-        {"token_ttl"}  # tokens are checked by the web server only
+    login = {"auth_enabled", "default_owner", "secret_key", *_UserSettings.model_fields} - {
+        "token_ttl"
+    }  # tokens are checked by the web server only
     assert login <= set(Settings.model_fields) | set(_UserSettings.model_fields)
     web, worker = (SERVICES[name]["environment"] for name in ("web", "worker"))
     for key in sorted(f"PROPETL_{name.upper()}" for name in login):
         assert key in web, f"{key} does not reach the web server"
         assert worker.get(key) == web[key], f"{key} differs between the web and the workers"
-    assert {k: v for k, v in worker.items() if k.startswith("PROPETL_AUTH")} == \
-        {k: v for k, v in web.items() if k.startswith("PROPETL_AUTH")}
+    assert {k: v for k, v in worker.items() if k.startswith("PROPETL_AUTH")} == {
+        k: v for k, v in web.items() if k.startswith("PROPETL_AUTH")
+    }
     # by default login is off, and turning it on in the shell or .env turns it on for both
     assert _unset(web["PROPETL_AUTH_ENABLED"]) == "false"
     assert re.fullmatch(r"\$\{PROPETL_AUTH_ENABLED(:-[^}]*)?\}", web["PROPETL_AUTH_ENABLED"])

@@ -35,18 +35,26 @@ def test_two_add_jobs_at_once_both_land_and_failures_leave_the_prototype(redis_s
     stack.start_worker()
     stack.start_worker()
     registry = stack.registry
-    base_job = registry.submit_job(tiny_job(stack.queue, tasks=["bbc_news"], max_steps=3,
-                                            propetl={"keep": 0.3, "bottleneck": 8}))
+    base_job = registry.submit_job(
+        tiny_job(
+            stack.queue, tasks=["bbc_news"], max_steps=3, propetl={"keep": 0.3, "bottleneck": 8}
+        )
+    )
     assert stack.wait_final(base_job).status == "succeeded", stack.tail()
     uid = registry.prototype_for_job(base_job).uid
     before, rows = _state(stack, uid)
     assert rows == [(0, "bbc_news", base_job)]
 
     # refused at submit: a method field that differs, a task name already there
-    with pytest.raises(BaseConflictError,
-                       match=re.escape("propetl.keep: given 0.5, the prototype has 0.3")):
-        registry.submit_job({**_add(stack, uid, ["rotten_tomatoes"]),
-                             "config": {"tasks": ["rotten_tomatoes"], "propetl": {"keep": 0.5}}})
+    with pytest.raises(
+        BaseConflictError, match=re.escape("propetl.keep: given 0.5, the prototype has 0.3")
+    ):
+        registry.submit_job(
+            {
+                **_add(stack, uid, ["rotten_tomatoes"]),
+                "config": {"tasks": ["rotten_tomatoes"], "propetl": {"keep": 0.5}},
+            }
+        )
     with pytest.raises(BaseConflictError, match="already on the prototype"):
         registry.submit_job(_add(stack, uid, ["bbc_news"]))
 
@@ -59,14 +67,22 @@ def test_two_add_jobs_at_once_both_land_and_failures_leave_the_prototype(redis_s
     after, rows = _state(stack, uid)
     assert {k: v for k, v in after.items() if k in before} == before  # byte-identical
     assert sorted(rows)[0] == (0, "bbc_news", base_job)
-    assert sorted((r[1], r[2]) for r in rows[1:]) == [("rotten_tomatoes", first),
-                                                      ("tweet_sentiment", second)]
+    assert sorted((r[1], r[2]) for r in rows[1:]) == [
+        ("rotten_tomatoes", first),
+        ("tweet_sentiment", second),
+    ]
     assert [r[0] for r in rows] == [0, 1, 2]
     artifact = Path(registry.get_prototype(uid).artifact_path)
-    assert sorted(p.name for p in (artifact / "tasks").iterdir()) == \
-        ["bbc_news", "rotten_tomatoes", "tweet_sentiment"]
-    assert all(k.startswith(("tasks/bbc_news/", "tasks/rotten_tomatoes/",
-                             "tasks/tweet_sentiment/")) or k in before for k in after)
+    assert sorted(p.name for p in (artifact / "tasks").iterdir()) == [
+        "bbc_news",
+        "rotten_tomatoes",
+        "tweet_sentiment",
+    ]
+    assert all(
+        k.startswith(("tasks/bbc_news/", "tasks/rotten_tomatoes/", "tasks/tweet_sentiment/"))
+        or k in before
+        for k in after
+    )
     history = task_history(registry, uid)
     assert [h.task for h in history] == [r[1] for r in rows]
     assert all(h.test_metrics and h.mask_bytes > 0 and h.job_name for h in history)
@@ -78,11 +94,13 @@ def test_two_add_jobs_at_once_both_land_and_failures_leave_the_prototype(redis_s
     failing = registry.submit_job(_add(stack, uid, [str(data)]))
     data.unlink()
     data2 = stack.tmp / "long.csv"
-    data2.write_text("text,label\n" + "".join(f"words {i} " * 20 + f",{i % 2}\n"
-                                              for i in range(64)))
+    data2.write_text(
+        "text,label\n" + "".join(f"words {i} " * 20 + f",{i % 2}\n" for i in range(64))
+    )
     long = _add(stack, uid, [str(data2)])
-    long["config"].update(max_steps=400, max_length=128, max_examples=64, save_every=10,
-                          eval_every=200)
+    long["config"].update(
+        max_steps=400, max_length=128, max_examples=64, save_every=10, eval_every=200
+    )
     cancelled = registry.submit_job(long)
     wait_for(lambda: registry.get_job(cancelled).step >= 5, 90, "the add-job to pass step 5")
     registry.request_cancel(cancelled)

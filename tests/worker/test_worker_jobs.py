@@ -31,7 +31,9 @@ def _assert_registered(stack, job_id: int, tasks: list[str]) -> None:
     for task in tasks:
         assert series[(task, "dev", "accuracy")], series.keys()
         assert series[(task, "test", "accuracy")]
-    leftovers = [p.name for p in Path(proto.artifact_path).parent.iterdir() if p.name.startswith(".")]
+    leftovers = [
+        p.name for p in Path(proto.artifact_path).parent.iterdir() if p.name.startswith(".")
+    ]
     assert leftovers == []
 
 
@@ -57,8 +59,9 @@ def test_redis_and_postgres_run_a_two_task_job(redis_stack):
     stack = redis_stack
     stack.start_worker()
     tasks = ["rotten_tomatoes", "tweet_sentiment"]
-    job_id = stack.registry.submit_job(tiny_job(stack.queue, tasks=tasks, max_steps=4,
-                                                eval_every=2))
+    job_id = stack.registry.submit_job(
+        tiny_job(stack.queue, tasks=tasks, max_steps=4, eval_every=2)
+    )
     stack.wait_final(job_id)
     _assert_registered(stack, job_id, tasks)
 
@@ -98,8 +101,11 @@ def test_kill_9_mid_run_then_a_new_worker_resumes(stack_kind, request):
     registry = stack.registry
     job_id = registry.submit_job(long_job(stack.queue, steps=150))
     run_dir = Path(wait_for(lambda: registry.get_job(job_id).run_dir, 30, "a run dir"))
-    wait_for(lambda: list((run_dir / "checkpoints").glob("checkpoint-2*")), 90,
-             "a checkpoint at step 20+")
+    wait_for(
+        lambda: list((run_dir / "checkpoints").glob("checkpoint-2*")),
+        90,
+        "a checkpoint at step 20+",
+    )
     stack.kill(first)
     assert registry.get_job(job_id).status == "running"
     stack.start_worker()

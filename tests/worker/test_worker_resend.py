@@ -28,9 +28,14 @@ def _lose_messages(queue: str) -> int:
 
 
 def _reap(env: dict[str, str], resend_after: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "app.cli", "jobs", "reap"], cwd=REPO,
-                          env={**env, "PROPETL_QUEUED_RESEND_AFTER": resend_after},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "jobs", "reap"],
+        cwd=REPO,
+        env={**env, "PROPETL_QUEUED_RESEND_AFTER": resend_after},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

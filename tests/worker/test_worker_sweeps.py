@@ -19,9 +19,11 @@ def _run(*args: str) -> tuple[int, str]:
 def test_cli_sweep_runs_on_a_worker_and_reports_per_task_results(embedded_stack, tmp_path):
     stack = embedded_stack
     spec = tmp_path / "base.yaml"
-    spec.write_text(f"queue: {stack.queue}\nconfig:\n  backbone: tiny-bert\n"
-                    "  tasks: [rotten_tomatoes, bbc_news]\n  max_examples: 16\n"
-                    "  max_steps: 4\n  batch_size: 8\n  eval_every: 2\n")
+    spec.write_text(
+        f"queue: {stack.queue}\nconfig:\n  backbone: tiny-bert\n"
+        "  tasks: [rotten_tomatoes, bbc_news]\n  max_examples: 16\n"
+        "  max_steps: 4\n  batch_size: 8\n  eval_every: 2\n"
+    )
     code, out = _run("jobs", "sweep", str(spec), "--grid", "keep=0.1,0.5,1.0", "--name", "keep")
     assert code == 0, out
     assert out.startswith("sweep ") and "3 jobs queued" in out
@@ -40,13 +42,16 @@ def test_cli_sweep_runs_on_a_worker_and_reports_per_task_results(embedded_stack,
     detail = views.sweep_detail(registry.get_sweep(sweep_id))
     rows = detail["results"]
     assert sorted((r["values"]["propetl.keep"], r["task"]) for r in rows) == sorted(
-        (k, t) for k in (0.1, 0.5, 1.0) for t in ("rotten_tomatoes", "bbc_news"))
+        (k, t) for k in (0.1, 0.5, 1.0) for t in ("rotten_tomatoes", "bbc_news")
+    )
     assert all(r["test"] is not None and r["stored_bytes"] > 0 for r in rows)
     lines, points = views.sweep_plot_data(rows, detail["grid"])
     assert [x for x, _ in lines["bbc_news"][""]] == [0.1, 0.5, 1.0]
     assert len(points["rotten_tomatoes"]) == 3
     # each job trained with its own keep ratio: the masks it registered keep that fraction
-    densities = {j.spec["config"]["propetl"]["keep"]: j.prototype.mask_sets[0].density
-                 for j in registry.get_sweep(sweep_id).jobs}
+    densities = {
+        j.spec["config"]["propetl"]["keep"]: j.prototype.mask_sets[0].density
+        for j in registry.get_sweep(sweep_id).jobs
+    }
     for keep, density in densities.items():
         assert all(abs(d - keep) < 0.05 for d in density), (keep, density)
