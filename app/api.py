@@ -45,7 +45,8 @@ class Problem(BaseModel):
     detail: str | list[dict[str, Any]]
 
 
-#: Every route may answer these (documented so that clients and schema checks know them).
+#: The error answers, documented so that clients and schema checks know them: the first five
+#: on every route, 429 on the token route, 503 on prediction.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "not logged in, or a bad token"},
     403: {"model": Problem, "description": "the work belongs to another user"},
@@ -59,7 +60,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "`Retry-After` s (nothing was queued)",
     },
 }
-router = APIRouter(prefix="/api", responses=ERRORS)
+router = APIRouter(
+    prefix="/api", responses={code: ERRORS[code] for code in (401, 403, 404, 409, 422)}
+)
 #: The routes that answer without login (their own answers documented route by route).
 public = APIRouter(prefix="/api")
 JobId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a job's id")]
@@ -637,7 +640,7 @@ def _submit_predict(
     return uid, engine.submit(uid, task, body.text, body.text_pair)
 
 
-@router.post("/predict", tags=["predict"])
+@router.post("/predict", tags=["predict"], responses={503: ERRORS[503]})
 async def predict(body: PredictRequest, engine: EngineDep, access: AccessDep) -> dict[str, Any]:
     """Labels and probabilities; the prototype (its id or a unique prefix) stays loaded and
     tasks swap masks (with login on, only from prototypes of the caller's jobs)."""

@@ -50,6 +50,10 @@ def test_openapi_declares_the_token_and_what_routes_really_answer(client):
     login = paths["/api/auth/token"]["post"]
     assert set(login["responses"]) == {"200", "401", "409", "422", "429"}
     assert "security" not in login
+    # 429 only where logins are counted, 503 only where a serving queue can be full
+    assert "503" in paths["/api/predict"]["post"]["responses"]
+    job = paths["/api/jobs/{job_id}"]["get"]["responses"]
+    assert {"401", "403", "404"} <= set(job) and not {"429", "503"} & set(job)
 
 
 def test_catalog(client):
