@@ -104,6 +104,7 @@ def test_presets_round_trip(stack):
     paper = dict(zip(keys, launch.apply_preset("adapter, paper defaults")[2:], strict=True))
     assert recipe["mask_lr"] == DEFAULT_MASK_LR["adapter"] != paper["mask_lr"]
     assert paper["mask_lr"] == PAPER_MASK_LR["adapter"]
+    assert (recipe["epochs"], recipe["warmup_ratio"]) == (1.0, 0.1)  # the recipe study's
     lora = dict(zip(keys, launch.apply_preset("LoRA, measured recipe")[2:], strict=True))
     lora_paper = dict(zip(keys, launch.apply_preset("LoRA, paper defaults")[2:], strict=True))
     assert lora["propetl.keep"] == 0.5 and lora_paper["propetl.keep"] == 0.1
