@@ -553,25 +553,31 @@ def _propetl_config(method: Method):
     return PropetlConfig(**method.settings)
 
 
+def _run_options(settings: ParetoSettings, method: Method, lr: float, seed: int) -> dict:
+    """The protocol's training options of one run, then the method's own (which may override
+    them: a recipe variant's steps or evaluations)."""
+    return {
+        "lr": lr,
+        "max_steps": settings.steps,
+        "batch_size": settings.batch_size,
+        "eval_batch_size": settings.eval_batch_size,
+        "max_length": settings.max_length,
+        "max_examples": settings.max_examples,
+        "eval_every": 10**6,
+        "seed": seed,
+        "data_seed": DATA_SEED,
+        **method.train,
+    }
+
+
 def _train_config(settings: ParetoSettings, tasks: list[str], method: Method, lr: float, seed: int):
     from propetl.config import TrainConfig
 
     return TrainConfig(
-        **{
-            "backbone": settings.backbone,
-            "tasks": tasks,
-            "propetl": _propetl_config(method),
-            "lr": lr,
-            "max_steps": settings.steps,
-            "batch_size": settings.batch_size,
-            "eval_batch_size": settings.eval_batch_size,
-            "max_length": settings.max_length,
-            "max_examples": settings.max_examples,
-            "eval_every": 10**6,
-            "seed": seed,
-            "data_seed": DATA_SEED,
-            **method.train,
-        }
+        backbone=settings.backbone,
+        tasks=tasks,
+        propetl=_propetl_config(method),
+        **_run_options(settings, method, lr, seed),
     )
 
 
@@ -632,19 +638,7 @@ def run_propetl(
             base = read_base(prototype_folder(method, task, settings))
             config = onto_config(
                 base,
-                {
-                    "tasks": [task],
-                    "lr": lr,
-                    "max_steps": settings.steps,
-                    "batch_size": settings.batch_size,
-                    "eval_batch_size": settings.eval_batch_size,
-                    "max_length": settings.max_length,
-                    "max_examples": settings.max_examples,
-                    "eval_every": 10**6,
-                    "seed": seed,
-                    "data_seed": DATA_SEED,
-                    **method.train,
-                },
+                {"tasks": [task], **_run_options(settings, method, lr, seed)},
             )
             before = prototype_hashes(base.directory)
             result = train(config, Path(work) / "run", resume=False, onto=base.directory)
