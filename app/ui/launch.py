@@ -84,9 +84,10 @@ def task_choices() -> list[tuple[str, str]]:
     return out
 
 
-def fresh_task_choices(current: list[str] | None) -> Any:
-    """The task picker listed for the user of this page (their uploads), choices kept."""
-    return gr.update(choices=task_choices(), value=current)
+def fresh_task_choices() -> Any:
+    """The task picker listed for the user of this page (their uploads). The value is left
+    alone: this answers a focus, and a pick made before the answer arrives must stand."""
+    return gr.update(choices=task_choices())
 
 
 def _user_file(task: str) -> str:
@@ -553,7 +554,7 @@ def build(ctx: Ctx) -> LaunchUI:
     )
     upload_file.upload(upload, [upload_file, tasks], [upload_msg, tasks], **private)
     # the page is drawn with the catalog only: the user's own uploads are listed for them
-    tasks.focus(fresh_task_choices, tasks, tasks, **private)
+    tasks.focus(fresh_task_choices, None, tasks, **private)
     method = [f for f, s in zip(fields, SPECS, strict=True) if s.key.startswith("propetl.")]
     for component in (backbone, tasks):
         component.change(generation_open, [backbone, tasks], sections["generation"], **private)

@@ -190,6 +190,15 @@ class TestUploadNames:
         assert "same content as first.csv" in message
         assert not (uploads / "renamed.csv").exists()
 
+    def test_the_picker_lists_the_upload_and_leaves_the_pick_alone(self, launch, tmp_path):
+        """Opening the task picker refreshes its list; a pick made before that answer
+        arrives must not be overwritten, so the answer carries choices only."""
+        (tmp_path / "listed.csv").write_text(unique("listed"))
+        launch.upload(str(tmp_path / "listed.csv"), [])
+        update = launch.fresh_task_choices()
+        assert ("listed (uploaded csv)", "listed.csv") in update["choices"]
+        assert "value" not in update
+
 
 class TestFormulaLabels:
     """Spreadsheet formulas in labels are kept as plain strings, never evaluated."""

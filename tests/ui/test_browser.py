@@ -36,11 +36,12 @@ def test_launch_a_job(page: Page):
     backbone.fill("tiny-bert")
     backbone.press("Enter")
     choose(page, "launch-tasks", "bbc_news")
+    expect(page.locator("#launch-tasks")).to_contain_text("bbc_news")  # the pick stands
     fill_number(page, "opt-max-examples", "16")
     fill_number(page, "opt-max-steps", "6")
     fill_number(page, "opt-batch-size", "8")
     fill_number(page, "opt-eval-every", "2")
-    expect(page.locator("#launch-estimate")).to_contain_text("2 tasks")
+    expect(page.locator("#launch-estimate")).to_contain_text("2 tasks", timeout=30_000)
     shoot(page, "1-launch")
     page.locator("#launch-submit").click()
     expect(page.locator("#launch-status")).to_contain_text("queued", timeout=30_000)
